@@ -1,0 +1,62 @@
+# dso_nas — `make search` runs the embedded default end to end; `make test` runs the tests.
+# Both create .venv and install the pinned requirements on first use.
+PYTHON ?= python3
+VENV ?= .venv
+GPU ?= 0
+PY := $(VENV)/bin/python
+DSO := $(VENV)/bin/dso-nas
+REQ := $(if $(filter 1,$(GPU)),requirements-gpu.txt,requirements.txt)
+STAMP := $(VENV)/.installed-$(if $(filter 1,$(GPU)),gpu,cpu)
+FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
+ARGS ?=
+CIFAR_ROOT ?=
+SCOPE ?= full
+ARCH ?=
+RUN ?=
+
+.PHONY: install data search test bench cifar-search cifar-retrain clean help
+
+help:
+	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
+	@echo "make test          run the test suite"
+	@echo "make install GPU=1 install the CUDA 11.2 build (mxnet-cu112) instead of the CPU one"
+	@echo "make cifar-search CIFAR_ROOT=DIR SCOPE=share|full   paper CIFAR-10 search"
+	@echo "make cifar-retrain CIFAR_ROOT=DIR ARCH=FILE          paper CIFAR-10 retraining"
+	@echo "ARGS='key=value ...' adds config overrides to any run target"
+
+$(STAMP): requirements.txt requirements-gpu.txt requirements-dev.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r $(REQ) -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist; installed with apt when we are root.
+data:
+	@if [ -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null; } || \
+	  echo "make: could not apt-get install dataset-fashion-mnist; set ARGS='data.root=DIR' to a folder with the four idx files"; \
+	else echo "make: Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or set ARGS='data.root=DIR'"; fi
+
+search: install data
+	$(DSO) run --config experiments/fashion_mnist/search.yaml $(ARGS)
+
+test: install
+	$(PY) -m pytest -q tests
+
+bench: install
+	$(PY) tools/bench_step.py $(ARGS)
+
+cifar-search: install
+	$(DSO) search --config experiments/cifar/search.yaml model.scope=$(SCOPE) $(if $(CIFAR_ROOT),data.root=$(CIFAR_ROOT)) $(ARGS)
+
+cifar-retrain: install
+	@test -n "$(ARCH)" || { echo "make: set ARCH=path/to/architecture.yaml"; exit 2; }
+	$(DSO) retrain --config experiments/cifar/retrain.yaml --arch $(ARCH) $(if $(CIFAR_ROOT),data.root=$(CIFAR_ROOT)) $(ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,103 @@
+"""Atomic checkpoints: weights, λ, optimizer states, RNG states, position and config.
+
+A checkpoint is one pickle file written to a temporary name in the same folder and
+renamed over the old one (``os.replace`` is atomic on POSIX), so a run killed at any
+moment leaves either the previous or the new checkpoint, never a torn one.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from typing import Any, Dict
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+from .errors import CheckpointError
+
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path: str, payload: Dict[str, Any]) -> None:
+    """Pickle ``payload`` (plus a format version) to ``path`` atomically."""
+    payload = dict(payload, format_version=FORMAT_VERSION)
+    atomic_write_bytes(path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def load_checkpoint(path: str) -> Dict[str, Any]:
+    """Read a checkpoint; a missing or unreadable file raises :class:`CheckpointError`."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            payload = pickle.load(f)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise CheckpointError(f"checkpoint {path} is unreadable: {type(e).__name__}: {e}") from None
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} is not a dso_nas checkpoint of format {FORMAT_VERSION}")
+    return payload
+
+
+def net_arrays(net: gluon.Block) -> Dict[str, np.ndarray]:
+    """Every parameter of ``net`` as NumPy, keyed by its structural name (stable across runs)."""
+    return {k: p.data().asnumpy() for k, p in net._collect_params_with_prefix().items()}  # noqa: SLF001
+
+
+def load_net_arrays(net: gluon.Block, arrays: Dict[str, np.ndarray], source: str = "checkpoint") -> None:
+    """Copy ``arrays`` into ``net``'s parameters; any missing key or shape mismatch is one error line."""
+    params = net._collect_params_with_prefix()  # noqa: SLF001
+    missing = sorted(set(params) - set(arrays))
+    extra = sorted(set(arrays) - set(params))
+    if missing or extra:
+        what = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
+        raise CheckpointError(f"{source} does not match the network: {what} ({len(missing)} missing, {len(extra)} unexpected)")
+    for key, param in params.items():
+        value = arrays[key]
+        if tuple(param.shape) != tuple(value.shape):
+            raise CheckpointError(
+                f"{source} does not match the network: '{key}' has shape {tuple(value.shape)}, the config builds {tuple(param.shape)}"
+            )
+    for key, param in params.items():
+        param.set_data(mx.nd.array(arrays[key], dtype=param.dtype))
+
+
+def trainer_state(trainer: gluon.Trainer) -> bytes:
+    """The optimizer state of a Gluon trainer (momenta, APG-NAG iterates) as bytes."""
+    fd, tmp = tempfile.mkstemp(prefix=".trainer-")
+    os.close(fd)
+    try:
+        trainer.save_states(tmp)
+        with open(tmp, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(tmp)
+
+
+def restore_trainer_state(trainer: gluon.Trainer, state: bytes) -> None:
+    """Inverse of :func:`trainer_state`."""
+    fd, tmp = tempfile.mkstemp(prefix=".trainer-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(state)
+        trainer.load_states(tmp)
+    finally:
+        os.unlink(tmp)

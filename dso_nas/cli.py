@@ -1,0 +1,108 @@
+"""The ``dso-nas`` command line.
+
+Every subcommand takes ``--config FILE`` and trailing ``KEY=VALUE`` overrides::
+
+    dso-nas run      --config experiments/fashion_mnist/search.yaml   # the whole chain
+    dso-nas search   --config experiments/cifar/search.yaml model.scope=share
+    dso-nas search   --resume runs/cifar                               # continue a killed run
+    dso-nas retrain  --config experiments/cifar/retrain.yaml --arch runs/cifar/architecture.yaml
+    dso-nas evaluate --checkpoint runs/cifar/retrain/checkpoint.pkl
+    dso-nas info     --config experiments/cifar/search.yaml --json
+    dso-nas report   runs/cifar
+
+User errors (bad path, unknown key, malformed file) end with one line on stderr and exit
+status 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import List, Optional
+
+from .errors import UserError
+
+LOG = logging.getLogger("dso_nas")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="experiment YAML (only what differs from the defaults)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, dotted keys, YAML values")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``dso-nas``."""
+    parser = argparse.ArgumentParser(prog="dso-nas", description="DSO-NAS: single-shot NAS via direct sparse optimization")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="pre-train, search, derive, retrain, evaluate and report in one run folder")
+    _add_config_args(p)
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+
+    p = sub.add_parser("search", help="pre-train the supernet, search λ, derive the architecture")
+    _add_config_args(p)
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR from its last checkpoint")
+
+    p = sub.add_parser("retrain", help="train a derived architecture from scratch and evaluate it")
+    _add_config_args(p)
+    p.add_argument("--arch", metavar="ARCH_FILE", help="architecture YAML written by search or tools/make_baseline.py")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the retraining in RUN_DIR")
+
+    p = sub.add_parser("evaluate", help="test accuracy of a retrained checkpoint")
+    p.add_argument("--checkpoint", required=True, metavar="FILE")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.root=DIR")
+
+    p = sub.add_parser("info", help="parameters, FLOPs, MAC and λ counts without training")
+    _add_config_args(p)
+    p.add_argument("--arch", metavar="ARCH_FILE", help="report a derived architecture instead of the supernet")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("report", help="our figures beside the paper's")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from . import pipeline  # noqa: PLC0415 - keep `--help` fast (no MXNet import)
+
+    if args.command == "info":
+        info = pipeline.info(args.config, args.overrides, arch_path=args.arch)
+        print(json.dumps(info, indent=None if args.json else 2, sort_keys=False))
+        return 0
+    if args.command == "report":
+        text, data = pipeline.report(args.run_dir)
+        print(json.dumps(data) if args.json else text)
+        return 0
+    if args.command == "evaluate":
+        result = pipeline.evaluate_checkpoint(args.checkpoint, args.overrides)
+        print(json.dumps(result))
+        return 0
+    if args.command == "search":
+        pipeline.search(args.config, args.overrides, resume=args.resume)
+        return 0
+    if args.command == "retrain":
+        pipeline.retrain(args.config, args.overrides, arch_path=args.arch, resume=args.resume)
+        return 0
+    if args.command == "run":
+        pipeline.run_all(args.config, args.overrides, resume=args.resume)
+        return 0
+    raise AssertionError(args.command)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of ``dso-nas``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except UserError as e:
+        print(f"dso-nas: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dso-nas: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

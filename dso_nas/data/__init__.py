@@ -1,0 +1,131 @@
+"""Datasets, the D_w / D_λ split and reproducible batch loaders.
+
+:func:`load_dataset` reads Fashion-MNIST or CIFAR-10 from local files into a
+:class:`Dataset`; :func:`build_loaders` splits the training images into the weight set
+D_w and the structure set D_λ (TPAMI Sec. 4.1: 25K / 25K on CIFAR-10) and wraps every
+part in an :class:`~dso_nas.data.loader.ArrayLoader`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Tuple
+
+import numpy as np
+
+from ..errors import ConfigError, UserError
+from .augment import Augment, train_augment
+from .cifar import load_cifar10
+from .fashion_mnist import DEFAULT_ROOT as FASHION_MNIST_ROOT, load_fashion_mnist
+from .loader import ArrayLoader
+
+__all__ = ["Dataset", "Loaders", "ArrayLoader", "Augment", "DATASETS", "load_dataset",
+           "split_indices", "build_loaders", "train_augment"]
+
+#: name -> (reader(root), default root, per-channel mean, per-channel std). The CIFAR-10
+#: statistics are CIFAR-10's own (the authors' release used CIFAR-100's by mistake).
+DATASETS = {
+    "fashion_mnist": (load_fashion_mnist, FASHION_MNIST_ROOT, (0.2860,), (0.3530,)),
+    "cifar10": (load_cifar10, "", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+
+
+@dataclass
+class Dataset:
+    """Training and test images ``(N, H, W, C)`` uint8 with int32 labels, and statistics."""
+
+    name: str
+    num_classes: int
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+    train_x: np.ndarray = field(repr=False)
+    train_y: np.ndarray = field(repr=False)
+    test_x: np.ndarray = field(repr=False)
+    test_y: np.ndarray = field(repr=False)
+
+    @property
+    def image_shape(self) -> Tuple[int, int, int]:
+        """``(H, W, C)`` of one image."""
+        return tuple(self.train_x.shape[1:])
+
+
+@dataclass
+class Loaders:
+    """Loaders of D_w (``weights``), D_λ (``lambdas``), all training images and the test set."""
+
+    weights: ArrayLoader
+    lambdas: ArrayLoader
+    full: ArrayLoader
+    test: ArrayLoader
+
+
+def load_dataset(name: str, root: str) -> Dataset:
+    """Read dataset ``name`` ('fashion_mnist' or 'cifar10') from ``root`` ('' = default)."""
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
+    reader, default_root, mean, std = DATASETS[name]
+    train_x, train_y, test_x, test_y = reader(root or default_root)
+    return Dataset(name, 10, mean, std, train_x, train_y, test_x, test_y)
+
+
+def split_indices(n: int, weight_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Random disjoint, covering, sorted index sets of sizes ``round(n * fraction)`` and the rest.
+
+    Deterministic in ``seed``; returns ``(idx_w, idx_lam)``.
+    """
+    if not 0.0 < weight_fraction < 1.0:
+        raise ConfigError(f"weight fraction must lie in (0, 1), got {weight_fraction}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_w = int(round(n * weight_fraction))
+    return np.sort(perm[:n_w]), np.sort(perm[n_w:])
+
+
+def _child_seeds(seed: int, count: int):
+    """``count`` independent non-negative integer seeds derived from ``seed``."""
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
+
+
+def build_loaders(ds: Dataset, *, batch_size: int, eval_batch_size: int, limit: int,
+                  weight_fraction: float, split: bool, seed: int, cutout: int = 0,
+                  augment: bool = True, test_limit: int = 0) -> Loaders:
+    """Loaders for search (D_w, D_λ), retraining (all training images) and testing.
+
+    Parameters
+    ----------
+    ds : Dataset
+        The loaded dataset.
+    batch_size, eval_batch_size : int
+        Training and test batch sizes.
+    limit : int
+        If > 0, use only the first ``limit`` training images (before splitting).
+    weight_fraction : float
+        Share of the training images in D_w (0.5 on CIFAR-10); ignored without ``split``.
+    split : bool
+        Split into disjoint D_w / D_λ; if False (Table 7 ablation) both iterate the whole
+        (limited) training set, in different orders.
+    seed : int
+        Seed of the split and of every loader (each gets its own derived seed).
+    cutout : int
+        Cutout side for the training loaders (0: none).
+    augment : bool
+        Augment the training loaders (pad-crop, flip, cutout); the test set never is.
+    test_limit : int
+        If > 0, use only the first ``test_limit`` test images (smoke runs).
+    """
+    n = len(ds.train_x) if limit <= 0 else min(limit, len(ds.train_x))
+    x, y = ds.train_x[:n], ds.train_y[:n]
+    aug = train_augment(ds.name, cutout) if augment else None
+    s_w, s_lam, s_full = _child_seeds(seed, 3)
+
+    def train(xs: np.ndarray, ys: np.ndarray, s: int) -> ArrayLoader:
+        return ArrayLoader(xs, ys, batch_size, shuffle=True, augment=aug,
+                           mean=ds.mean, std=ds.std, seed=s)
+
+    if split:
+        idx_w, idx_lam = split_indices(n, weight_fraction, seed)
+        weights, lambdas = train(x[idx_w], y[idx_w], s_w), train(x[idx_lam], y[idx_lam], s_lam)
+    else:
+        weights, lambdas = train(x, y, s_w), train(x, y, s_lam)
+    n_test = len(ds.test_x) if test_limit <= 0 else min(test_limit, len(ds.test_x))
+    test = ArrayLoader(ds.test_x[:n_test], ds.test_y[:n_test], eval_batch_size, shuffle=False,
+                       augment=None, mean=ds.mean, std=ds.std, seed=0)
+    return Loaders(weights, lambdas, train(x, y, s_full), test)

@@ -1,0 +1,75 @@
+"""Vectorised training augmentation driven by an explicit ``np.random.Generator``.
+
+The geometric part (zero-pad, random crop, horizontal flip) works on the uint8 NHWC
+batch; cutout (DeVries & Taylor 2017) must zero pixels *after* normalisation, so it is a
+separate keep-mask that the loader multiplies into the normalised float batch. Random
+numbers are drawn in a fixed order from the generator: crop rows, crop columns, flips,
+then cutout rows and columns, one value per image each.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..errors import UserError
+
+#: Per-dataset training augmentation: (pad, flip). CIFAR-10 follows the paper (pad to
+#: 40x40, crop 32x32) plus the standard flip; Fashion-MNIST reuses it (pad 4, crop 28).
+TRAIN_AUGMENT = {"cifar10": (4, True), "fashion_mnist": (4, True)}
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Pad-and-crop, flip and cutout parameters.
+
+    Parameters
+    ----------
+    pad : int
+        Zero padding on each side before cropping back to the original size.
+    flip : bool
+        Flip each image horizontally with probability 0.5.
+    cutout : int
+        Side of the square zeroed per image after normalisation (0: none).
+    """
+
+    pad: int = 4
+    flip: bool = True
+    cutout: int = 0
+
+    def __call__(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Randomly crop (after zero padding) and flip a uint8 ``(N, H, W, C)`` batch."""
+        n, h, w, _ = batch.shape
+        p = self.pad
+        padded = np.pad(batch, ((0, 0), (p, p), (p, p), (0, 0))) if p else batch
+        rows = rng.integers(0, 2 * p + 1, n)[:, None] + np.arange(h)
+        cols = rng.integers(0, 2 * p + 1, n)[:, None] + np.arange(w)
+        if self.flip:
+            cols = np.where((rng.random(n) < 0.5)[:, None], cols[:, ::-1], cols)
+        return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+    def cutout_mask(self, n: int, h: int, w: int,
+                    rng: np.random.Generator) -> Optional[np.ndarray]:
+        """Float32 keep-mask ``(N, 1, H, W)``: 0 in one square per image, else 1.
+
+        The square has side ``cutout`` and a centre drawn uniformly over the image; it is
+        clipped at the borders. None when ``cutout`` is 0.
+        """
+        if self.cutout <= 0:
+            return None
+        top = rng.integers(0, h, n) - self.cutout // 2
+        left = rng.integers(0, w, n) - self.cutout // 2
+        ys, xs = np.arange(h), np.arange(w)
+        in_rows = (ys >= top[:, None]) & (ys < top[:, None] + self.cutout)
+        in_cols = (xs >= left[:, None]) & (xs < left[:, None] + self.cutout)
+        return (~(in_rows[:, :, None] & in_cols[:, None, :]))[:, None].astype(np.float32)
+
+
+def train_augment(name: str, cutout: int = 0) -> Augment:
+    """The training augmentation of dataset ``name``, with cutout of side ``cutout``."""
+    if name not in TRAIN_AUGMENT:
+        raise UserError(f"no augmentation defined for dataset {name!r}; "
+                        f"valid: {', '.join(sorted(TRAIN_AUGMENT))}")
+    pad, flip = TRAIN_AUGMENT[name]
+    return Augment(pad=pad, flip=flip, cutout=cutout)

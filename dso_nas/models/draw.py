@@ -1,0 +1,128 @@
+"""Drawings of derived cells in the style of TPAMI Fig. 6.
+
+Levels are rows (block input at the top, block output at the bottom), op ``j`` of a
+level sits in column ``j``; only kept ops and kept edges are drawn, edges that skip
+levels are curved so that they do not run through boxes. An identity cell is drawn
+as ``input -> output``. Matplotlib is used through its Agg canvas only (no display,
+no change of the global backend).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Dict, List, Optional, Tuple
+
+from .arch import Architecture, Cell
+
+log = logging.getLogger(__name__)
+
+_BOX_W, _BOX_H = 0.8, 0.42
+_COLORS = {"sep_conv": "#9ecae1", "avg_pool": "#a1d99b", "max_pool": "#fdae6b", "node": "#d9d9d9"}
+
+
+def _color(op: str) -> str:
+    for prefix, color in _COLORS.items():
+        if op.startswith(prefix):
+            return color
+    return "#dadaeb"
+
+
+def _positions(cell: Cell, levels: int, n_ops: int) -> Dict[str, Tuple[float, float]]:
+    """Centre of every drawn node: ``in`` above level 1, ``out`` below level M."""
+    mid = (n_ops - 1) / 2.0
+    pos = {"in": (mid, 0.0), "out": (mid, -(levels + 1.0))}
+    for k in cell.ops:
+        pos[k.node] = (float(k.index), -float(k.level))
+    return pos
+
+
+def _edge(ax, src: Tuple[float, float], dst: Tuple[float, float]) -> None:
+    """An arrow from the bottom of ``src`` to the top of ``dst``; long or sideways ones bend."""
+    start = (src[0], src[1] - _BOX_H / 2)
+    end = (dst[0], dst[1] + _BOX_H / 2)
+    skip = round(src[1] - dst[1])
+    rad = 0.0 if skip <= 1 else (0.25 if dst[0] >= src[0] else -0.25)
+    ax.annotate("", xy=end, xytext=start,
+                arrowprops=dict(arrowstyle="-|>", color="#404040", lw=0.9, shrinkA=0, shrinkB=0,
+                                connectionstyle=f"arc3,rad={rad}"))
+
+
+def _box(ax, xy: Tuple[float, float], label: str, color: str, fontsize: float) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch((xy[0] - _BOX_W / 2, xy[1] - _BOX_H / 2), _BOX_W, _BOX_H,
+                                boxstyle="round,pad=0.02", facecolor=color, edgecolor="black", lw=0.8,
+                                zorder=3))
+    ax.text(xy[0], xy[1], label, ha="center", va="center", fontsize=fontsize, zorder=4)
+
+
+def draw_cell(cell: Cell, levels: int, n_ops: int, path: str, title: Optional[str] = None) -> str:
+    """Draw one cell to a PNG file.
+
+    Parameters
+    ----------
+    cell : Cell
+        The derived cell.
+    levels, n_ops : int
+        M and N of the searched block (fix the grid the ops are placed on).
+    path : str
+        Output ``.png`` path (folders are created).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1.5 + 1.45 * n_ops, 1.0 + 0.95 * (levels + 2)), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    pos = _positions(cell, levels, n_ops)
+    edges = cell.edges() if not cell.is_identity else [("in", "out")]
+    for src, dst in edges:
+        _edge(ax, pos[src], pos[dst])
+    _box(ax, pos["in"], "input", _COLORS["node"], 9)
+    _box(ax, pos["out"], "output", _COLORS["node"], 9)
+    for k in cell.ops:
+        _box(ax, pos[k.node], f"{k.op}\n({k.node})", _color(k.op), 7)
+    ax.set_xlim(-0.7, n_ops - 0.3)
+    ax.set_ylim(-(levels + 1.6), 0.6)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(path, format="png")
+    log.debug("drew cell with %d ops to %s", len(cell.ops), path)
+    return path
+
+
+def draw_architecture(arch: Architecture, folder: str) -> List[str]:
+    """Draw every distinct cell of an architecture.
+
+    The ``share`` scope gives ``cell.png``; the ``full`` scope gives ``cell_bNN.png``
+    named after the first block (0-based, network order) that uses the cell, with the
+    title listing every block that shares it.
+
+    Returns
+    -------
+    list of str
+        The written PNG paths.
+    """
+    n_ops = len(arch.ops)
+    if arch.scope == "share":
+        return [draw_cell(arch.cells[0], arch.levels, n_ops, os.path.join(folder, "cell.png"),
+                          title=f"DSO-NAS-share cell ({len(arch.cells[0].ops)} ops)")]
+    users: Dict[Cell, List[int]] = {}
+    for b, cell in enumerate(arch.cells):
+        users.setdefault(cell, []).append(b)
+    paths = []
+    for cell, blocks in users.items():
+        title = f"block{'s' if len(blocks) > 1 else ''} {', '.join(map(str, blocks))} ({len(cell.ops)} ops)"
+        paths.append(draw_cell(cell, arch.levels, n_ops, os.path.join(folder, f"cell_b{blocks[0]:02d}.png"), title))
+    return paths

@@ -1,0 +1,326 @@
+"""The candidate operations of a search block and the analytic cost model.
+
+One table, :data:`OPS`, maps an operation name to an :class:`OpSpec` with a uniform
+constructor and an analytic cost; the supernet and the derived network both build their
+operations from it, so the two can never disagree about what ``sep_conv_3x3`` is.
+
+Operations (the authors' release):
+
+* ``sep_conv_kxk``: depthwise ``k x k`` conv (groups = C, pad ``k // 2``, no bias, carries
+  the stride) -> pointwise ``1 x 1`` conv (no bias) -> BN -> ReLU. One depthwise/pointwise
+  pair, no leading ReLU (TPAMI §3.1: "conv-batchnorm-ReLU").
+* ``avg_pool_3x3`` / ``max_pool_3x3``: ``3 x 3`` pooling (pad 1; average pooling excludes the
+  padding from the count) -> BN -> ReLU.
+
+``affine=False`` builds BN with γ fixed to one (``BatchNorm(scale=False)``, i.e. the
+operator's ``fix_gamma``; γ gets ``grad_req='null'``) and β still learnable: the paper fixes
+"the scaling parameters in BN" to one during pre-training and search so that they cannot
+absorb the scale of the λ in front of them.
+
+Cost model (:class:`Cost`), used everywhere in the package:
+
+* ``params``: trainable parameters only: conv/dense weights and biases, BN β, and BN γ only
+  when it is learnable (``affine=True``). BN running statistics are excluded.
+* ``flops``: multiply-adds of convolutions (``k·k·c_in/groups·c_out·h_out·w_out``) and dense
+  layers (``in·out``), plus ``k·k·c·h_out·w_out`` for a ``k x k`` pooling (a global average
+  pooling is a pooling whose window is the whole map). BN, ReLU and element-wise sums
+  are not counted (BN folds into the preceding conv at inference).
+* ``mac``: memory access cost in elements, as in ShuffleNet v2: every conv, pooling or dense
+  layer reads its input map and weights and writes its output map; an ``n``-input
+  element-wise sum reads ``n`` maps and writes one. BN and ReLU are taken to be fused into
+  the layer before them (no extra traffic).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable
+
+from mxnet.gluon import HybridBlock, nn
+
+from dso_nas.errors import ConfigError
+
+__all__ = [
+    "Cost",
+    "total",
+    "OpSpec",
+    "OPS",
+    "OP_NAMES",
+    "build_op",
+    "op_cost",
+    "conv_out_size",
+    "conv_cost",
+    "bn_cost",
+    "pool_cost",
+    "dense_cost",
+    "sum_cost",
+    "batch_norm",
+    "SepConv",
+    "PoolBNReLU",
+]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Analytic cost of a piece of network.
+
+    Attributes
+    ----------
+    params : int
+        Trainable parameters.
+    flops : int
+        Multiply-adds (see the module docstring for what is counted).
+    mac : int
+        Memory access cost in elements (feature maps read and written plus weights read).
+    """
+
+    params: int = 0
+    flops: int = 0
+    mac: int = 0
+
+    @staticmethod
+    def zero() -> "Cost":
+        """The neutral element, for ``sum(costs, Cost.zero())``."""
+        return Cost(0, 0, 0)
+
+    def __add__(self, other: "Cost") -> "Cost":
+        if not isinstance(other, Cost):
+            return NotImplemented
+        return Cost(self.params + other.params, self.flops + other.flops, self.mac + other.mac)
+
+    def __radd__(self, other):
+        # lets the builtin sum() start from 0
+        if other == 0:
+            return self
+        return self.__add__(other)
+
+    def as_dict(self) -> Dict[str, int]:
+        """``{"params": ..., "flops": ..., "mac": ...}``."""
+        return {"params": self.params, "flops": self.flops, "mac": self.mac}
+
+
+def total(costs: Iterable[Cost]) -> Cost:
+    """Sum of costs."""
+    return sum(costs, Cost.zero())
+
+
+# ----------------------------------------------------------------------------- cost helpers
+
+
+def conv_out_size(size: int, kernel: int, stride: int = 1, pad: int = -1) -> int:
+    """Output length of a convolution/pooling along one axis (``pad=-1`` means ``kernel // 2``)."""
+    if pad < 0:
+        pad = kernel // 2
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def conv_cost(c_in: int, c_out: int, kernel: int, height: int, width: int, stride: int = 1,
+              groups: int = 1, bias: bool = False, pad: int = -1) -> Cost:
+    """Cost of a ``kernel x kernel`` convolution on a ``c_in x height x width`` input."""
+    h_out = conv_out_size(height, kernel, stride, pad)
+    w_out = conv_out_size(width, kernel, stride, pad)
+    weights = kernel * kernel * (c_in // groups) * c_out
+    params = weights + (c_out if bias else 0)
+    flops = weights * h_out * w_out
+    mac = c_in * height * width + c_out * h_out * w_out + params
+    return Cost(params, flops, mac)
+
+
+def bn_cost(channels: int, height: int = 0, width: int = 0, affine: bool = True) -> Cost:
+    """Cost of a BatchNorm: only its trainable parameters (β, and γ when ``affine``).
+
+    ``height``/``width`` are accepted for a uniform signature; BN adds no FLOPs/MAC here
+    (fused into the layer before it).
+    """
+    del height, width
+    return Cost(params=channels * (2 if affine else 1))
+
+
+def pool_cost(channels: int, kernel: int, height: int, width: int, stride: int = 1,
+              pad: int = -1) -> Cost:
+    """Cost of a ``kernel x kernel`` pooling: ``k·k·c`` per output position, no parameters."""
+    h_out = conv_out_size(height, kernel, stride, pad)
+    w_out = conv_out_size(width, kernel, stride, pad)
+    flops = kernel * kernel * channels * h_out * w_out
+    mac = channels * height * width + channels * h_out * w_out
+    return Cost(0, flops, mac)
+
+
+def dense_cost(in_units: int, out_units: int, bias: bool = True) -> Cost:
+    """Cost of a fully connected layer on a vector of ``in_units``."""
+    weights = in_units * out_units
+    params = weights + (out_units if bias else 0)
+    return Cost(params, weights, in_units + out_units + params)
+
+
+def sum_cost(n_inputs: int, channels: int, height: int, width: int) -> Cost:
+    """Cost of an element-wise sum of ``n_inputs`` maps (nothing when ``n_inputs < 2``)."""
+    if n_inputs < 2:
+        return Cost.zero()
+    return Cost(0, 0, (n_inputs + 1) * channels * height * width)
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+def batch_norm(channels: int, affine: bool = True, bn_eps: float = 2e-5,
+               bn_momentum: float = 0.9) -> nn.BatchNorm:
+    """The package's BatchNorm: γ learnable only when ``affine`` (else fixed to 1), β learnable."""
+    return nn.BatchNorm(axis=1, momentum=bn_momentum, epsilon=bn_eps, center=True,
+                        scale=affine, in_channels=channels)
+
+
+class SepConv(HybridBlock):
+    """Depthwise ``kernel x kernel`` conv -> pointwise ``1 x 1`` conv -> BN -> ReLU.
+
+    Parameters
+    ----------
+    channels : int
+        Input and output channels.
+    kernel : int
+        Depthwise kernel size (odd); padding ``kernel // 2``.
+    stride : int
+        Stride of the depthwise convolution.
+    affine, bn_eps, bn_momentum
+        BatchNorm settings (see :func:`batch_norm`).
+    """
+
+    def __init__(self, channels: int, kernel: int, stride: int = 1, affine: bool = True,
+                 bn_eps: float = 2e-5, bn_momentum: float = 0.9, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.depthwise = nn.Conv2D(channels, kernel, strides=stride, padding=kernel // 2,
+                                       groups=channels, use_bias=False, in_channels=channels)
+            self.pointwise = nn.Conv2D(channels, 1, use_bias=False, in_channels=channels)
+            self.bn = batch_norm(channels, affine, bn_eps, bn_momentum)
+
+    def hybrid_forward(self, F, x):
+        return F.relu(self.bn(self.pointwise(self.depthwise(x))))
+
+
+def sep_conv_cost(channels: int, kernel: int, height: int, width: int, stride: int = 1,
+                  affine: bool = True) -> Cost:
+    """Analytic cost of :class:`SepConv`."""
+    h_out = conv_out_size(height, kernel, stride)
+    w_out = conv_out_size(width, kernel, stride)
+    return (conv_cost(channels, channels, kernel, height, width, stride, groups=channels)
+            + conv_cost(channels, channels, 1, h_out, w_out)
+            + bn_cost(channels, affine=affine))
+
+
+class PoolBNReLU(HybridBlock):
+    """``3 x 3`` max or average pooling (pad 1) -> BN -> ReLU.
+
+    Parameters
+    ----------
+    pool_type : {"max", "avg"}
+        Average pooling does not count the padding.
+    channels : int
+        Input and output channels (for the BN).
+    kernel, stride
+        Pooling window and stride; padding ``kernel // 2``.
+    affine, bn_eps, bn_momentum
+        BatchNorm settings (see :func:`batch_norm`).
+    """
+
+    def __init__(self, pool_type: str, channels: int, kernel: int = 3, stride: int = 1,
+                 affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if pool_type not in ("max", "avg"):
+            raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
+        self._pool_kwargs = dict(kernel=(kernel, kernel), stride=(stride, stride),
+                                 pad=(kernel // 2, kernel // 2), pool_type=pool_type,
+                                 pooling_convention="valid")
+        if pool_type == "avg":
+            self._pool_kwargs["count_include_pad"] = False
+        with self.name_scope():
+            self.bn = batch_norm(channels, affine, bn_eps, bn_momentum)
+
+    def hybrid_forward(self, F, x):
+        return F.relu(self.bn(F.Pooling(x, **self._pool_kwargs)))
+
+
+def pool_bn_relu_cost(channels: int, kernel: int, height: int, width: int, stride: int = 1,
+                      affine: bool = True) -> Cost:
+    """Analytic cost of :class:`PoolBNReLU`."""
+    return pool_cost(channels, kernel, height, width, stride) + bn_cost(channels, affine=affine)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One candidate operation: how to build it and what it costs.
+
+    ``build(channels, stride=1, affine=True, bn_eps=2e-5, bn_momentum=0.9) -> HybridBlock``
+    and ``cost(channels, height, width, stride=1, affine=True) -> Cost`` (``height``/``width``
+    are the input's spatial size). Every op maps ``C`` channels to ``C`` channels.
+    """
+
+    name: str
+    builder: Callable[..., HybridBlock]
+    coster: Callable[..., Cost]
+
+    def build(self, channels: int, stride: int = 1, affine: bool = True, bn_eps: float = 2e-5,
+              bn_momentum: float = 0.9, **kwargs) -> HybridBlock:
+        """A fresh block of this op (``kwargs`` go to the Block, e.g. ``prefix``)."""
+        return self.builder(channels, stride, affine, bn_eps, bn_momentum, **kwargs)
+
+    def cost(self, channels: int, height: int, width: int, stride: int = 1,
+             affine: bool = True) -> Cost:
+        """Analytic cost on a ``channels x height x width`` input."""
+        return self.coster(channels, height, width, stride, affine)
+
+
+def _sep_conv_spec(kernel: int) -> OpSpec:
+    return OpSpec(
+        name=f"sep_conv_{kernel}x{kernel}",
+        builder=lambda c, s, a, eps, mom, **kw: SepConv(c, kernel, s, a, eps, mom, **kw),
+        coster=lambda c, h, w, s, a: sep_conv_cost(c, kernel, h, w, s, a),
+    )
+
+
+def _pool_spec(pool_type: str) -> OpSpec:
+    return OpSpec(
+        name=f"{pool_type}_pool_3x3",
+        builder=lambda c, s, a, eps, mom, **kw: PoolBNReLU(pool_type, c, 3, s, a, eps, mom, **kw),
+        coster=lambda c, h, w, s, a: pool_bn_relu_cost(c, 3, h, w, s, a),
+    )
+
+
+#: The operation table, in the paper's order (the first four) plus ``sep_conv_7x7``
+#: for the N = 5 ablation.
+OPS: Dict[str, OpSpec] = {
+    spec.name: spec
+    for spec in (_sep_conv_spec(3), _sep_conv_spec(5), _pool_spec("avg"), _pool_spec("max"),
+                 _sep_conv_spec(7))
+}
+
+OP_NAMES = tuple(OPS)
+
+
+def _spec(name: str) -> OpSpec:
+    try:
+        return OPS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown operation {name!r}; valid operations: {', '.join(OPS)}") from None
+
+
+def build_op(name: str, channels: int, stride: int = 1, affine: bool = True,
+             bn_eps: float = 2e-5, bn_momentum: float = 0.9, **kwargs) -> HybridBlock:
+    """Build operation ``name`` (see :data:`OPS`); raises ``ConfigError`` on an unknown name."""
+    return _spec(name).build(channels, stride, affine, bn_eps, bn_momentum, **kwargs)
+
+
+def op_cost(name: str, channels: int, height: int, width: int, stride: int = 1,
+            affine: bool = True) -> Cost:
+    """Analytic cost of operation ``name``; raises ``ConfigError`` on an unknown name."""
+    return _spec(name).cost(channels, height, width, stride, affine)
+
+
+def check_ops(names: Iterable[str]) -> None:
+    """Raise ``ConfigError`` if any name is not in :data:`OPS`."""
+    for name in names:
+        _spec(name)

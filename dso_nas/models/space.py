@@ -1,0 +1,91 @@
+"""The graph of one search block, independent of any framework.
+
+A block has ``levels`` (M) levels of ``n_ops`` (N) operations. Nodes are
+``(level, op)`` pairs: ``(0, 0)`` is the block input, ``(i, j)`` for ``1 <= i <= M``
+and ``0 <= j < N`` is operation ``j`` of level ``i`` (1-based levels as in the paper,
+0-based op index into the op list), and ``(M + 1, 0)`` is the block output.
+
+Every edge that carries a scaling factor λ is listed by :func:`block_edges` in the
+order the flat λ vector of a block stores them (TPAMI Eq. 8, ICLR Eqs. 3-4):
+
+1. for each level ``i = 2..M``, for each consumer op ``j = 0..N-1``: the edge from the
+   block input, then from every op ``(m, n)`` with ``m < i`` in row-major order;
+   (level-1 ops read the block input directly, without λ);
+2. then the M·N edges from every op ``(m, n)`` to the block output, row-major.
+
+So level ``i`` occupies an ``N x (1 + (i-1)N)`` row-major matrix, followed by the
+output vector. The count is ``(M² - M)N²/2 + 2MN - N`` (124 for M = N = 4).
+"""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+Node = Tuple[int, int]
+Edge = Tuple[Node, Node]
+
+INPUT: Node = (0, 0)
+
+
+def output_node(levels: int) -> Node:
+    """The block-output node ``(M + 1, 0)``."""
+    return (levels + 1, 0)
+
+
+def op_nodes(levels: int, n_ops: int) -> List[Node]:
+    """All operation nodes ``(i, j)``, level-major."""
+    return [(i, j) for i in range(1, levels + 1) for j in range(n_ops)]
+
+
+def level_sources(level: int, n_ops: int) -> List[Node]:
+    """The nodes a level-``level`` op may read (block input first, then earlier ops)."""
+    return [INPUT] + [(m, n) for m in range(1, level) for n in range(n_ops)]
+
+
+def block_edges(levels: int, n_ops: int) -> List[Edge]:
+    """Every λ-carrying edge ``(src, dst)`` of a block, in flat λ order."""
+    edges: List[Edge] = []
+    for i in range(2, levels + 1):
+        for j in range(n_ops):
+            edges.extend((src, (i, j)) for src in level_sources(i, n_ops))
+    out = output_node(levels)
+    edges.extend((node, out) for node in op_nodes(levels, n_ops))
+    return edges
+
+
+def level_slice(levels: int, n_ops: int, level: int) -> Tuple[int, int]:
+    """``(start, stop)`` of level ``level``'s ``N x (1 + (level-1)N)`` λ matrix in the flat vector.
+
+    ``level = levels + 1`` gives the output λ vector.
+    """
+    if not 2 <= level <= levels + 1:
+        raise ValueError(f"level must be in [2, {levels + 1}], got {level}")
+    start = sum(n_ops * (1 + (m - 1) * n_ops) for m in range(2, level))
+    size = n_ops * (1 + (level - 1) * n_ops) if level <= levels else levels * n_ops
+    return start, start + size
+
+
+def num_lambda(levels: int, n_ops: int) -> int:
+    """Scaling factors per block: ``(M² - M)N²/2 + 2MN - N``."""
+    return (levels * levels - levels) * n_ops * n_ops // 2 + 2 * levels * n_ops - n_ops
+
+
+def node_name(node: Node, levels: int) -> str:
+    """Human/YAML name of a node: ``"in"``, ``"out"`` or ``"<level>.<op index>"``."""
+    if node == INPUT:
+        return "in"
+    if node == output_node(levels):
+        return "out"
+    return f"{node[0]}.{node[1]}"
+
+
+def parse_node(name: str, levels: int) -> Node:
+    """Inverse of :func:`node_name`; raises ``ValueError`` on a malformed name."""
+    if name == "in":
+        return INPUT
+    if name == "out":
+        return output_node(levels)
+    level, _, op = str(name).partition(".")
+    node = (int(level), int(op))
+    if not 1 <= node[0] <= levels or node[1] < 0:
+        raise ValueError(f"node {name!r} is outside a block of {levels} levels")
+    return node
