@@ -79,6 +79,7 @@ _C.data.limit = 0  # use only the first K training images (0 = all)
 _C.data.weight_fraction = 0.5  # share of the training set in D_w; the rest is D_λ (CIFAR 25k/25k)
 _C.data.cutout = 16  # cutout square side for retraining (0 = off); never used in search
 _C.data.augment = True  # pad-4 random crop + horizontal flip on training batches
+_C.data.test_limit = 0  # evaluate on only the first K test images (0 = all; for smoke runs)
 
 _C.train = CfgNode()
 _C.train.batch_size = 128  # mini-batch size of pre-training and search (paper: 128)
@@ -129,6 +130,7 @@ _C.retrain.aux_weight = 0.4  # auxiliary-head loss weight (paper: 0.4 at the end
 _C.retrain.target_params = 3.0e6  # width multiplier chosen to meet this parameter count (0 = off)
 _C.retrain.target_flops = 0.0  # or this FLOPs (multiply-adds) budget (ImageNet: 600e6; 0 = off)
 _C.retrain.width_mult = 1.0  # width multiplier used when no target is set
+_C.retrain.eval_every = 0  # also evaluate on the test set every this many epochs (0 = only at the end)
 
 # Keys whose values must be one of a fixed set.
 _CHOICES: Dict[str, List[Any]] = {
@@ -164,6 +166,16 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _yaml11_float(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string; take such strings as floats."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _coerce(key: str, default: Any, value: Any) -> Any:
     """Check ``value`` against the type of ``default``; return the value to store."""
     if isinstance(default, bool):
@@ -171,6 +183,7 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
     elif isinstance(default, int):
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif isinstance(default, float):
+        value = _yaml11_float(value)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif isinstance(default, str):

@@ -70,7 +70,11 @@ def read_jsonl(run_dir: str, phase: Optional[str] = None) -> List[Dict[str, Any]
             line = line.strip()
             if not line:
                 continue
-            rec = json.loads(line)
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by a kill mid-write
+                LOG.warning("skipping a malformed line in %s", path)
+                continue
             if phase is None or rec.get("phase") == phase:
                 records[(rec.get("phase"), rec.get("epoch"), len(records) if rec.get("epoch") is None else 0)] = rec
     return list(records.values())

@@ -112,3 +112,12 @@ def test_roundtrip_and_diff():
 def test_experiment_files_load(name):
     cfg = load_config(name)
     assert cfg.output_dir
+
+
+def test_exponent_floats_without_dot(tmp_path):
+    cfg = load_config(None, ["search.gamma=1e-3"])
+    assert cfg.search.gamma == 1e-3
+    (tmp_path / "e.yaml").write_text("search:\n  wd: 4e-5\n")
+    assert load_config(str(tmp_path / "e.yaml")).search.wd == 4e-5
+    with pytest.raises(ConfigError, match="expects float"):
+        load_config(None, ["search.gamma=abc"])

@@ -33,14 +33,14 @@ DATASETS = {
 class Dataset:
     """Training and test images ``(N, H, W, C)`` uint8 with int32 labels, and statistics."""
 
-    name: str
-    num_classes: int
-    mean: Tuple[float, ...]
-    std: Tuple[float, ...]
     train_x: np.ndarray = field(repr=False)
     train_y: np.ndarray = field(repr=False)
     test_x: np.ndarray = field(repr=False)
     test_y: np.ndarray = field(repr=False)
+    num_classes: int
+    name: str
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
 
     @property
     def image_shape(self) -> Tuple[int, int, int]:
@@ -64,7 +64,7 @@ def load_dataset(name: str, root: str) -> Dataset:
         raise UserError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
     reader, default_root, mean, std = DATASETS[name]
     train_x, train_y, test_x, test_y = reader(root or default_root)
-    return Dataset(name, 10, mean, std, train_x, train_y, test_x, test_y)
+    return Dataset(train_x, train_y, test_x, test_y, 10, name, mean, std)
 
 
 def split_indices(n: int, weight_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:

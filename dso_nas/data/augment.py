@@ -3,7 +3,7 @@
 The geometric part (zero-pad, random crop, horizontal flip) works on the uint8 NHWC
 batch; cutout (DeVries & Taylor 2017) must zero pixels *after* normalisation, so it is a
 separate keep-mask that the loader multiplies into the normalised float batch. Random
-numbers are drawn in a fixed order from the generator: crop rows, crop columns, flips,
+numbers are drawn in a fixed order from the generator: crop tops, crop lefts, flips,
 then cutout rows and columns, one value per image each.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import UserError
 
@@ -43,11 +44,13 @@ class Augment:
         n, h, w, _ = batch.shape
         p = self.pad
         padded = np.pad(batch, ((0, 0), (p, p), (p, p), (0, 0))) if p else batch
-        rows = rng.integers(0, 2 * p + 1, n)[:, None] + np.arange(h)
-        cols = rng.integers(0, 2 * p + 1, n)[:, None] + np.arange(w)
+        top, left = rng.integers(0, 2 * p + 1, n), rng.integers(0, 2 * p + 1, n)
+        windows = sliding_window_view(padded, (h, w), axis=(1, 2))  # (N, 2p+1, 2p+1, C, h, w)
+        out = np.ascontiguousarray(windows[np.arange(n), top, left].transpose(0, 2, 3, 1))
         if self.flip:
-            cols = np.where((rng.random(n) < 0.5)[:, None], cols[:, ::-1], cols)
-        return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+            flips = rng.random(n) < 0.5
+            out[flips] = out[flips, :, ::-1]
+        return out
 
     def cutout_mask(self, n: int, h: int, w: int,
                     rng: np.random.Generator) -> Optional[np.ndarray]:

@@ -7,7 +7,8 @@
 
 In both, an image is channel-planar: 1024 red bytes, then green, then blue, each plane
 32x32 row-major. The pickles are read with an unpickler that admits only the numpy
-globals an array needs, so a hostile file cannot run code.
+globals an array needs (and ``_codecs.encode``, which protocol-2 pickles written by
+Python 3 use for bytes), so a hostile file cannot run code.
 """
 from __future__ import annotations
 
@@ -28,20 +29,22 @@ PIXELS = SIDE * SIDE * CHANNELS
 FOLDERS = ("cifar-10-batches-py", "cifar-10-batches-bin")
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
-_HINT = "set data.root=DIR to a cifar-10-batches-py or cifar-10-batches-bin folder (or their parent)"
-_NUMPY_GLOBALS = {(mod, name) for mod in ("numpy.core.multiarray", "numpy._core.multiarray")
-                  for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+_HINT = ("set data.root=DIR to a cifar-10-batches-py or cifar-10-batches-bin folder "
+         "(or their parent)")
+_SAFE_GLOBALS = {(mod, name) for mod in ("numpy.core.multiarray", "numpy._core.multiarray")
+                 for name in ("_reconstruct", "scalar")}
+_SAFE_GLOBALS |= {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
 
 class _ArrayUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
-        if (module, name) not in _NUMPY_GLOBALS:
+        if (module, name) not in _SAFE_GLOBALS:
             raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
         return super().find_class(module, name)
 
 
 def locate(root: str) -> Tuple[str, str]:
-    """``(folder, suffix)`` of the batches under ``root``: suffix '' for pickles, '.bin' for binary."""
+    """``(folder, suffix)`` of the batches in or under ``root`` ('' pickles, '.bin' binary)."""
     if not root:
         raise DatasetNotFoundError(f"CIFAR-10 has no default location; {_HINT}")
     for folder in (root, *(os.path.join(root, name) for name in FOLDERS)):

@@ -102,6 +102,15 @@ class Cell:
         edges = [(src, k.node) for k in self.ops for src in k.inputs]
         return edges + [(k.node, "out") for k in self.ops if k.output]
 
+    def mask(self, levels: int, n_ops: int) -> np.ndarray:
+        """Boolean flat λ mask (``block_edges`` order) that is true exactly on the kept edges.
+
+        Deriving a cell from this mask gives the cell back.
+        """
+        kept = set(self.edges())
+        return np.array([(node_name(s, levels), node_name(d, levels)) in kept
+                         for s, d in block_edges(levels, n_ops)], dtype=bool)
+
     def to_list(self) -> List[Dict[str, Any]]:
         """The YAML form of the cell: a list of op entries."""
         return [k.to_dict() for k in self.ops]
@@ -152,7 +161,10 @@ def _parse_op(entry: Any, levels: int, ops: Sequence[str], where: str) -> KeptOp
     try:
         level, index = parse_node(str(entry["node"]), levels)
     except ValueError:
-        raise ArchitectureError(f"{where}: bad node name {entry['node']!r} (expected '<level>.<op index>')") from None
+        level, index = -1, -1
+    if not 1 <= level <= levels:
+        raise ArchitectureError(
+            f"{where}: bad node name {entry['node']!r} (expected '<level>.<op index>', level 1..{levels})")
     if index >= len(ops):
         raise ArchitectureError(f"{where}: node {level}.{index} has op index {index}, but only {len(ops)} ops")
     if entry["op"] != ops[index]:
@@ -167,7 +179,9 @@ def _parse_op(entry: Any, levels: int, ops: Sequence[str], where: str) -> KeptOp
         try:
             src = parse_node(str(name), levels)
         except ValueError:
-            raise ArchitectureError(f"{where}: bad input node name {name!r}") from None
+            raise ArchitectureError(
+                f"{where}: bad input node name {name!r} (expected 'in' or '<level>.<op index>', level 1..{levels})"
+            ) from None
         if src == output_node(levels) or src[1] >= len(ops) or src in parsed:
             raise ArchitectureError(f"{where}: bad or repeated input node {name!r}")
         parsed.append(src)
@@ -177,10 +191,12 @@ def _parse_op(entry: Any, levels: int, ops: Sequence[str], where: str) -> KeptOp
     return KeptOp(level, index, ops[index], ordered, entry["output"])
 
 
-def _check_keys(d: Mapping[str, Any], required: Sequence[str], optional: Sequence[str], where: str) -> None:
+def _check_keys(d: Mapping[str, Any], required: Sequence[str], optional: Sequence[str],
+                where: str) -> None:
     unknown = [k for k in d if k not in required and k not in optional]
     if unknown:
-        raise ArchitectureError(f"{where}: unknown key {unknown[0]!r} (valid keys: {', '.join(list(required) + list(optional))})")
+        valid = ", ".join(list(required) + list(optional))
+        raise ArchitectureError(f"{where}: unknown key {unknown[0]!r} (valid keys: {valid})")
     missing = [k for k in required if k not in d]
     if missing:
         raise ArchitectureError(f"{where}: missing key {missing[0]!r}")
@@ -210,7 +226,8 @@ def derive_block(lam: np.ndarray, levels: int, ops: Sequence[str]) -> Cell:
     n_ops = len(ops)
     lam = np.asarray(lam).reshape(-1)
     if lam.size != num_lambda(levels, n_ops):
-        raise ValueError(f"a block of {levels} levels x {n_ops} ops has {num_lambda(levels, n_ops)} λ, got {lam.size}")
+        raise ValueError(f"a block of {levels} levels x {n_ops} ops has {num_lambda(levels, n_ops)} λ, "
+                         f"got {lam.size}")
     out = output_node(levels)
     live = [e for e, v in zip(block_edges(levels, n_ops), lam) if v != 0]
     alive: Set[Node] = set(op_nodes(levels, n_ops))
@@ -364,7 +381,8 @@ class Architecture:
             raise ArchitectureError(f"an architecture must be a mapping of keys, got {_type(d)}")
         _check_keys(d, [k for k in _ARCH_KEYS if k != "meta"], ("meta",), "architecture")
         if d["version"] != ARCH_VERSION:
-            raise ArchitectureError(f"architecture version {d['version']!r} is not supported (expected {ARCH_VERSION})")
+            raise ArchitectureError(
+                f"architecture version {d['version']!r} is not supported (expected {ARCH_VERSION})")
         for key, choices in (("space", SPACES), ("stem", STEMS), ("scope", SCOPES)):
             if d[key] not in choices:
                 raise ArchitectureError(f"architecture key '{key}' must be one of {list(choices)}, got {d[key]!r}")
@@ -402,7 +420,8 @@ def _int_list(d: Mapping[str, Any], key: str) -> List[int]:
     if not isinstance(value, list) or not value or not all(
         isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
     ):
-        raise ArchitectureError(f"architecture key '{key}' must be a non-empty list of positive integers, got {value!r}")
+        raise ArchitectureError(
+            f"architecture key '{key}' must be a non-empty list of positive integers, got {value!r}")
     return list(value)
 
 
@@ -442,7 +461,7 @@ def _plain(value: Any) -> Any:
 
 def lambda_stats(lambdas: Sequence[np.ndarray]) -> Dict[str, Any]:
     """Summary of learned λ for ``meta``: counts of all and of non-zero factors."""
-    flat = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in lambdas]) if lambdas else np.zeros(0)
+    flat = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in lambdas] or [np.zeros(0)])
     nonzero = flat[flat != 0]
     return {
         "total": int(flat.size),
@@ -495,14 +514,16 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
-_Dumper.add_representer(_FlowDict, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True))
+_Dumper.add_representer(
+    _FlowDict, lambda dumper, v: dumper.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True))
 
 
 def architecture_yaml(arch: Architecture) -> str:
     """The architecture file's text."""
     d = arch.to_dict()
     d["cells"] = [[_FlowDict(e) for e in cell] for cell in d["cells"]]
-    return yaml.dump(d, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=120, allow_unicode=True)
+    return yaml.dump(d, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=120,
+                     allow_unicode=True)
 
 
 def save_architecture(arch: Architecture, path: str) -> None:

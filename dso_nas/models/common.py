@@ -22,7 +22,7 @@ from mxnet.gluon import HybridBlock, nn
 
 from dso_nas.errors import ConfigError
 from dso_nas.models.ops import (Cost, batch_norm, bn_cost, conv_cost, conv_out_size,
-                                dense_cost, pool_cost, sum_cost)
+                                dense_cost, sum_cost)
 
 __all__ = [
     "STEM_KINDS",
@@ -120,7 +120,8 @@ class Stem(HybridBlock):
     def __init__(self, kind: str, in_channels: int, channels: int, affine: bool = True,
                  bn_eps: float = 2e-5, bn_momentum: float = 0.9, **kwargs):
         super().__init__(**kwargs)
-        self.kind, self.in_channels, self.channels, self.affine = kind, in_channels, channels, affine
+        self.kind, self.in_channels, self.channels = kind, in_channels, channels
+        self.affine = affine
         layers = _stem_layers(kind, in_channels, channels)
         with self.name_scope():
             self.body = nn.HybridSequential(prefix="")
@@ -241,6 +242,5 @@ class Classifier(HybridBlock):
 
 def classifier_cost(in_channels: int, num_classes: int, height: int, width: int) -> Cost:
     """Analytic cost of :class:`Classifier` (global pooling as a whole-map window)."""
-    return (pool_cost(in_channels, 1, height, width, 1, 0)
-            + Cost(0, (height * width - 1) * in_channels, 0)
-            + dense_cost(in_channels, num_classes))
+    plane = in_channels * height * width
+    return Cost(0, plane, plane + in_channels) + dense_cost(in_channels, num_classes)

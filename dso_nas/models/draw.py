@@ -9,6 +9,7 @@ no change of the global backend).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -16,7 +17,8 @@ from .arch import Architecture, Cell
 
 log = logging.getLogger(__name__)
 
-_BOX_W, _BOX_H = 0.8, 0.42
+_BOX_W, _BOX_H = 0.7, 0.42
+_SKIP_OFFSET = 0.5
 _COLORS = {"sep_conv": "#9ecae1", "avg_pool": "#a1d99b", "max_pool": "#fdae6b", "node": "#d9d9d9"}
 
 
@@ -36,15 +38,42 @@ def _positions(cell: Cell, levels: int, n_ops: int) -> Dict[str, Tuple[float, fl
     return pos
 
 
-def _edge(ax, src: Tuple[float, float], dst: Tuple[float, float]) -> None:
-    """An arrow from the bottom of ``src`` to the top of ``dst``; long or sideways ones bend."""
+def _blocking_box(start: Tuple[float, float], end: Tuple[float, float],
+                  boxes: Dict[float, List[float]]) -> Optional[Tuple[float, float]]:
+    """``(t, chord x - box x)`` of the first box that the straight chord crosses, if any."""
+    for y in sorted(boxes, reverse=True):
+        if not end[1] < y < start[1]:
+            continue
+        t = (start[1] - y) / (start[1] - end[1])
+        x = start[0] + t * (end[0] - start[0])
+        for bx in boxes[y]:
+            if abs(x - bx) < _BOX_W / 2 + 0.05:
+                return t, x - bx
+    return None
+
+
+def _edge(ax, src: Tuple[float, float], dst: Tuple[float, float],
+          boxes: Dict[float, List[float]]) -> None:
+    """An arrow from the bottom of ``src`` to the top of ``dst``.
+
+    When the straight line would run through a box of a level in between, the edge bends
+    to pass that box about ``_SKIP_OFFSET`` beside its centre line, on the side the line
+    was already on.
+    """
     start = (src[0], src[1] - _BOX_H / 2)
     end = (dst[0], dst[1] + _BOX_H / 2)
-    skip = round(src[1] - dst[1])
-    rad = 0.0 if skip <= 1 else (0.25 if dst[0] >= src[0] else -0.25)
+    rad = 0.0
+    blocked = _blocking_box(start, end, boxes)
+    if blocked is not None:
+        t, side = blocked
+        length = math.hypot(end[0] - start[0], end[1] - start[1])
+        # a quadratic arc3 curve lies 2·t·(1-t)·rad·length beside its chord at t;
+        # going down, a positive rad bends towards -x
+        rad = min(0.45, (_SKIP_OFFSET + abs(side)) / (2 * t * (1 - t) * length))
+        rad = rad if side < 0 or (side == 0 and src[0] <= dst[0]) else -rad
     ax.annotate("", xy=end, xytext=start,
                 arrowprops=dict(arrowstyle="-|>", color="#404040", lw=0.9, shrinkA=0, shrinkB=0,
-                                connectionstyle=f"arc3,rad={rad}"))
+                                connectionstyle=f"arc3,rad={rad:.3f}"))
 
 
 def _box(ax, xy: Tuple[float, float], label: str, color: str, fontsize: float) -> None:
@@ -83,8 +112,11 @@ def draw_cell(cell: Cell, levels: int, n_ops: int, path: str, title: Optional[st
     ax = fig.add_subplot(1, 1, 1)
     pos = _positions(cell, levels, n_ops)
     edges = cell.edges() if not cell.is_identity else [("in", "out")]
+    boxes: Dict[float, List[float]] = {}
+    for name, (x, y) in pos.items():
+        boxes.setdefault(y, []).append(x)
     for src, dst in edges:
-        _edge(ax, pos[src], pos[dst])
+        _edge(ax, pos[src], pos[dst], boxes)
     _box(ax, pos["in"], "input", _COLORS["node"], 9)
     _box(ax, pos["out"], "output", _COLORS["node"], 9)
     for k in cell.ops:
@@ -124,5 +156,6 @@ def draw_architecture(arch: Architecture, folder: str) -> List[str]:
     paths = []
     for cell, blocks in users.items():
         title = f"block{'s' if len(blocks) > 1 else ''} {', '.join(map(str, blocks))} ({len(cell.ops)} ops)"
-        paths.append(draw_cell(cell, arch.levels, n_ops, os.path.join(folder, f"cell_b{blocks[0]:02d}.png"), title))
+        path = os.path.join(folder, f"cell_b{blocks[0]:02d}.png")
+        paths.append(draw_cell(cell, arch.levels, n_ops, path, title))
     return paths

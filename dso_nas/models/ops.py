@@ -32,9 +32,14 @@ Cost model (:class:`Cost`), used everywhere in the package:
 """
 from __future__ import annotations
 
+import ast
+import json
+import re
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable
+from typing import Callable, Dict, Iterable, Sequence
 
+import mxnet as mx
+import numpy as np
 from mxnet.gluon import HybridBlock, nn
 
 from dso_nas.errors import ConfigError
@@ -53,6 +58,7 @@ __all__ = [
     "pool_cost",
     "dense_cost",
     "sum_cost",
+    "graph_cost",
     "batch_norm",
     "SepConv",
     "PoolBNReLU",
@@ -163,10 +169,13 @@ def sum_cost(n_inputs: int, channels: int, height: int, width: int) -> Cost:
 
 
 def batch_norm(channels: int, affine: bool = True, bn_eps: float = 2e-5,
-               bn_momentum: float = 0.9) -> nn.BatchNorm:
-    """The package's BatchNorm: γ learnable only when ``affine`` (else fixed to 1), β learnable."""
+               bn_momentum: float = 0.9, **kwargs) -> nn.BatchNorm:
+    """The package's BatchNorm: γ learnable only when ``affine`` (else fixed to 1), β learnable.
+
+    ``kwargs`` go to the Block (e.g. ``prefix``).
+    """
     return nn.BatchNorm(axis=1, momentum=bn_momentum, epsilon=bn_eps, center=True,
-                        scale=affine, in_channels=channels)
+                        scale=affine, in_channels=channels, **kwargs)
 
 
 class SepConv(HybridBlock):
@@ -324,3 +333,58 @@ def check_ops(names: Iterable[str]) -> None:
     """Raise ``ConfigError`` if any name is not in :data:`OPS`."""
     for name in names:
         _spec(name)
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def graph_cost(block: HybridBlock, input_shape: Sequence[int],
+               exclude: str = r".*lambda$") -> Cost:
+    """Params and FLOPs of a built block, measured from its symbolic graph.
+
+    The independent check of the analytic model: trainable parameters are counted from
+    the shapes of the block's Parameters (``grad_req != 'null'``, names matching ``exclude``
+    left out), FLOPs per sample from the inferred shapes of every ``Convolution``,
+    ``FullyConnected`` and ``Pooling`` node (same conventions as the module docstring).
+    MAC is not measured (returned as 0).
+
+    Parameters
+    ----------
+    block : HybridBlock
+        An initialized block taking one input.
+    input_shape : sequence of int
+        ``(batch, C, H, W)`` of the input.
+    exclude : str
+        Regular expression of Parameter names not to count (the λ by default).
+    """
+    sym = block(mx.sym.var("data"))
+    internals = sym.get_internals()
+    _, out_shapes, _ = internals.infer_shape(data=tuple(input_shape))
+    shapes = dict(zip(internals.list_outputs(), out_shapes))
+    nodes = json.loads(sym.tojson())["nodes"]
+
+    def entry_shape(entry):
+        node = nodes[entry[0]]
+        if node["op"] == "null":
+            return shapes[node["name"]]
+        return shapes.get(f"{node['name']}_output", shapes.get(f"{node['name']}_output{entry[1]}"))
+
+    flops = 0
+    for node_id, node in enumerate(nodes):
+        op, attrs = node["op"], node.get("attrs", {})
+        if op not in ("Convolution", "FullyConnected", "Pooling"):
+            continue
+        out = entry_shape([node_id, 0])
+        if op == "Convolution":
+            flops += int(np.prod(entry_shape(node["inputs"][1]))) * int(np.prod(out[2:]))
+        elif op == "FullyConnected":
+            flops += int(np.prod(entry_shape(node["inputs"][1])))
+        elif attrs.get("global_pool", "False") == "True":
+            flops += int(np.prod(entry_shape(node["inputs"][0])[1:]))
+        else:
+            window = int(np.prod(ast.literal_eval(attrs["kernel"])))
+            flops += window * int(np.prod(out[1:]))
+    pattern = re.compile(exclude)
+    params = sum(int(np.prod(shapes[name])) for name, p in block.collect_params().items()
+                 if p.grad_req != "null" and not pattern.match(name))
+    return Cost(params, flops, 0)

@@ -1,0 +1,206 @@
+"""Training loops: :func:`train_epoch` (pre-training and retraining), :func:`search_epoch`
+(Algorithm 1: λ steps on D_λ with APG-NAG alternating with weight steps on D_w with NAG)
+and :func:`evaluate`.
+
+Every loop can start mid-epoch (``start``) and stops early, after a whole step, when its
+:class:`StopFlag` is raised (SIGINT/SIGTERM); it then reports how far it got so the caller
+can write a checkpoint that resumes exactly there. Batches are a pure function of
+``(seed, epoch, index)`` (see :class:`dso_nas.data.loader.ArrayLoader`) and MXNet's RNG is
+reseeded per step from the same triple, so an interrupted and resumed run repeats the same
+arithmetic as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import signal
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from ..errors import UserError
+from ..runlog import progress
+
+Context = mx.Context
+
+
+class DivergedError(UserError):
+    """The loss became NaN or infinite."""
+
+
+class StopFlag:
+    """Raised by SIGINT/SIGTERM; loops finish the current step, then return."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: Dict[int, object] = {}
+
+    def _handler(self, signum, frame) -> None:  # noqa: ANN001 - signal signature
+        self.requested = True
+
+    def __enter__(self) -> "StopFlag":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class Meter:
+    """Running sums of loss and accuracy over a phase."""
+
+    loss: float = 0.0
+    correct: int = 0
+    count: int = 0
+
+    def add(self, loss_sum: float, correct: int, count: int) -> None:
+        self.loss += loss_sum
+        self.correct += correct
+        self.count += count
+
+    def result(self) -> Dict[str, float]:
+        n = max(self.count, 1)
+        return {"loss": self.loss / n, "acc": self.correct / n}
+
+
+@dataclass
+class EpochResult:
+    """What a loop did: metrics per split and the position reached (steps or rounds)."""
+
+    metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    position: int = 0
+    finished: bool = True
+
+
+def step_seed(seed: int, epoch: int, index: int, stream: int = 0) -> int:
+    """A 31-bit seed for MXNet's RNG at one step (drop path, dropout)."""
+    return int(np.random.SeedSequence([seed, epoch, index, stream]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _split(data: mx.nd.NDArray, ctxs: Sequence[Context]) -> List[mx.nd.NDArray]:
+    return gluon.utils.split_and_load(data, list(ctxs), even_split=False)
+
+
+def _loss_and_logits(net: gluon.Block, loss_fn: gluon.loss.Loss, x, y, aux_weight: float):
+    out = net(x)
+    if isinstance(out, (list, tuple)):
+        logits, aux = out
+        loss = loss_fn(logits, y)
+        if aux_weight > 0:
+            loss = loss + aux_weight * loss_fn(aux, y)
+        return loss, logits
+    return loss_fn(out, y), out
+
+
+def train_step(net: gluon.Block, trainer: gluon.Trainer, loss_fn: gluon.loss.Loss, data, label,
+               ctxs: Sequence[Context], aux_weight: float = 0.0) -> Meter:
+    """One forward/backward/update on a batch split over ``ctxs``; returns its metrics."""
+    xs, ys = _split(data, ctxs), _split(label, ctxs)
+    with autograd.record():
+        pairs = [_loss_and_logits(net, loss_fn, x, y, aux_weight) for x, y in zip(xs, ys)]
+    autograd.backward([loss for loss, _ in pairs])
+    trainer.step(data.shape[0])
+    meter = Meter()
+    for (loss, logits), y in zip(pairs, ys):
+        loss_sum = float(loss.sum().asscalar())
+        if not math.isfinite(loss_sum):
+            raise DivergedError("the loss became NaN/inf; the run stopped and the last good checkpoint is kept")
+        correct = int((logits.argmax(axis=1) == y.astype(logits.dtype)).sum().asscalar())
+        meter.add(loss_sum, correct, y.shape[0])
+    return meter
+
+
+def train_epoch(net: gluon.Block, loader, trainer: gluon.Trainer, *, epoch: int, start: int = 0,
+                ctxs: Sequence[Context], seed: int, aux_weight: float = 0.0,
+                stop: Optional[StopFlag] = None, show_progress: bool = True, desc: str = "train",
+                on_step: Optional[Callable[[int], None]] = None) -> EpochResult:
+    """Train ``net`` for one epoch of ``loader`` from batch ``start`` on.
+
+    Returns the epoch's metrics under ``"train"`` and the number of batches done.
+    """
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    meter = Meter()
+    total = len(loader)
+    position = start
+    for k, (data, label) in enumerate(progress(loader.epoch(epoch, start), total=total - start,
+                                               desc=f"{desc} {epoch}", enabled=show_progress), start):
+        mx.random.seed(step_seed(seed, epoch, k))
+        if on_step is not None:
+            on_step(k)
+        m = train_step(net, trainer, loss_fn, data, label, ctxs, aux_weight)
+        meter.add(m.loss, m.correct, m.count)
+        position = k + 1
+        if stop is not None and stop.requested and position < total:
+            return EpochResult({"train": meter.result()}, position, finished=False)
+    return EpochResult({"train": meter.result()}, position, finished=True)
+
+
+def search_rounds(num_weight_batches: int, ratio: Sequence[int]) -> int:
+    """Rounds in one search epoch: each round is ``y`` λ steps then ``x`` weight steps."""
+    return int(math.ceil(num_weight_batches / ratio[0]))
+
+
+def search_epoch(net: gluon.Block, w_loader, lam_loader, w_trainer: gluon.Trainer, lam_trainer: gluon.Trainer, *,
+                 epoch: int, start: int = 0, ratio: Sequence[int], ctxs: Sequence[Context], seed: int,
+                 before_lambda_step: Optional[Callable[[int], None]] = None,
+                 stop: Optional[StopFlag] = None, show_progress: bool = True) -> EpochResult:
+    """One epoch of Algorithm 1: rounds of ``y`` λ steps on D_λ then ``x`` weight steps on D_w.
+
+    An epoch is one pass over D_w. The λ loader runs on across epochs: the global λ step
+    ``g`` reads batch ``g % len(lam_loader)`` of its epoch ``g // len(lam_loader)``, and
+    ``g`` follows from ``(epoch, round)``, so the position is just the rounds done.
+    ``before_lambda_step(g)`` runs before each λ step (the budget's γ refresh).
+    """
+    x, y = int(ratio[0]), int(ratio[1])
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    w_meter, lam_meter = Meter(), Meter()
+    n_w, n_lam = len(w_loader), len(lam_loader)
+    rounds = search_rounds(n_w, ratio)
+    w_iter = w_loader.epoch(epoch, start * x)
+    lam_iter = None
+    position = start
+    for r in progress(range(start, rounds), total=rounds - start, desc=f"search {epoch}", enabled=show_progress):
+        for j in range(y):
+            g = (epoch * rounds + r) * y + j
+            lam_epoch, lam_k = divmod(g, n_lam)
+            if lam_iter is None or lam_k == 0:
+                lam_iter = lam_loader.epoch(lam_epoch, lam_k)
+            data, label = next(lam_iter)
+            if before_lambda_step is not None:
+                before_lambda_step(g)
+            mx.random.seed(step_seed(seed, epoch, r * (x + y) + j, 1))
+            m = train_step(net, lam_trainer, loss_fn, data, label, ctxs)
+            lam_meter.add(m.loss, m.correct, m.count)
+        for i in range(x):
+            if r * x + i >= n_w:
+                break
+            data, label = next(w_iter)
+            mx.random.seed(step_seed(seed, epoch, r * (x + y) + y + i, 2))
+            m = train_step(net, w_trainer, loss_fn, data, label, ctxs)
+            w_meter.add(m.loss, m.correct, m.count)
+        position = r + 1
+        if stop is not None and stop.requested and position < rounds:
+            return EpochResult({"weights": w_meter.result(), "lambda": lam_meter.result()}, position, finished=False)
+    return EpochResult({"weights": w_meter.result(), "lambda": lam_meter.result()}, position, finished=True)
+
+
+def evaluate(net: gluon.Block, loader, ctxs: Sequence[Context], show_progress: bool = False) -> Dict[str, float]:
+    """Loss and accuracy of ``net`` on every batch of ``loader`` (inference mode)."""
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    meter = Meter()
+    for data, label in progress(loader.epoch(0), total=len(loader), desc="eval", enabled=show_progress):
+        for x, y in zip(_split(data, ctxs), _split(label, ctxs)):
+            out = net(x)
+            logits = out[0] if isinstance(out, (list, tuple)) else out
+            loss = loss_fn(logits, y)
+            correct = int((logits.argmax(axis=1) == y.astype(logits.dtype)).sum().asscalar())
+            meter.add(float(loss.sum().asscalar()), correct, y.shape[0])
+    return meter.result()

@@ -1,0 +1,1 @@
+"""The search space, derivation, the architecture file and the derived network."""

@@ -1,0 +1,266 @@
+"""One search block of the supernet (TPAMI Eqs. 1-2 and 8, ICLR Eqs. 3-4).
+
+A block has M levels of N candidate operations (:mod:`dso_nas.models.space` gives the graph
+and the flat λ layout). Level-1 operations read the block input directly; operation
+``(i, j)`` with ``i >= 2`` reads ``Σ λ·h`` over the block input and every operation of the
+levels before it; every operation reaches the output through its own λ. The output is
+
+    O = ReLU(BN(Conv1x1(concat_k(λ_out[k]·h_k)))) + x        (reduction 𝓡 of Eq. 2)
+
+with the identity shortcut that the paper keeps "in case all operations are pruned".
+
+Two numerically equivalent formulations (``aggregation``):
+
+* ``"per_edge"`` - the reference: each edge multiplies its feature map by its own scalar,
+  the products are summed (``add_n``), and the λ-scaled outputs are concatenated.
+* ``"fused"`` - the fast one: for each level the ``K = 1 + (i-1)N`` candidate inputs are
+  stacked into a ``K x (B·C·H·W)`` matrix and the N weighted sums are one GEMM with the
+  level's ``N x K`` λ matrix; the output λ are folded into the ``1 x 1`` reduction weights
+  (``W' = W ⊙ repeat(λ_out, C)`` along the input channels), so no feature map is ever
+  multiplied by an output λ. Per-edge ``broadcast_mul`` backward (a reduction to a scalar
+  per edge) dominated the CPU step time of the authors' release; the GEMM replaces it.
+
+When every λ of a block is zero the supernet block computes ``x + ReLU(BN(0))``, i.e.
+``x`` plus a per-channel constant (``ReLU(β)`` in training mode, ``ReLU(β - μ·γ/σ)`` with the
+running statistics in inference mode) - not exactly the identity. The derived network
+drops such a branch altogether and is then exactly the identity, which is what the paper's
+"identity mapping in case all operations are pruned" describes.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Set, Tuple
+
+import mxnet as mx
+import numpy as np
+from mxnet.gluon import HybridBlock, Parameter
+
+from dso_nas.errors import ConfigError
+from dso_nas.models.ops import Cost, batch_norm, bn_cost, build_op, check_ops, conv_cost, \
+    op_cost, sum_cost
+from dso_nas.models.space import (INPUT, Node, block_edges, level_slice, num_lambda,
+                                  op_nodes, output_node)
+
+__all__ = ["AGGREGATIONS", "SearchBlock", "live_ops", "live_edges"]
+
+AGGREGATIONS = ("fused", "per_edge")
+
+
+# ----------------------------------------------------------------------------- pure graph rule
+
+
+def _check_mask(mask, levels: int, n_ops: int) -> np.ndarray:
+    mask = np.asarray(mask).reshape(-1).astype(bool)
+    expected = num_lambda(levels, n_ops)
+    if mask.size != expected:
+        raise ValueError(f"λ mask has {mask.size} entries, a block of M={levels}, N={n_ops} "
+                         f"needs {expected}")
+    return mask
+
+
+def live_ops(mask, levels: int, n_ops: int) -> Set[Node]:
+    """Operation nodes that survive pruning under a boolean λ mask.
+
+    An operation is kept iff it has at least one live input (level-1 operations always
+    do: they read the block input without a λ; an edge from the block input is always
+    live) and at least one kept outgoing edge to a kept operation or to the block output.
+    The two conditions are re-applied until nothing changes.
+
+    Parameters
+    ----------
+    mask : array-like of bool, shape ``(num_lambda(levels, n_ops),)``
+        ``True`` where λ is non-zero, in the flat order of :func:`space.block_edges`.
+    levels, n_ops : int
+        M and N.
+
+    Returns
+    -------
+    set of (level, op) tuples
+    """
+    mask = _check_mask(mask, levels, n_ops)
+    edges = [edge for edge, keep in zip(block_edges(levels, n_ops), mask) if keep]
+    out = output_node(levels)
+    alive = set(op_nodes(levels, n_ops))
+    while True:
+        fed = {dst for src, dst in edges if src == INPUT or src in alive}
+        used = {src for src, dst in edges if dst == out or dst in alive}
+        new = {node for node in alive if (node[0] == 1 or node in fed) and node in used}
+        if new == alive:
+            return alive
+        alive = new
+
+
+def live_edges(mask, levels: int, n_ops: int) -> List[Tuple[Node, Node]]:
+    """The λ edges that remain after pruning: kept by ``mask`` and joining live nodes."""
+    mask = _check_mask(mask, levels, n_ops)
+    alive = live_ops(mask, levels, n_ops) | {INPUT, output_node(levels)}
+    return [(src, dst) for (src, dst), keep in zip(block_edges(levels, n_ops), mask)
+            if keep and src in alive and dst in alive]
+
+
+# ----------------------------------------------------------------------------- the block
+
+
+class SearchBlock(HybridBlock):
+    """A fully connected M-level, N-operation block with one λ per edge.
+
+    Parameters
+    ----------
+    channels : int
+        Width C of the block (input = output = every operation).
+    levels : int
+        M, the number of levels.
+    ops : sequence of str
+        The N operation names (keys of :data:`dso_nas.models.ops.OPS`).
+    aggregation : {"fused", "per_edge"}
+        How the λ-weighted sums are computed (same numbers, see the module docstring).
+    lam : gluon.Parameter, optional
+        A λ Parameter shared with other blocks (shape ``(num_lambda(M, N),)``). When
+        ``None`` the block creates its own, named ``<prefix>lambda`` and initialized to 1.
+    affine : bool
+        BN with a learnable γ; the supernet uses ``False`` (γ fixed to 1) for pre-training
+        and search.
+    bn_eps, bn_momentum : float
+        BatchNorm settings.
+    """
+
+    def __init__(self, channels: int, levels: int, ops: Sequence[str], *,
+                 aggregation: str = "fused", lam: Optional[Parameter] = None,
+                 affine: bool = False, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
+                 **kwargs):
+        super().__init__(**kwargs)
+        ops = tuple(ops)
+        check_ops(ops)
+        if aggregation not in AGGREGATIONS:
+            raise ConfigError(f"unknown aggregation {aggregation!r}; valid: "
+                              f"{', '.join(AGGREGATIONS)}")
+        if levels < 1 or not ops:
+            raise ConfigError(f"a search block needs levels >= 1 and at least one op, got "
+                              f"levels={levels}, ops={list(ops)}")
+        self.channels, self.levels, self.ops, self.n_ops = channels, levels, ops, len(ops)
+        self.aggregation, self.affine = aggregation, affine
+        self.n_lambda = num_lambda(levels, self.n_ops)
+        with self.name_scope():
+            if lam is None:
+                self.lam = self.params.get("lambda", shape=(self.n_lambda,),
+                                           init=mx.init.One())
+            else:
+                if tuple(lam.shape) != (self.n_lambda,):
+                    raise ValueError(f"shared λ has shape {lam.shape}, this block needs "
+                                     f"({self.n_lambda},)")
+                self.lam = lam
+                self.params.update({lam.name: lam})
+            self.reduce_weight = self.params.get(
+                "reduce_weight", shape=(channels, levels * self.n_ops * channels, 1, 1))
+            self.reduce_bn = batch_norm(channels, affine, bn_eps, bn_momentum, prefix="reduce_bn_")
+            self._op_blocks = []
+            for level, j in op_nodes(levels, self.n_ops):
+                block = build_op(ops[j], channels, 1, affine, bn_eps, bn_momentum,
+                                 prefix=f"l{level}_{j}_{ops[j]}_")
+                self.register_child(block, f"l{level}_{j}")
+                self._op_blocks.append(block)
+
+    # -- forward ---------------------------------------------------------------------------
+
+    def _level_ops(self, level: int):
+        start = (level - 1) * self.n_ops
+        return self._op_blocks[start:start + self.n_ops]
+
+    def hybrid_forward(self, F, x, lam, reduce_weight):
+        fused = self.aggregation == "fused"
+        outs = [op(x) for op in self._level_ops(1)]
+        for level in range(2, self.levels + 1):
+            start, stop = level_slice(self.levels, self.n_ops, level)
+            lam_level = F.slice_axis(lam, axis=0, begin=start, end=stop)
+            sources = [x] + outs
+            if fused:
+                inputs = _fused_sums(F, lam_level, sources, self.n_ops)
+            else:
+                inputs = _per_edge_sums(F, lam_level, sources, self.n_ops)
+            outs.extend(op(inp) for op, inp in zip(self._level_ops(level), inputs))
+        start, stop = level_slice(self.levels, self.n_ops, self.levels + 1)
+        lam_out = F.slice_axis(lam, axis=0, begin=start, end=stop)
+        if fused:
+            scale = F.reshape(F.repeat(lam_out, repeats=self.channels), shape=(1, -1, 1, 1))
+            weight = F.broadcast_mul(reduce_weight, scale)
+            merged = F.concat(*outs, dim=1)
+        else:
+            weight = reduce_weight
+            merged = F.concat(*[_scale(F, h, lam_out, k) for k, h in enumerate(outs)], dim=1)
+        y = F.Convolution(merged, weight=weight, kernel=(1, 1), num_filter=self.channels,
+                          no_bias=True)
+        return F.relu(self.reduce_bn(y)) + x
+
+    # -- analytic helpers ------------------------------------------------------------------
+
+    def out_shape(self, height: int, width: int) -> Tuple[int, int, int]:
+        """``(C, H, W)`` of the output (the same as the input)."""
+        return self.channels, height, width
+
+    def cost(self, height: int, width: int, mask=None) -> Cost:
+        """Analytic cost of the block keeping only what ``mask`` leaves alive.
+
+        Parameters
+        ----------
+        height, width : int
+            Spatial size of the input.
+        mask : array-like of bool, optional
+            ``True`` for kept λ (flat order); ``None`` keeps everything (the supernet).
+
+        Returns
+        -------
+        Cost
+            Kept operations, the sums feeding them, the ``1 x 1`` reduction over the kept
+            outputs with its BN, and the residual sum. Nothing (zero cost) when no
+            operation survives: the block is then the identity. λ are not counted.
+        """
+        if mask is None:
+            mask = np.ones(self.n_lambda, dtype=bool)
+        return block_cost(self.channels, self.levels, self.ops, height, width, mask,
+                          self.affine)
+
+
+def block_cost(channels: int, levels: int, ops: Sequence[str], height: int, width: int,
+               mask, affine: bool = True) -> Cost:
+    """Analytic cost of a search block under a λ mask (see :meth:`SearchBlock.cost`)."""
+    n_ops = len(ops)
+    kept = live_edges(mask, levels, n_ops)
+    alive = live_ops(mask, levels, n_ops)
+    out = output_node(levels)
+    total = Cost.zero()
+    for level, j in sorted(alive):
+        fan_in = 1 if level == 1 else sum(1 for _, dst in kept if dst == (level, j))
+        total = (total + sum_cost(fan_in, channels, height, width)
+                 + op_cost(ops[j], channels, height, width, 1, affine))
+    n_out = sum(1 for _, dst in kept if dst == out)
+    if n_out:
+        total = (total + conv_cost(n_out * channels, channels, 1, height, width)
+                 + bn_cost(channels, affine=affine) + sum_cost(2, channels, height, width))
+    return total
+
+
+# ----------------------------------------------------------------------------- formulations
+
+
+def _scale(F, h, lam, k: int):
+    """``λ[k] · h`` with a per-edge broadcast multiply (the reference formulation)."""
+    factor = F.reshape(F.slice_axis(lam, axis=0, begin=k, end=k + 1), shape=(1, 1, 1, 1))
+    return F.broadcast_mul(h, factor)
+
+
+def _per_edge_sums(F, lam_level, sources, n_ops: int):
+    """The N inputs of a level: ``add_n`` of per-edge scaled sources."""
+    k = len(sources)
+    inputs = []
+    for j in range(n_ops):
+        terms = [_scale(F, h, lam_level, j * k + s) for s, h in enumerate(sources)]
+        inputs.append(terms[0] if k == 1 else F.add_n(*terms))
+    return inputs
+
+
+def _fused_sums(F, lam_level, sources, n_ops: int):
+    """The N inputs of a level as one GEMM: ``(N x K) · (K x B·C·H·W)``."""
+    k = len(sources)
+    stacked = F.reshape(F.stack(*sources, axis=0), shape=(k, -1))
+    sums = F.dot(F.reshape(lam_level, shape=(n_ops, k)), stacked)
+    pieces = F.split(sums, num_outputs=n_ops, axis=0) if n_ops > 1 else [sums]
+    return [F.reshape_like(pieces[j], sources[0]) for j in range(n_ops)]

@@ -1,0 +1,520 @@
+"""Budget-aware sparsity: per-connection multipliers of γ (TPAMI 2020, §3.4, Eqs. 17-19).
+
+The APG-NAG step thresholds entry ``i`` of a λ parameter ``p`` at ``η γ scale_p[i]``
+(:meth:`dso_nas.optim.apgnag.APGNAG.set_gamma_scale`). A :class:`Budget` computes the
+``scale`` arrays from the current λ iterates and hands them to ``trainer.optimizer`` (looked
+up at every call: ``Trainer.load_states`` replaces the optimizer object, and the multipliers
+travel with it through ``save_states``/``load_states``).
+
+Kinds (:func:`make_budget`)
+---------------------------
+``"none"``
+    Every multiplier is 1: the plain ``γ‖λ‖₁`` of Eq. 8.
+
+``"flops"`` - Adaptive FLOPs, Eq. 17: ``γ_t = γ · FLOPs_t / FLOPs_block``.
+    ``FLOPs_t`` is the analytic FLOPs of what the λ mask (``λ != 0``) keeps of the block
+    (:meth:`SearchBlock.cost`: live ops and the ``1 x 1`` reduction over the live outputs);
+    ``FLOPs_block`` that of the complete block. Every λ of the block gets the ratio. In the
+    ``share`` scope one λ vector serves every block, so its ratio is
+    ``Σ_b FLOPs_t(b) / Σ_b FLOPs_block(b)`` over the blocks that use it (each block at its own
+    ``(C, H, W)``); in the ``full`` scope each block has its own vector and this is Eq. 17 as is.
+    Recomputed by :meth:`Budget.refresh` (the pipeline calls it every ``search.budget_every``
+    λ steps) and at every epoch start.
+
+``"mac"`` - Adaptive MAC, Eq. 18: ``γ_(m,n) = γ · MAC_(m,n) / MAC_max``.
+    ``MAC_(m,n)`` is the analytic MAC of operation ``(m, n)`` alone (:func:`op_cost`: input
+    read, weights read, output written) at its block's ``(C, H, W)``; ``MAC_max`` the largest
+    such value over every operation of every block. An edge into an operation ``(i, j)``
+    gets the MAC of ``(i, j)`` (the op it feeds: removing all of them removes that op); an
+    edge into the block output gets the MAC of its source op (the op whose survival it
+    decides). In this cost model an op's MAC does not change during the search, so the
+    multipliers are constant. ``share`` scope: an entry gets the mean, over the blocks that
+    use the shared vector, of the per-block multipliers (so each block contributes its own
+    ``MAC/MAC_max`` and the normalisation is the same as in the ``full`` scope).
+
+``"latency"`` - Adaptive latency, Eq. 19: ``γ_c = γ₀ + γ · (LAT_c - LAT_min) / (LAT_max - LAT_min)``.
+    The paper defines the latency of a connection as "the latency deduction of the whole
+    network when this connection is removed"; that is what ``LAT_c`` is here:
+    ``LAT_c = latency(net with c) - latency(net without c)``, both nets derived
+    (:func:`derive_block`) from the current λ mask with entry ``c`` switched on or off - for a
+    live edge the first is the current network, for a pruned edge the second is. A
+    connection that costs more time therefore gets the larger penalty, as with Eqs. 17-18.
+    (The "where" clause under Eq. 19 calls ``LAT_c`` "the latency of the network when the
+    connection is pruned"; used literally, the min-max ratio would be ``1 -`` ours and the
+    connection whose removal saves the most time would get the smallest penalty.)
+    ``LAT_min``/``LAT_max`` run over every λ entry of every parameter (the network's
+    connections). When they are equal every ratio is 0. Each derived architecture is
+    measured once (cached by its cells for the Budget's lifetime: many toggles give the same
+    derived net, e.g. an edge into a dead op). Re-measured at the start of every
+    ``latency_every``-th epoch (:meth:`Budget.start_epoch`); between re-measurements the
+    multipliers stay as they are in the optimizer. ``measure`` is injectable; the default,
+    :func:`wall_clock_latency`, times the :class:`DerivedNet` at width 1, batch 1.
+
+Multipliers versus γ
+--------------------
+The optimizer applies ``η γ scale``, so Eq. 19 becomes ``scale_c = (γ₀ + γ · ratio_c) / γ``.
+With ``γ = 0`` the threshold is 0 whatever the multiplier: ``γ₀ > 0`` then cannot act and
+:func:`make_budget` refuses it (``ConfigError``); with ``γ = γ₀ = 0`` the multipliers are
+the ratios (harmless).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import mxnet as mx
+import numpy as np
+
+from ..errors import ConfigError
+from ..models.arch import Architecture, Cell, Layout, derive_block
+from ..models.ops import op_cost
+from ..models.space import block_edges, op_nodes, output_node
+
+__all__ = [
+    "BUDGET_KINDS",
+    "Measure",
+    "BlockInfo",
+    "Budget",
+    "FlopsBudget",
+    "MacBudget",
+    "LatencyBudget",
+    "make_budget",
+    "network_blocks",
+    "flops_ratios",
+    "edge_op",
+    "mac_multipliers",
+    "min_max_ratio",
+    "wall_clock_latency",
+]
+
+LOG = logging.getLogger("dso_nas")
+
+BUDGET_KINDS = ("none", "flops", "mac", "latency")
+
+#: A latency probe: architecture -> latency (any unit, the same for every call).
+Measure = Callable[[Architecture], float]
+
+
+# --------------------------------------------------------------------------- the network's blocks
+@dataclass(frozen=True)
+class BlockInfo:
+    """One search block as the budgets see it.
+
+    Attributes
+    ----------
+    block : SearchBlock
+        The block (for ``levels``, ``ops``, ``affine`` and :meth:`SearchBlock.cost`).
+    param : int
+        Index of its λ parameter in ``net.lambda_params()``.
+    shape : (int, int, int)
+        ``(C, H, W)`` of its input.
+    """
+
+    block: Any
+    param: int
+    shape: Tuple[int, int, int]
+
+
+def network_blocks(net: Any, input_hw: Tuple[int, int]) -> List[BlockInfo]:
+    """The search blocks of a SuperNet in network order, with their λ index and input shape."""
+    blocks = list(net.search_blocks())
+    index = list(net.block_lambda_index())
+    shapes = [tuple(int(v) for v in s) for s in net.block_shapes(tuple(input_hw))]
+    if not len(blocks) == len(index) == len(shapes):
+        raise ValueError(f"supernet reports {len(blocks)} blocks, {len(index)} λ indices and "
+                         f"{len(shapes)} block shapes")
+    return [BlockInfo(b, int(i), s) for b, i, s in zip(blocks, index, shapes)]
+
+
+def _masks(lambdas: Sequence[np.ndarray], n_params: int) -> List[np.ndarray]:
+    if len(lambdas) != n_params:
+        raise ValueError(f"expected {n_params} λ arrays (one per λ parameter), got {len(lambdas)}")
+    return [np.asarray(lam).reshape(-1) != 0 for lam in lambdas]
+
+
+# --------------------------------------------------------------------------- Eq. 17
+def flops_ratios(blocks: Sequence[BlockInfo], masks: Sequence[np.ndarray],
+                 block_flops: Optional[Callable[[int, np.ndarray], int]] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Kept-to-complete FLOPs ratios of Eq. 17.
+
+    Parameters
+    ----------
+    blocks : sequence of BlockInfo
+    masks : sequence of numpy.ndarray of bool
+        One flat λ mask per λ parameter.
+    block_flops : callable, optional
+        ``(block index, mask) -> FLOPs``; default ``blocks[b].block.cost(H, W, mask).flops``
+        (lets a caller cache).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Per λ parameter ``Σ FLOPs_t / Σ FLOPs_block`` over the blocks using it (1 for a
+        parameter no block uses), and each block's own ratio.
+    """
+    if block_flops is None:
+        def block_flops(b: int, mask: np.ndarray) -> int:
+            info = blocks[b]
+            return int(info.block.cost(info.shape[1], info.shape[2], mask).flops)
+    kept = np.zeros(len(masks))
+    full = np.zeros(len(masks))
+    own = np.ones(len(blocks))
+    for b, info in enumerate(blocks):
+        k = float(block_flops(b, masks[info.param]))
+        f = float(block_flops(b, np.ones_like(masks[info.param])))
+        kept[info.param] += k
+        full[info.param] += f
+        own[b] = k / f if f > 0 else 1.0
+    ratio = np.divide(kept, full, out=np.ones_like(kept), where=full > 0)
+    return ratio, own
+
+
+# --------------------------------------------------------------------------- Eq. 18
+def edge_op(edge: Tuple[Tuple[int, int], Tuple[int, int]], levels: int) -> Tuple[int, int]:
+    """The operation whose MAC an edge's λ is weighted by: its consumer, or its source for
+    an edge into the block output."""
+    src, dst = edge
+    return src if dst == output_node(levels) else dst
+
+
+def mac_multipliers(blocks: Sequence[BlockInfo], n_params: int) -> Tuple[List[np.ndarray], int]:
+    """Per-entry ``MAC_op / MAC_max`` of Eq. 18 (see the module docstring).
+
+    Returns
+    -------
+    (list of numpy.ndarray, int)
+        One multiplier array per λ parameter (entries of a parameter no block uses are 1)
+        and ``MAC_max``.
+    """
+    per_block: List[np.ndarray] = []
+    for info in blocks:
+        blk = info.block
+        c, h, w = info.shape
+        op_mac = {node: op_cost(blk.ops[node[1]], c, h, w, 1, blk.affine).mac
+                  for node in op_nodes(blk.levels, len(blk.ops))}
+        per_block.append(np.array([op_mac[edge_op(e, blk.levels)]
+                                   for e in block_edges(blk.levels, len(blk.ops))], dtype=np.float64))
+    mac_max = max((float(m.max()) for m in per_block), default=0.0)
+    sums: List[Optional[np.ndarray]] = [None] * n_params
+    counts = [0] * n_params
+    for info, mac in zip(blocks, per_block):
+        ratio = mac / mac_max if mac_max > 0 else np.ones_like(mac)
+        sums[info.param] = ratio if sums[info.param] is None else sums[info.param] + ratio
+        counts[info.param] += 1
+    out = []
+    for p in range(n_params):
+        if sums[p] is None:
+            out.append(np.array(1.0))
+        else:
+            out.append(sums[p] / counts[p])
+    return out, int(mac_max)
+
+
+# --------------------------------------------------------------------------- Eq. 19
+def min_max_ratio(values: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """``(v - min) / (max - min)`` over all entries of all arrays; all 0 when max == min."""
+    flat = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in values])
+    lo, hi = float(flat.min()), float(flat.max())
+    span = hi - lo
+    if not span > 0:
+        return [np.zeros(np.shape(v)) for v in values]
+    return [(np.asarray(v, dtype=np.float64) - lo) / span for v in values]
+
+
+def wall_clock_latency(arch: Architecture, *, num_classes: int, input_size: int, runs: int = 5,
+                       warmup: int = 2, ctx: Optional[mx.Context] = None) -> float:
+    """Mean wall-clock forward time (milliseconds) of the architecture's network at batch 1.
+
+    Builds the :class:`DerivedNet` at width 1 on ``ctx`` (default CPU), hybridized with
+    ``static_alloc``, weights set to constants (no random draw: the search's random streams
+    are untouched), input ``(1, in_channels, input_size, input_size)`` of ones. ``max(1,
+    warmup)`` untimed forwards (the first one builds the graph), then the mean of ``runs``
+    timed forwards, each synchronised with ``wait_to_read``.
+    """
+    from ..models.derived import DerivedNet  # noqa: PLC0415 - avoids an import cycle at load time
+
+    ctx = ctx or mx.cpu()
+    net = DerivedNet(arch, width_mult=1.0, num_classes=num_classes)
+    net.initialize(mx.init.Constant(0.01), ctx=ctx)
+    net.hybridize(static_alloc=True)
+    x = mx.nd.ones((1, arch.in_channels, input_size, input_size), ctx=ctx)
+    for _ in range(max(1, int(warmup))):
+        net(x).wait_to_read()
+    times = []
+    for _ in range(max(1, int(runs))):
+        start = time.perf_counter()
+        net(x).wait_to_read()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.mean(times))
+
+
+# --------------------------------------------------------------------------- budgets
+def _stats(arrays: Sequence[np.ndarray]) -> Dict[str, float]:
+    flat = np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1) for a in arrays]) if arrays else np.ones(1)
+    return {"min": round(float(flat.min()), 6), "mean": round(float(flat.mean()), 6),
+            "max": round(float(flat.max()), 6)}
+
+
+class Budget:
+    """Budget ``"none"`` and the base of the others: every multiplier 1.
+
+    Parameters
+    ----------
+    trainer : gluon.Trainer
+        The λ Trainer (APG-NAG); its ``optimizer`` is looked up at every call.
+    params : sequence of gluon.Parameter
+        The λ parameters, in the order of the ``lambdas`` lists passed in.
+    """
+
+    kind = "none"
+
+    def __init__(self, trainer: mx.gluon.Trainer, params: Sequence[mx.gluon.Parameter]) -> None:
+        self.trainer = trainer
+        self.params = list(params)
+
+    # -- the pipeline's hooks ------------------------------------------------------------
+    def start_epoch(self, epoch: int, lambdas: Sequence[np.ndarray]) -> None:
+        """Called at the start of every search epoch with the current λ iterates."""
+        self.refresh(lambdas)
+
+    def refresh(self, lambdas: Sequence[np.ndarray]) -> None:
+        """Called before λ steps (every ``search.budget_every``); recomputes and applies."""
+        self.apply(self.multipliers(lambdas))
+
+    def summary(self) -> Dict[str, Any]:
+        """The multipliers in force (read from the optimizer), as a small JSON-able dict."""
+        return {"kind": self.kind, "scale": _stats(self.in_force())}
+
+    # -- mechanics -----------------------------------------------------------------------
+    def multipliers(self, lambdas: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """The multiplier array of every λ parameter for these λ."""
+        _masks(lambdas, len(self.params))
+        return [np.ones(p.shape) for p in self.params]
+
+    def apply(self, scales: Sequence[np.ndarray]) -> None:
+        """Hand the multipliers to the optimizer (only those that changed)."""
+        opt = self.trainer.optimizer
+        for p, scale in zip(self.params, scales):
+            scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), p.shape)
+            if not np.array_equal(opt.gamma_scale(p.name), scale):
+                opt.set_gamma_scale(p.name, scale)
+
+    def in_force(self) -> List[np.ndarray]:
+        """The optimizer's current multiplier of every λ parameter (shape of the parameter)."""
+        opt = self.trainer.optimizer
+        return [np.broadcast_to(opt.gamma_scale(p.name), p.shape) for p in self.params]
+
+    def _scales_set(self) -> bool:
+        """Whether the optimizer holds a multiplier array for every λ parameter."""
+        opt = self.trainer.optimizer
+        return all(np.ndim(opt.gamma_scale(p.name)) > 0 for p in self.params)
+
+
+class FlopsBudget(Budget):
+    """Adaptive FLOPs (Eq. 17): one multiplier per block, ``FLOPs_t / FLOPs_block``."""
+
+    kind = "flops"
+
+    def __init__(self, trainer: mx.gluon.Trainer, params: Sequence[mx.gluon.Parameter],
+                 blocks: Sequence[BlockInfo]) -> None:
+        super().__init__(trainer, params)
+        self.blocks = list(blocks)
+        self._last: Dict[Tuple[int, bytes], int] = {}
+        self.block_ratio = np.ones(len(self.blocks))
+
+    def _block_flops(self, b: int, mask: np.ndarray) -> int:
+        key = (b, np.packbits(mask).tobytes())
+        if key not in self._last:
+            if len(self._last) > 4 * len(self.blocks) + 8:
+                self._last.clear()
+            info = self.blocks[b]
+            self._last[key] = int(info.block.cost(info.shape[1], info.shape[2], mask).flops)
+        return self._last[key]
+
+    def multipliers(self, lambdas: Sequence[np.ndarray]) -> List[np.ndarray]:
+        masks = _masks(lambdas, len(self.params))
+        ratio, self.block_ratio = flops_ratios(self.blocks, masks, self._block_flops)
+        return [np.full(p.shape, r) for p, r in zip(self.params, ratio)]
+
+    def summary(self) -> Dict[str, Any]:
+        return {"kind": self.kind,
+                "scale": [round(float(np.mean(s)), 6) for s in self.in_force()],
+                "block_ratio": [round(float(r), 6) for r in self.block_ratio]}
+
+
+class MacBudget(Budget):
+    """Adaptive MAC (Eq. 18): constant per-entry ``MAC_op / MAC_max``."""
+
+    kind = "mac"
+
+    def __init__(self, trainer: mx.gluon.Trainer, params: Sequence[mx.gluon.Parameter],
+                 blocks: Sequence[BlockInfo]) -> None:
+        super().__init__(trainer, params)
+        self._scales, self.mac_max = mac_multipliers(blocks, len(self.params))
+
+    def multipliers(self, lambdas: Sequence[np.ndarray]) -> List[np.ndarray]:
+        _masks(lambdas, len(self.params))
+        return [np.broadcast_to(s, p.shape).copy() for p, s in zip(self.params, self._scales)]
+
+    def summary(self) -> Dict[str, Any]:
+        return {"kind": self.kind, "mac_max": self.mac_max, "scale": _stats(self.in_force())}
+
+
+class LatencyBudget(Budget):
+    """Adaptive latency (Eq. 19), re-measured every ``every`` epochs.
+
+    Parameters
+    ----------
+    trainer, params
+        As for :class:`Budget`.
+    layout : Layout
+        The searched network's layout (to build the derived architectures).
+    scope : {"share", "full"}
+    lambda_index : sequence of int
+        The λ parameter of every block, network order.
+    measure : callable
+        ``Architecture -> latency``.
+    gamma, gamma0 : float
+        γ of the optimizer and γ₀ of Eq. 19.
+    every : int
+        Re-measure at the start of epochs ``0, every, 2·every, ...``.
+    """
+
+    kind = "latency"
+
+    def __init__(self, trainer: mx.gluon.Trainer, params: Sequence[mx.gluon.Parameter], *,
+                 layout: Layout, scope: str, lambda_index: Sequence[int], measure: Measure,
+                 gamma: float, gamma0: float = 0.0, every: int = 1) -> None:
+        super().__init__(trainer, params)
+        if int(every) < 1:
+            raise ConfigError(f"search.latency_every must be >= 1, got {every}")
+        self.layout, self.scope = layout, scope
+        self.lambda_index = [int(i) for i in lambda_index]
+        self.measure, self.gamma, self.gamma0, self.every = measure, float(gamma), float(gamma0), int(every)
+        self.cache: Dict[Tuple[Cell, ...], float] = {}
+        self.measurements = 0
+        self.cache_hits = 0
+        self.last: Dict[str, Any] = {}
+
+    # -- hooks ---------------------------------------------------------------------------
+    def start_epoch(self, epoch: int, lambdas: Sequence[np.ndarray]) -> None:
+        """Re-measure on every ``every``-th epoch, or when the optimizer has no multipliers
+        yet (e.g. a resumed run whose λ Trainer state was not saved)."""
+        if epoch % self.every == 0 or not self._scales_set():
+            self.last = {"epoch": int(epoch)}
+            self.apply(self.multipliers(lambdas))
+
+    def refresh(self, lambdas: Sequence[np.ndarray]) -> None:
+        """Latency multipliers change only at epoch starts."""
+
+    def summary(self) -> Dict[str, Any]:
+        return {"kind": self.kind, **self.last, "scale": _stats(self.in_force()),
+                "measurements": self.measurements, "cache_hits": self.cache_hits}
+
+    # -- mechanics -----------------------------------------------------------------------
+    def latency(self, cells: Sequence[Cell]) -> float:
+        """Latency of the network whose per-parameter cells are ``cells`` (cached)."""
+        key = tuple(cells)
+        if key in self.cache:
+            self.cache_hits += 1
+            return self.cache[key]
+        block_cells = [cells[0]] if self.scope == "share" else [cells[i] for i in self.lambda_index]
+        arch = Architecture.from_layout(self.layout, self.scope, block_cells)
+        value = float(self.measure(arch))
+        if not np.isfinite(value):
+            raise ValueError(f"latency measure returned {value} for a derived architecture")
+        self.cache[key] = value
+        self.measurements += 1
+        return value
+
+    def connection_latencies(self, lambdas: Sequence[np.ndarray]) -> Tuple[List[np.ndarray], float]:
+        """``LAT_c = latency(with c) - latency(without c)`` of every λ entry, and the
+        current network's latency."""
+        masks = _masks(lambdas, len(self.params))
+        levels, ops = self.layout.levels, self.layout.ops
+        base = [derive_block(m, levels, ops) for m in masks]
+        current = self.latency(base)
+        out = []
+        for p, mask in enumerate(masks):
+            lat = np.empty(mask.size)
+            for k in range(mask.size):
+                toggled = mask.copy()
+                toggled[k] = not mask[k]
+                cells = list(base)
+                cells[p] = derive_block(toggled, levels, ops)
+                other = self.latency(cells)
+                lat[k] = current - other if mask[k] else other - current
+            out.append(lat.reshape(self.params[p].shape))
+        return out, current
+
+    def multipliers(self, lambdas: Sequence[np.ndarray]) -> List[np.ndarray]:
+        lats, current = self.connection_latencies(lambdas)
+        ratios = min_max_ratio(lats)
+        flat = np.concatenate([v.reshape(-1) for v in lats])
+        self.last.update({"latency": round(current, 6), "lat_min": round(float(flat.min()), 6),
+                          "lat_max": round(float(flat.max()), 6)})
+        if self.gamma > 0:
+            return [(self.gamma0 + self.gamma * r) / self.gamma for r in ratios]
+        return ratios
+
+
+# --------------------------------------------------------------------------- factory
+def _layout_of(net: Any) -> Layout:
+    """The search-time layout of a SuperNet (its stem is ``features[0]``)."""
+    stem = net.features[0]
+    return Layout(stem=stem.kind, in_channels=int(net.in_channels), stem_channels=int(stem.channels),
+                  channels=tuple(int(c) for c in net.channels), blocks=tuple(int(b) for b in net.blocks),
+                  levels=int(net.levels), ops=tuple(net.ops))
+
+
+def make_budget(kind: str, *, net: Any, trainer: mx.gluon.Trainer, input_shape: Tuple[int, int, int],
+                gamma: float, gamma0: float = 0.0, latency_runs: int = 5, latency_warmup: int = 2,
+                latency_input: int = 224, latency_every: int = 1, ctx: Optional[mx.Context] = None,
+                measure: Optional[Measure] = None) -> Budget:
+    """The budget of ``search.budget``.
+
+    Parameters
+    ----------
+    kind : {"none", "flops", "mac", "latency"}
+    net : SuperNet
+        The supernet (λ parameters, blocks, their λ index and shapes).
+    trainer : gluon.Trainer
+        Its λ Trainer (APG-NAG).
+    input_shape : (int, int, int)
+        ``(C, H, W)`` of the training images (block shapes for FLOPs/MAC; ``C`` for latency).
+    gamma, gamma0 : float
+        γ of the λ optimizer, γ₀ of Eq. 19 (latency only).
+    latency_runs, latency_warmup, latency_input, ctx
+        Settings of the default wall-clock probe (:func:`wall_clock_latency`).
+    latency_every : int
+        Re-measure latencies at the start of every this many epochs.
+    measure : callable, optional
+        ``Architecture -> latency`` replacing the wall-clock probe (tests, lookup tables).
+
+    Raises
+    ------
+    ConfigError
+        On an unknown kind, ``latency_every < 1``, or ``gamma0 > 0`` with ``gamma == 0``.
+    """
+    if kind not in BUDGET_KINDS:
+        raise ConfigError(f"search.budget must be one of {', '.join(BUDGET_KINDS)}, got {kind!r}")
+    params = list(net.lambda_params())
+    if kind == "none":
+        return Budget(trainer, params)
+    if kind in ("flops", "mac"):
+        blocks = network_blocks(net, tuple(input_shape[1:]))
+        return (FlopsBudget if kind == "flops" else MacBudget)(trainer, params, blocks)
+    if gamma0 > 0 and not gamma > 0:
+        raise ConfigError("search.gamma0 > 0 needs search.gamma > 0: the λ optimizer's threshold is "
+                          "η·γ·multiplier, so γ₀ cannot act when γ = 0")
+    layout = _layout_of(net)
+    if measure is None:
+        num_classes = int(net.classifier.num_classes)
+
+        def measure(arch: Architecture) -> float:
+            return wall_clock_latency(arch, num_classes=num_classes, input_size=int(latency_input),
+                                      runs=latency_runs, warmup=latency_warmup, ctx=ctx)
+    return LatencyBudget(trainer, params, layout=layout, scope=net.scope, lambda_index=net.block_lambda_index(),
+                         measure=measure, gamma=gamma, gamma0=gamma0, every=latency_every)

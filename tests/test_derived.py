@@ -1,0 +1,194 @@
+"""The derived (retraining) network, its analytic cost and the width-multiplier search."""
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd
+
+from dso_nas.errors import ArchitectureError, ConfigError
+from dso_nas.models.arch import Cell, Layout, derive_architecture
+from dso_nas.models.baselines import full_architecture, random_architecture
+from dso_nas.models.ops import Cost
+from dso_nas.models.derived import (AuxHead, DerivedCell, DerivedNet, arch_cost, aux_head_cost,
+                                    derived_cell_cost, scaled_width)
+from dso_nas.models.search_block import SearchBlock
+from dso_nas.models.space import num_lambda
+from dso_nas.models.width import find_width_multiplier
+
+OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3")
+LAYOUT = Layout(stem="cifar", in_channels=3, stem_channels=4, channels=(4, 8), blocks=(2, 1), levels=3, ops=OPS)
+
+
+def trainable(block, skip_prefix=None):
+    return sum(p.data().size for p in block.collect_params().values()
+               if p.grad_req != "null" and not (skip_prefix and p.name.startswith(skip_prefix)))
+
+
+def build(arch, hw=8, **kwargs):
+    mx.random.seed(0)
+    net = DerivedNet(arch, num_classes=5, **kwargs)
+    net.initialize(mx.init.Xavier())
+    net.hybridize(static_alloc=True)
+    x = mx.nd.array(np.random.RandomState(0).normal(size=(4, 3, hw, hw)))
+    return net, x
+
+
+def architectures():
+    n = num_lambda(3, 4)
+    lam = np.zeros(n)
+    lam[::3] = 0.5
+    return {
+        "share": derive_architecture([lam], scope="share", layout=LAYOUT),
+        "full": derive_architecture([lam, np.ones(n), np.zeros(n)], scope="full", layout=LAYOUT),
+        "random": random_architecture(LAYOUT, scope="full", keep_rate=0.3, seed=3),
+        "full-network": full_architecture(LAYOUT),
+    }
+
+
+@pytest.mark.parametrize("name", ["share", "full", "random", "full-network"])
+def test_derived_net_hybridizes_and_runs(name):
+    net, x = build(architectures()[name], width_mult=1.5)
+    y = net(x)
+    assert y.shape == (4, 5) and np.isfinite(y.asnumpy()).all()
+    with autograd.record():
+        loss = net(x).sum()
+    loss.backward()
+    grad = net.stem.collect_params().values()
+    assert any(np.abs(p.grad().asnumpy()).sum() > 0 for p in grad if p.grad_req != "null")
+
+
+def test_empty_cell_is_exactly_the_identity():
+    cell = DerivedCell(Cell(), 4, drop_path=0.3)
+    cell.initialize()
+    cell.hybridize(static_alloc=True)
+    x = mx.nd.array(np.random.RandomState(1).normal(size=(2, 4, 8, 8)))
+    assert list(cell.collect_params()) == []
+    for train in (False, True):
+        with autograd.record(train_mode=train):
+            y = cell(x)
+        np.testing.assert_array_equal(y.asnumpy(), x.asnumpy())
+    conv = DerivedCell(Cell(), 4, shortcut="conv")
+    conv.initialize()
+    assert conv(x).shape == x.shape and not np.allclose(conv(x).asnumpy(), x.asnumpy())
+
+
+def test_identity_architecture_network_params_are_stem_reductions_classifier():
+    arch = derive_architecture([np.zeros(num_lambda(3, 4))], scope="share", layout=LAYOUT)
+    net, x = build(arch)
+    assert net(x).shape == (4, 5)
+    cost = arch_cost(arch, 1.0, (8, 8), 5)
+    assert trainable(net) == cost["total"].params
+    assert cost["blocks"] == [Cost.zero()] * 3
+
+
+def test_aux_head_returns_two_outputs():
+    net, x = build(architectures()["full"], hw=16, aux_weight=0.4, aux_stage=1)
+    logits, aux = net(x)
+    assert logits.shape == aux.shape == (4, 5)
+    with autograd.record():
+        logits, aux = net(x)
+        loss = logits.sum() + 0.4 * aux.sum()
+    loss.backward()
+    assert np.abs(net.aux_head.fc.weight.grad().asnumpy()).sum() > 0
+    # the auxiliary head is not part of the reported cost
+    assert trainable(net, skip_prefix=net.aux_head.prefix) == arch_cost(net.arch, 1.0, (16, 16), 5)["total"].params
+
+
+def test_aux_head_cost_matches_its_parameters():
+    head = AuxHead(8, 10, pool_stride=3)
+    head.initialize()
+    y = head(mx.nd.ones((2, 8, 8, 8)))
+    assert y.shape == (2, 10)
+    assert trainable(head) == aux_head_cost(8, 10, 8, 8, 3).params
+
+
+def test_drop_path_only_in_training():
+    net, x = build(architectures()["full-network"], drop_path=0.5)
+    rates = [c.drop_path for c in net.cells()]
+    np.testing.assert_allclose(rates, [0.5 / 3, 1.0 / 3, 0.5])
+    a, b = net(x).asnumpy(), net(x).asnumpy()
+    np.testing.assert_array_equal(a, b)
+    outs = []
+    for _ in range(3):
+        with autograd.record(train_mode=True):
+            outs.append(net(x).asnumpy())
+    assert not (np.allclose(outs[0], outs[1]) and np.allclose(outs[1], outs[2]))
+    net.set_drop_path(0.0)
+    with autograd.record(train_mode=True):
+        c = net(x).asnumpy()
+    with autograd.record(train_mode=True):
+        d = net(x).asnumpy()
+    np.testing.assert_allclose(c, d, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, width_mult, kwargs", [
+    ("share", 1.0, {}),
+    ("full", 1.7, {}),
+    ("random", 2.3, {"first_shortcut": "conv"}),
+    ("full-network", 0.6, {"affine": False}),
+])
+def test_analytic_params_equal_counted_params(name, width_mult, kwargs):
+    arch = architectures()[name]
+    net, x = build(arch, width_mult=width_mult, **kwargs)
+    net(x)
+    cost = arch_cost(arch, width_mult, (8, 8), 5, **kwargs)
+    total = cost["total"]
+    assert trainable(net) == total.params
+    assert cost["widths"] == [scaled_width(4, width_mult)] + [scaled_width(c, width_mult) for c in (4, 8)]
+    assert len(cost["blocks"]) == 3 and len(cost["reductions"]) == 1
+    parts = [cost["stem"], *cost["blocks"], *cost["reductions"], cost["classifier"]]
+    assert total == sum(parts, Cost.zero())
+    for cell, block, side in zip(net.cells(), cost["blocks"], (8, 8, 4)):
+        assert block.params == trainable(cell)
+        assert block == cell.cost(side, side, 3, OPS)
+    assert total.flops > 0 and total.mac > total.flops // 100
+
+
+def test_derived_cell_cost_equals_supernet_block_cost_under_its_mask():
+    arch = architectures()["random"]
+    for cell in arch.cells:
+        mask = cell.mask(3, 4)
+        block = SearchBlock(6, 3, OPS, affine=True)
+        assert derived_cell_cost(cell, 6, 3, OPS, 8, 8) == block.cost(8, 8, mask)
+
+
+def test_scaled_width_rounds_to_nearest_and_stays_positive():
+    assert [scaled_width(48, m) for m in (1.0, 0.5, 0.51, 0.01)] == [48, 24, 24, 1]
+    assert scaled_width(10, 0.25) == 3  # 2.5 rounds up
+
+
+@pytest.mark.parametrize("target", [dict(target_params=20000), dict(target_flops=2e6),
+                                    dict(target_params=30000, target_flops=1.5e6)])
+def test_width_search_is_the_largest_multiplier_within_budget(target):
+    arch = architectures()["random"]
+    rtol = 1e-4
+    m = find_width_multiplier(arch, input_hw=(8, 8), num_classes=5, rtol=rtol, **target)
+    cost = arch_cost(arch, m, (8, 8), 5)["total"]
+    above = arch_cost(arch, m * (1 + 2 * rtol), (8, 8), 5)["total"]
+    tp, tf = target.get("target_params", 0), target.get("target_flops", 0)
+    assert (not tp or cost.params <= tp) and (not tf or cost.flops <= tf)
+    assert (tp and above.params > tp) or (tf and above.flops > tf)
+
+
+def test_width_search_errors():
+    arch = architectures()["full-network"]
+    with pytest.raises(ConfigError, match="narrowest network"):
+        find_width_multiplier(arch, target_params=100, input_hw=(8, 8), num_classes=5)
+    with pytest.raises(ConfigError, match="target_params > 0 or target_flops > 0"):
+        find_width_multiplier(arch, input_hw=(8, 8), num_classes=5)
+    assert find_width_multiplier(arch, target_params=1e12, input_hw=(8, 8), num_classes=5, hi=3.0) == 3.0
+
+
+def test_baselines_scaled_to_the_same_budget():
+    archs = [random_architecture(LAYOUT, scope=s, keep_rate=0.5, seed=0) for s in ("share", "full")]
+    archs.append(full_architecture(LAYOUT))
+    target = 40000
+    counts = [arch_cost(a, find_width_multiplier(a, target_params=target, input_hw=(8, 8), num_classes=5),
+                        (8, 8), 5)["total"].params for a in archs]
+    assert all(0.9 * target < c <= target for c in counts)
+
+
+def test_stem_width_must_match_first_stage():
+    arch = full_architecture(Layout(stem="cifar", in_channels=3, stem_channels=6, channels=(4, 8), blocks=(1, 1),
+                                    levels=2, ops=OPS))
+    with pytest.raises(ArchitectureError, match="stem_channels"):
+        DerivedNet(arch, num_classes=5)

@@ -1,0 +1,62 @@
+"""Write a Table-1 baseline architecture file: random-share, random-full or the full network.
+
+    python tools/make_baseline.py --config experiments/cifar/search.yaml --kind random-share \
+        --like runs/cifar_search/architecture.yaml --seed 1 --out runs/baselines/random_share.yaml
+
+A random baseline keeps each λ edge independently with probability ``--keep-rate``, or with
+the fraction of edges kept by the searched architecture given with ``--like``. Every file is
+then retrained with ``dso-nas retrain --arch FILE``, where the width multiplier scales it to
+the same parameter budget (``retrain.target_params``) as the searched model.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from dso_nas.config import load_config
+from dso_nas.errors import UserError
+from dso_nas.models.arch import Layout, load_architecture, save_architecture
+from dso_nas.models.baselines import full_architecture, random_architecture
+from dso_nas.models.space import num_lambda
+
+LOG = logging.getLogger("dso_nas")
+KINDS = ("random-share", "random-full", "full")
+
+
+def kept_edge_rate(path: str) -> float:
+    """Fraction of λ edges an architecture file keeps, over all its cells."""
+    arch = load_architecture(path)
+    kept = sum(int(cell.mask(arch.levels, len(arch.ops)).sum()) for cell in arch.cells)
+    return kept / float(num_lambda(arch.levels, len(arch.ops)) * len(arch.cells))
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit status."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", help="experiment YAML whose model section gives the layout")
+    p.add_argument("--kind", choices=KINDS, required=True)
+    p.add_argument("--keep-rate", type=float, default=None, help="edge keep probability of a random baseline")
+    p.add_argument("--like", help="take the keep rate from this searched architecture file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="architecture YAML to write")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        layout = Layout.from_config(load_config(args.config, args.overrides).model)
+        if args.kind == "full":
+            arch = full_architecture(layout)
+        else:
+            rate = args.keep_rate if args.keep_rate is not None else kept_edge_rate(args.like) if args.like else 0.5
+            arch = random_architecture(layout, scope=args.kind.split("-")[1], keep_rate=rate, seed=args.seed)
+        save_architecture(arch, args.out)
+    except (UserError, ValueError) as e:
+        print(f"make_baseline: error: {e}", file=sys.stderr)
+        return 2
+    LOG.info("wrote %s (%s, %d cell(s))", args.out, args.kind, len(arch.cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
