@@ -26,7 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .errors import UserError
-from .runlog import CONFIG_NAME, JSONL_NAME, read_jsonl
+from .runlog import CONFIG_NAME, read_jsonl
 
 log = logging.getLogger(__name__)
 
