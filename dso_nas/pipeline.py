@@ -430,7 +430,8 @@ def _retrain_in(cfg: CfgNode, run_dir: str, arch: Architecture, state: Optional[
     test = evaluate(net, loaders.test, ctxs)
     result = {"test_acc": test["acc"], "test_error": 1.0 - test["acc"], "test_loss": test["loss"],
               "params": cost.params, "flops": cost.flops, "mac": cost.mac, "width_mult": width,
-              "retrain_seconds": elapsed, "scope": arch.scope, "dataset": cfg.data.name}
+              "retrain_seconds": elapsed, "scope": arch.scope, "dataset": cfg.data.name,
+              "paper_row": paper_row(arch)}
     ckpt.atomic_write_bytes(os.path.join(run_dir, RESULT_FILE), json.dumps(result, indent=2).encode())
     save(done=True, result=result)
     _plot(run_dir)
@@ -515,6 +516,13 @@ PAPER_TABLE1 = {
 }
 
 
+def paper_row(arch: Architecture) -> str:
+    """The Table-1 row an architecture is compared with: its baseline kind, else DSO-NAS-<scope>."""
+    source = str(arch.meta.get("source", ""))
+    return {"random-share": "random-share", "random-full": "random-full", "full": "full network"}.get(
+        source, "DSO-NAS-" + arch.scope)
+
+
 def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
     """Our result beside the paper's Table 1 row for the same setting, with search cost and plots."""
     result_path = next((p for p in (os.path.join(run_dir, RESULT_FILE), os.path.join(run_dir, "retrain", RESULT_FILE))
@@ -525,8 +533,7 @@ def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
     recs = read_jsonl(run_dir)
     seconds = {p: max([r.get("seconds", 0.0) for r in recs if r.get("phase") == p] or [0.0])
                for p in ("pretrain", "search")}
-    scope = result.get("scope") or load_config(os.path.join(run_dir, CONFIG_NAME)).model.scope
-    row = "DSO-NAS-" + scope
+    row = result.get("paper_row") or "DSO-NAS-" + load_config(os.path.join(run_dir, CONFIG_NAME)).model.scope
     err, std, params = PAPER_TABLE1[row]
     data = {"run": run_dir, "paper_row": row, "paper_error": err, "paper_error_std": std, "paper_params": params,
             "search_hours": (seconds["pretrain"] + seconds["search"]) / 3600.0, **result,

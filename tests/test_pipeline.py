@@ -94,7 +94,7 @@ def test_fresh_run_refuses_existing_folder(fmnist, tmp_path, capsys):
 
 
 def _spawn(args):
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "dso_nas"] + args, cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
