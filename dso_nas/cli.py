@@ -86,7 +86,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         pipeline.retrain(args.config, args.overrides, arch_path=args.arch, resume=args.resume)
         return 0
     if args.command == "run":
-        pipeline.run_all(args.config, args.overrides, resume=args.resume)
+        run_dir = pipeline.run_all(args.config, args.overrides, resume=args.resume)
+        print(pipeline.report(run_dir)[0])
         return 0
     raise AssertionError(args.command)
 

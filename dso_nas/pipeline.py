@@ -125,7 +125,9 @@ def build_supernet(cfg: CfgNode) -> SuperNet:
 
 
 def _nag(params, lr: float, momentum: float, wd: float, clip: float, **extra) -> gluon.Trainer:
-    opts = {"learning_rate": lr, "momentum": momentum, "wd": wd, **extra}
+    opts = {"momentum": momentum, "wd": wd, **extra}
+    if "lr_scheduler" not in extra:  # a schedule sets the rate itself (MXNet warns when both are given)
+        opts["learning_rate"] = lr
     if clip > 0:
         opts["clip_gradient"] = clip
     return gluon.Trainer(params, "nag", opts, kvstore="local")
@@ -313,10 +315,10 @@ def search(config_path: Optional[str], overrides: Sequence[str] = (), resume: Op
 
 
 def _search_in(cfg: CfgNode, run_dir: str, state: Optional[Dict[str, Any]]) -> str:
-    run = _SearchRun(cfg, run_dir, state)
-    if run.phase == "done":
+    if state is not None and state["phase"] == "done":
         LOG.info("search already finished in %s", run_dir)
         return run_dir
+    run = _SearchRun(cfg, run_dir, state)
     with StopFlag() as stop:
         finished = _run_pretrain(run, stop) and _run_search(run, stop)
     if not finished:
@@ -396,7 +398,8 @@ def _retrain_in(cfg: CfgNode, run_dir: str, arch: Architecture, state: Optional[
         if state["trainer"]:
             ckpt.restore_trainer_state(trainer, state["trainer"])
         epoch, position, elapsed = state["epoch"], state["position"], state["elapsed"]
-    cost = arch_cost(arch, width, shape[1:], cfg.model.num_classes)["total"]
+    costs = arch_cost(arch, width, shape[1:], cfg.model.num_classes)
+    cost, blocks = costs["total"], costs["blocks"]
     LOG.info("retraining at width %.3f: %d params, %.2fM FLOPs", width, cost.params, cost.flops / 1e6)
 
     def save(done: bool = False, result: Optional[Dict[str, Any]] = None) -> None:
@@ -430,6 +433,7 @@ def _retrain_in(cfg: CfgNode, run_dir: str, arch: Architecture, state: Optional[
     test = evaluate(net, loaders.test, ctxs)
     result = {"test_acc": test["acc"], "test_error": 1.0 - test["acc"], "test_loss": test["loss"],
               "params": cost.params, "flops": cost.flops, "mac": cost.mac, "width_mult": width,
+              "block_params": [c.params for c in blocks], "block_flops": [c.flops for c in blocks],
               "retrain_seconds": elapsed, "scope": arch.scope, "dataset": cfg.data.name,
               "paper_row": paper_row(arch)}
     ckpt.atomic_write_bytes(os.path.join(run_dir, RESULT_FILE), json.dumps(result, indent=2).encode())
@@ -461,8 +465,11 @@ def evaluate_checkpoint(path: str, overrides: Sequence[str] = ()) -> Dict[str, A
 
 
 # --------------------------------------------------------------------------- run, info, report
-def run_all(config_path: Optional[str], overrides: Sequence[str] = (), resume: Optional[str] = None) -> Dict[str, Any]:
-    """The whole chain in one folder: search (pre-train, search, derive), retrain in ``retrain/``, report."""
+def run_all(config_path: Optional[str], overrides: Sequence[str] = (), resume: Optional[str] = None) -> str:
+    """The whole chain in one folder: search (pre-train, search, derive), retrain in ``retrain/``.
+
+    Returns the run folder (``report(run_dir)`` summarises it).
+    """
     cfg, run_dir, state = open_run(config_path, overrides, resume, SEARCH_CKPT)
     _search_in(cfg, run_dir, state)
     arch = load_architecture(os.path.join(run_dir, ARCH_FILE))
@@ -473,11 +480,9 @@ def run_all(config_path: Optional[str], overrides: Sequence[str] = (), resume: O
     os.makedirs(sub, exist_ok=True)
     ckpt.atomic_write_bytes(os.path.join(sub, CONFIG_NAME), rcfg.dump().encode())
     setup_logging(run_dir)
-    result = _retrain_in(rcfg, sub, rstate and Architecture.from_dict(rstate["arch"]) or arch, rstate)
+    _retrain_in(rcfg, sub, rstate and Architecture.from_dict(rstate["arch"]) or arch, rstate)
     _plot(run_dir)
-    text, _ = report(run_dir)
-    LOG.info("report\n%s", text)
-    return result
+    return run_dir
 
 
 def info(config_path: Optional[str], overrides: Sequence[str] = (), arch_path: Optional[str] = None) -> Dict[str, Any]:
@@ -535,18 +540,25 @@ def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
                for p in ("pretrain", "search")}
     row = result.get("paper_row") or "DSO-NAS-" + load_config(os.path.join(run_dir, CONFIG_NAME)).model.scope
     err, std, params = PAPER_TABLE1[row]
+    pngs = sorted(f for f in os.listdir(run_dir) if f.endswith(".png"))
     data = {"run": run_dir, "paper_row": row, "paper_error": err, "paper_error_std": std, "paper_params": params,
             "search_hours": (seconds["pretrain"] + seconds["search"]) / 3600.0, **result,
-            "plots": sorted(f for f in os.listdir(run_dir) if f.endswith(".png"))}
+            "drawings": [p for p in pngs if p.startswith("cell")], "plots": [p for p in pngs if not p.startswith("cell")]}
     lines = [f"run: {run_dir}",
-             f"{'':22s}{'test error %':>14s}{'params':>12s}",
-             f"{'paper ' + row + ' (CIFAR-10)':22s}{f'{err:.2f} ± {std:.2f}':>14s}{params / 1e6:>11.1f}M"]
+             f"{'':32s}{'test error %':>14s}{'params':>10s}",
+             f"{'paper ' + row + ' (CIFAR-10)':32s}{f'{err:.2f} ± {std:.2f}':>14s}{params / 1e6:>9.2f}M"]
     if result:
-        lines.append(f"{'ours (' + result.get('dataset', '?') + ')':22s}{100 * result['test_error']:>14.2f}"
-                     f"{result['params'] / 1e6:>11.2f}M")
+        lines.append(f"{'ours (' + result.get('dataset', '?') + ')':32s}{100 * result['test_error']:>14.2f}"
+                     f"{result['params'] / 1e6:>9.2f}M")
+        lines.append(f"test accuracy: {100 * result['test_acc']:.2f}%  (width multiplier {result['width_mult']:.3f}, "
+                     f"{result['flops'] / 1e6:.1f}M FLOPs)")
+        if result.get("block_params"):
+            lines.append("derived blocks: params " + ", ".join(f"{p / 1e3:.1f}k" for p in result["block_params"])
+                         + " | FLOPs " + ", ".join(f"{f / 1e6:.2f}M" for f in result["block_flops"]))
     lines.append(f"search cost here: {seconds['pretrain'] / 3600:.3f} h pre-train + {seconds['search'] / 3600:.3f} h search")
-    if data["plots"]:
-        lines.append("plots: " + ", ".join(os.path.join(run_dir, p) for p in data["plots"]))
+    for key in ("drawings", "plots"):
+        if data[key]:
+            lines.append(f"{key}: " + ", ".join(os.path.join(run_dir, p) for p in data[key]))
     return "\n".join(lines), data
 
 
