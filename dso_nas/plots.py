@@ -250,6 +250,7 @@ def plot_block_flops(search: Sequence[Record], path: str, stages: Optional[Seque
     image = heat.imshow(flops.T / scale, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
                         extent=(epochs[0] - 0.5, epochs[-1] + 0.5, -0.5, n_blocks - 0.5))
     heat.xaxis.get_major_locator().set_params(integer=True)
+    heat.yaxis.get_major_locator().set_params(integer=True)
     heat.set_xlabel("search epoch")
     heat.set_ylabel("search block")
     heat.set_title("kept FLOPs per block over the search", fontsize=10)
