@@ -21,6 +21,7 @@ from . import checkpoint as ckpt
 from .config import CfgNode, config_from_dict, diff, load_config, merge, parse_overrides, validate
 from .data import Loaders, build_loaders, load_dataset
 from .engine import StopFlag, evaluate, search_epoch, train_epoch
+from .engine.mirror import make_executors
 from .errors import CheckpointError, ConfigError, UserError
 from .models.arch import Architecture, Layout, derive_architecture, load_architecture, save_architecture
 from .models.derived import DerivedNet, arch_cost
@@ -174,6 +175,10 @@ class _SearchRun:
         self.unchanged, self.support = 0, None
         self.elapsed = {"pretrain": 0.0, "search": 0.0}
         self._warm_up()
+        self.executors = None
+        if cfg.train.mirror:  # recompute segments in the backward pass instead of storing them
+            self.executors = make_executors(self.net, (cfg.train.batch_size,) + tuple(self.shape), self.ctxs,
+                                            num_classes=cfg.model.num_classes)
         if state is not None:
             self._restore(state)
         self.budget = make_budget(cfg.search.budget, net=self.net, trainer=self.lam_trainer,
@@ -229,7 +234,8 @@ def _run_pretrain(run: _SearchRun, stop: StopFlag) -> bool:
     while run.phase == "pretrain" and run.epoch < cfg.pretrain.epochs:
         t0 = time.time()
         res = train_epoch(run.net, run.loaders.weights, run.pre_trainer, epoch=run.epoch, start=run.position,
-                          ctxs=run.ctxs, seed=cfg.seed, stop=stop, show_progress=cfg.progress, desc="pretrain")
+                          ctxs=run.ctxs, seed=cfg.seed, stop=stop, show_progress=cfg.progress, desc="pretrain",
+                          executors=run.executors)
         run.elapsed["pretrain"] += time.time() - t0
         if not res.finished:
             run.position = res.position
@@ -260,7 +266,8 @@ def _run_search(run: _SearchRun, stop: StopFlag) -> bool:
         t0 = time.time()
         res = search_epoch(run.net, run.loaders.weights, run.loaders.lambdas, run.w_trainer, run.lam_trainer,
                            epoch=run.epoch, start=run.position, ratio=cfg.search.ratio, ctxs=run.ctxs,
-                           seed=cfg.seed, before_lambda_step=refresh, stop=stop, show_progress=cfg.progress)
+                           seed=cfg.seed, before_lambda_step=refresh, stop=stop, show_progress=cfg.progress,
+                           executors=run.executors)
         run.elapsed["search"] += time.time() - t0
         if not res.finished:
             run.position = res.position

@@ -196,3 +196,13 @@ def test_cifar_binary_path_through_search(tmp_path):
             "search.epochs=1", "train.batch_size=16", "progress=false"]
     assert main(args) == 0
     assert os.path.exists(os.path.join(out, "architecture.yaml"))
+
+
+def test_mirror_mode_search_matches_plain(fmnist, tmp_path):
+    plain, mirror = str(tmp_path / "plain"), str(tmp_path / "mirror")
+    extra = ["search.epochs=2", "pretrain.epochs=1"]
+    assert main(["search"] + _micro(fmnist, plain, *extra)) == 0
+    assert main(["search"] + _micro(fmnist, mirror, *extra, "train.mirror=true")) == 0
+    for a, b in zip(_final_lambdas(plain)[-1], _final_lambdas(mirror)[-1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert _cells(plain) == _cells(mirror)

@@ -22,6 +22,7 @@ from mxnet import autograd, gluon
 
 from ..errors import UserError
 from ..runlog import progress
+from .mirror import mirror_step
 
 Context = mx.Context
 
@@ -101,13 +102,21 @@ def _loss_and_logits(net: gluon.Block, loss_fn: gluon.loss.Loss, x, y, aux_weigh
 
 
 def train_step(net: gluon.Block, trainer: gluon.Trainer, loss_fn: gluon.loss.Loss, data, label,
-               ctxs: Sequence[Context], aux_weight: float = 0.0) -> Meter:
-    """One forward/backward/update on a batch split over ``ctxs``; returns its metrics."""
-    xs, ys = _split(data, ctxs), _split(label, ctxs)
-    with autograd.record():
-        pairs = [_loss_and_logits(net, loss_fn, x, y, aux_weight) for x, y in zip(xs, ys)]
-    autograd.backward([loss for loss, _ in pairs])
-    trainer.step(data.shape[0])
+               ctxs: Sequence[Context], aux_weight: float = 0.0, executors: Optional[Sequence] = None) -> Meter:
+    """One forward/backward/update on a batch split over ``ctxs``; returns its metrics.
+
+    With ``executors`` (:func:`dso_nas.engine.mirror.make_executors`, ``train.mirror=true``) the
+    forward/backward recomputes segments instead of storing every activation.
+    """
+    ys = _split(label, ctxs)
+    if executors is not None:
+        pairs = mirror_step(executors, data, label, trainer, data.shape[0])
+    else:
+        xs = _split(data, ctxs)
+        with autograd.record():
+            pairs = [_loss_and_logits(net, loss_fn, x, y, aux_weight) for x, y in zip(xs, ys)]
+        autograd.backward([loss for loss, _ in pairs])
+        trainer.step(data.shape[0])
     meter = Meter()
     for (loss, logits), y in zip(pairs, ys):
         loss_sum = float(loss.sum().asscalar())
@@ -121,7 +130,7 @@ def train_step(net: gluon.Block, trainer: gluon.Trainer, loss_fn: gluon.loss.Los
 def train_epoch(net: gluon.Block, loader, trainer: gluon.Trainer, *, epoch: int, start: int = 0,
                 ctxs: Sequence[Context], seed: int, aux_weight: float = 0.0,
                 stop: Optional[StopFlag] = None, show_progress: bool = True, desc: str = "train",
-                on_step: Optional[Callable[[int], None]] = None) -> EpochResult:
+                on_step: Optional[Callable[[int], None]] = None, executors: Optional[Sequence] = None) -> EpochResult:
     """Train ``net`` for one epoch of ``loader`` from batch ``start`` on.
 
     Returns the epoch's metrics under ``"train"`` and the number of batches done.
@@ -135,7 +144,7 @@ def train_epoch(net: gluon.Block, loader, trainer: gluon.Trainer, *, epoch: int,
         mx.random.seed(step_seed(seed, epoch, k))
         if on_step is not None:
             on_step(k)
-        m = train_step(net, trainer, loss_fn, data, label, ctxs, aux_weight)
+        m = train_step(net, trainer, loss_fn, data, label, ctxs, aux_weight, executors)
         meter.add(m.loss, m.correct, m.count)
         position = k + 1
         if stop is not None and stop.requested and position < total:
@@ -151,7 +160,8 @@ def search_rounds(num_weight_batches: int, ratio: Sequence[int]) -> int:
 def search_epoch(net: gluon.Block, w_loader, lam_loader, w_trainer: gluon.Trainer, lam_trainer: gluon.Trainer, *,
                  epoch: int, start: int = 0, ratio: Sequence[int], ctxs: Sequence[Context], seed: int,
                  before_lambda_step: Optional[Callable[[int], None]] = None,
-                 stop: Optional[StopFlag] = None, show_progress: bool = True) -> EpochResult:
+                 stop: Optional[StopFlag] = None, show_progress: bool = True,
+                 executors: Optional[Sequence] = None) -> EpochResult:
     """One epoch of Algorithm 1: rounds of ``y`` λ steps on D_λ then ``x`` weight steps on D_w.
 
     An epoch is one pass over D_w. The λ loader runs on across epochs: the global λ step
@@ -177,14 +187,14 @@ def search_epoch(net: gluon.Block, w_loader, lam_loader, w_trainer: gluon.Traine
             if before_lambda_step is not None:
                 before_lambda_step(g)
             mx.random.seed(step_seed(seed, epoch, r * (x + y) + j, 1))
-            m = train_step(net, lam_trainer, loss_fn, data, label, ctxs)
+            m = train_step(net, lam_trainer, loss_fn, data, label, ctxs, executors=executors)
             lam_meter.add(m.loss, m.correct, m.count)
         for i in range(x):
             if r * x + i >= n_w:
                 break
             data, label = next(w_iter)
             mx.random.seed(step_seed(seed, epoch, r * (x + y) + y + i, 2))
-            m = train_step(net, w_trainer, loss_fn, data, label, ctxs)
+            m = train_step(net, w_trainer, loss_fn, data, label, ctxs, executors=executors)
             w_meter.add(m.loss, m.correct, m.count)
         position = r + 1
         if stop is not None and stop.requested and position < rounds:
