@@ -45,7 +45,7 @@ def _forward_backward(net, x):
     return y.asnumpy(), grads
 
 
-def _assert_close_rel(a, b, rtol=1e-5):
+def _assert_close_rel(a, b, rtol=5e-5):  # float32 noise floor of BN-β gradients on tiny batches
     scale = max(np.abs(b).max(), 1e-6)
     assert np.abs(a - b).max() / scale < rtol
 

@@ -1,106 +1,128 @@
 """Mirror mode: sublinear-memory training of the supernet (TPAMI §4.1, ref. [67]).
 
 The paper fits the fully connected supernet on its GPUs with the "memory-saving
-technique" of Chen et al. 2016 ("Training deep nets with sublinear memory cost"): split
-the network into segments, keep only the segment boundaries from the forward pass and
-recompute each segment's intermediate results when the backward pass reaches it.
+technique" of Chen et al. 2016 ("Training deep nets with sublinear memory cost"): split the
+network into segments, keep only the segment boundaries from the forward pass, and
+recompute each segment when the backward pass reaches it. Peak memory becomes
+``stored boundaries + one segment`` instead of ``every activation``; with ``n`` equal layers
+and ``sqrt(n)`` segments that is ``O(sqrt(n))``.
 
-How this is made to work on MXNet 1.9.1
---------------------------------------
-MXNet implements the recomputation ("mirroring") in the gradient pass of its symbolic
-graph executor only: a forward node whose ``need_mirror`` test holds gets a copy
-(``<name>_mirror``) whose inputs are the mirror copies of its inputs, and every backward
-node reads the copy instead of the original. ``need_mirror`` holds for a node carrying the
-attribute ``__force_mirroring__`` (any op but ``Dropout``) or, with
-``MXNET_BACKWARD_DO_MIRROR=1``, for every op except a fixed list (Convolution,
-FullyConnected, Concat, BatchNorm, ...). Hybridized Gluon blocks (CachedOp) and plain
-``autograd`` never call it, so this module leaves Gluon for the training step:
+How it runs on MXNet 1.9.1
+--------------------------
+MXNet's own recomputation ("mirroring") lives only in the gradient pass of the symbolic
+graph executor: a node for which ``need_mirror`` holds - one carrying the attribute
+``__force_mirroring__`` (any op but ``Dropout``), or, under ``MXNET_BACKWARD_DO_MIRROR=1``,
+any op outside a fixed list (Convolution, FullyConnected, Concat, BatchNorm, ...) - gets a
+``<name>_mirror`` copy whose inputs are the copies of its inputs, and every backward node
+reads the copy. CachedOp (hybridized Gluon) and ``autograd`` never mirror. Binding the
+supernet's symbol on the Gluon Parameters with whole segments flagged does recompute, with
+the recomputation scheduled just before each segment's backward, but it saves no memory on
+the oneDNN CPU build: every node without a oneDNN kernel (``relu``, ``stack``,
+``slice_axis``, ``Pad``, ``ones_like``, ``dot``...) that receives a oneDNN-layout array gets
+*persistent* conversion buffers in the executor (``StorageFallbackOpExecutor``), outside its
+memory plan, for the original node and for its mirror copy alike (a 40-layer conv-BN-ReLU
+net saves 3x with ``Activation`` and nothing with ``relu``). The executor also sums the
+gradients of an entry read ``>= MXNET_EXEC_INPLACE_GRAD_SUM_CAP`` (8) times with in-place
+``_grad_add`` chains that added onto uninitialised memory in our tests (wrong stem
+gradients of an M = N = 4 supernet). So the recomputation is done one level up, with
+Gluon's own machinery:
 
-* :func:`plan_mirror` chooses the segments (pure function on the symbol graph);
-* :func:`apply_plan` writes ``__force_mirroring__`` on the chosen nodes;
-* :class:`MirrorExecutor` binds the marked symbol (plus the softmax cross-entropy loss)
-  on the Gluon Parameters' own data and gradient arrays, so ``gluon.Trainer`` updates
-  exactly what the executor reads and writes.
-
-Why the global switch is not used: a backward node of a *kept* (non-mirrored) node reads
-that node's original inputs, so those stay alive whatever their producer's mirror flag
-says. With the built-in list, convolutions are kept, their inputs (the ReLU outputs) are
-therefore stored anyway, and the mirrored ReLU only adds a copy - memory goes *up*. The
-plan below mirrors every data-dependent node of a segment, convolutions and BN included,
-and keeps only the segment boundaries, whose backward reads nothing big (a residual sum,
-a ReLU output that is the boundary itself).
+* :func:`plan_mirror` chooses the segment boundaries on the symbol graph (pure function);
+* :class:`MirrorExecutor` runs the network's top-level layers (the supernet's stem, search
+  blocks, reductions and classifier) as separately hybridized CachedOps with dynamic
+  memory: a forward pass without recording keeps only the boundary outputs, then each
+  segment, last to first, runs again under ``autograd.record`` from its stored input and is
+  back-propagated with the gradient that the later segment handed down; the memory of one
+  segment is reused by the next.
 
 The plan
 --------
-Boundary candidates are the *cut* nodes of the data-dependent part of the graph: nodes
-after which no earlier feature map is read again (stem layers, the output sum of each
-search block and reduction, the classifier chain). Weight-only sub-graphs (λ slices, the
-λ-scaled ``1 x 1`` weight of the fused block) are never mirrored nor counted. Each node is
-weighted by the elements of its outputs (with the input shape) or by 1 (without). For
-``k`` segments the boundaries minimise the largest segment (linear partition, exact DP);
-the estimated peak is ``stored boundaries + largest segment``, the quantity Chen et al.
-balance to get ``O(sqrt(n))``. ``segments=None`` takes the ``k`` with the smallest estimate
-(for ``n`` equal layers that is ``k ~ sqrt(n)``; for the supernet, whose blocks are ~100
-feature maps behind a one-map boundary, it is one segment per block). The last segment is
-not mirrored: its activations are alive when the backward pass starts anyway.
+Boundary candidates are *cut* nodes of the data-dependent graph, nodes after which no
+earlier feature map is read again (the executor offers the outputs of the layers).
+Weight-only sub-graphs (λ slices, the λ-scaled ``1 x 1`` weight) are not counted. Nodes weigh
+the elements of their outputs (with input shapes) or 1 (without). For ``k`` segments the
+boundaries minimise the largest segment (linear partition, exact DP) and are then moved as
+early as that maximum allows, so that the last segment, recorded directly and never
+recomputed, is as long as possible. The estimate is ``stored boundaries + largest segment``;
+``segments=None`` takes the ``k`` with the smallest estimate: ``k ~ sqrt(n)`` for ``n`` equal
+layers, one segment per stage-0 search block for the paper's CIFAR supernet (17 segments,
+6.6 GB of activations estimated down to 0.5 GB at batch 16).
 
 Semantics kept equal to ``autograd`` + ``Trainer.step``
 -----------------------------------------------------
-* gradients: ``grad_req`` of each Parameter (``write``/``add``/``null``); the loss head is
-  Gluon's own :class:`~mxnet.gluon.loss.SoftmaxCrossEntropyLoss` under ``make_loss``, i.e.
-  a head gradient of one per sample, as ``autograd.backward`` of the per-sample loss;
-* BatchNorm statistics: MXNet's CPU BatchNorm moves the running mean/var in its
-  *backward* operator, which runs once, so a mirrored BN updates them once. cuDNN's BN
-  moves them in the *forward* operator, which a mirrored BN runs twice; the first step
-  finds out which case holds (one comparison) and, in the second, the auxiliary states
-  read by mirrored nodes are saved after the forward pass and written back after the
-  backward pass;
-* ``_fresh_grad`` is set on the updated Parameters so ``Trainer.step`` accepts them;
-* random ops (Dropout and ``_random_*``/``_sample_*``) are never mirrored (a recomputation
-  would draw a different mask).
+Loss: Gluon's :class:`~mxnet.gluon.loss.SoftmaxCrossEntropyLoss`, per sample, back-propagated
+with a head gradient of one per sample (as ``autograd.backward`` of the per-sample loss).
+Gradients follow each Parameter's ``grad_req``; a ``write`` Parameter read by several
+segments (the ``share``-scope λ) gets the sum of its segments' gradients (equal to the
+one-graph gradient up to summation order). BatchNorm running statistics move once per
+step: the auxiliary states of the recomputed layers are restored after the unrecorded pass
+(a no-op on CPU, where BatchNorm moves them in its backward operator; needed where the
+forward operator moves them, as cuDNN's does). Random operators (Dropout, ``_random_*``) may
+only sit in the last segment: a recomputation would draw a different mask.
 """
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
+from mxnet.gluon import nn
 from mxnet.ndarray import NDArray
 
-__all__ = ["plan_mirror", "apply_plan", "MirrorExecutor", "make_executors", "mirror_step"]
+__all__ = ["plan_mirror", "describe_plan", "MirrorExecutor", "make_executors", "mirror_step"]
 
 log = logging.getLogger(__name__)
 
-MIRROR_ATTR = "__force_mirroring__"
-DATA, LABEL = "data", "label"
+DATA = "data"
 
 
 # ----------------------------------------------------------------------------- graph view
-
-
-@dataclass
-class _Graph:
-    """The data-dependent op nodes of a symbol, in topological order."""
-
-    nodes: list             # the JSON nodes of the whole symbol
-    order: List[int]        # node ids of data-dependent op nodes, topological
-    cuts: List[int]         # positions in ``order`` after which no earlier map is read again
-    weights: np.ndarray     # cost of each node of ``order``
-    aux_inputs: Dict[int, List[str]]  # node id -> names of auxiliary-state variables it reads
 
 
 def _is_random(op: str) -> bool:
     return op == "Dropout" or op.startswith(("_random_", "_sample_", "random_", "sample_"))
 
 
-def _node_weights(sym: mx.sym.Symbol, nodes: list, order: List[int],
-                  shapes: Optional[Dict[str, Tuple[int, ...]]]) -> np.ndarray:
+def _dependent_ops(nodes: list, data: str) -> List[int]:
+    """Ids of the op nodes that read ``data`` (directly or not), in topological order."""
+    dependent = [False] * len(nodes)
+    for i, node in enumerate(nodes):
+        if node["op"] == "null":
+            dependent[i] = node["name"] == data
+        else:
+            dependent[i] = any(dependent[e[0]] for e in node["inputs"])
+    return [i for i, node in enumerate(nodes) if node["op"] != "null" and dependent[i]]
+
+
+def _cut_positions(nodes: list, heads: list, order: List[int], data: str) -> List[int]:
+    """Positions ``p`` in ``order`` after which no map computed before ``p`` is read again."""
+    pos = {nid: p for p, nid in enumerate(order)}
+    data_ids = [i for i, node in enumerate(nodes) if node["op"] == "null" and node["name"] == data]
+    last = {nid: -1 for nid in order + data_ids}
+    for nid in order:
+        for entry in nodes[nid]["inputs"]:
+            if entry[0] in last:
+                last[entry[0]] = max(last[entry[0]], pos[nid])
+    for entry in heads:
+        if entry[0] in last:
+            last[entry[0]] = len(order)
+    reach = max((last[i] for i in data_ids), default=-1)
+    cuts = []
+    for p, nid in enumerate(order):
+        if reach <= p:
+            cuts.append(p)
+        reach = max(reach, last[nid])
+    return cuts
+
+
+def _weights(sym: mx.sym.Symbol, names: List[str],
+             shapes: Optional[Dict[str, Tuple[int, ...]]]) -> np.ndarray:
+    """Output elements of each named node (or 1 each without ``shapes``)."""
     if not shapes:
-        return np.ones(len(order))
+        return np.ones(len(names))
     internals = sym.get_internals()
     _, out_shapes, _ = internals.infer_shape(**shapes)
     if out_shapes is None:
@@ -109,180 +131,196 @@ def _node_weights(sym: mx.sym.Symbol, nodes: list, order: List[int],
     for name, shape in zip(internals.list_outputs(), out_shapes):
         base = name.rsplit("_output", 1)[0]
         size[base] = size.get(base, 0) + int(np.prod(shape))
-    return np.array([float(size.get(nodes[i]["name"], 0)) for i in order])
-
-
-def _analyse(sym: mx.sym.Symbol, data: str,
-             shapes: Optional[Dict[str, Tuple[int, ...]]]) -> _Graph:
-    graph = json.loads(sym.tojson())
-    nodes, heads = graph["nodes"], graph["heads"]
-    aux_names = set(sym.list_auxiliary_states())
-    dependent = [False] * len(nodes)
-    for i, node in enumerate(nodes):
-        if node["op"] == "null":
-            dependent[i] = node["name"] == data
-        else:
-            dependent[i] = any(dependent[e[0]] for e in node["inputs"])
-    order = [i for i, node in enumerate(nodes) if node["op"] != "null" and dependent[i]]
-    if not order:
-        raise ValueError(f"no operation of the symbol reads the input {data!r}")
-    pos = {nid: p for p, nid in enumerate(order)}
-    # last position reading each data-dependent entry's node (heads count as read at the end)
-    data_ids = [i for i, node in enumerate(nodes) if node["op"] == "null" and dependent[i]]
-    last = {nid: -1 for nid in order + data_ids}
-    for nid in order:
-        for src, _, *_ in nodes[nid]["inputs"]:
-            if src in last:
-                last[src] = max(last[src], pos[nid])
-    for src, _, *_ in heads:
-        if src in last:
-            last[src] = len(order)
-    reach = max((last[i] for i in data_ids), default=-1)
-    cuts = []
-    for p, nid in enumerate(order):
-        if reach <= p:
-            cuts.append(p)
-        reach = max(reach, last[nid])
-    aux_inputs = {nid: [nodes[e[0]]["name"] for e in nodes[nid]["inputs"]
-                        if nodes[e[0]]["op"] == "null" and nodes[e[0]]["name"] in aux_names]
-                  for nid in order}
-    return _Graph(nodes, order, cuts, _node_weights(sym, nodes, order, shapes), aux_inputs)
+    return np.array([float(size.get(name, 0)) for name in names])
 
 
 # ----------------------------------------------------------------------------- planner
 
 
-def _partition(cost: np.ndarray, max_segments: int) -> List[Tuple[float, List[int]]]:
-    """Min-max linear partition for every segment count ``1..max_segments``.
+def _partition(cost: np.ndarray) -> List[Tuple[float, List[int]]]:
+    """Min-max linear partition for every segment count.
 
-    ``cost[i, j]`` is the cost of the segment between boundary points ``i < j`` (point 0 is
-    the start, the last point the end). Returns, for ``k`` segments, the largest segment
-    cost and the inner boundary points chosen.
+    ``cost[i, j]`` is the cost of the segment from boundary point ``i`` (exclusive) to ``j``
+    (inclusive); point 0 is the start, the last point the end, ``inf`` marks ``i >= j``.
+    Returns, for ``k = 1, 2, ...`` segments, the largest segment cost and the inner
+    points chosen.
     """
     n = cost.shape[0]
-    best = cost[0].copy()                     # one segment from the start to each point
+    best = cost[0].copy()
     choices: List[np.ndarray] = []
     results = [(float(best[-1]), [])]
-    for _ in range(2, max_segments + 1):
-        total = np.maximum(best[:, None], cost)          # via point i, then segment i -> j
+    for _ in range(2, n):
+        total = np.maximum(best[:, None], cost)
         arg = np.argmin(total, axis=0)
         best = total[arg, np.arange(n)]
         choices.append(arg)
-        points, j = [], n - 1
+        inner, j = [], n - 1
         for arg_k in reversed(choices):
             j = int(arg_k[j])
-            points.append(j)
-        results.append((float(best[-1]), sorted(points)))
+            inner.append(j)
+        results.append((float(best[-1]), sorted(inner)))
     return results
+
+
+def _shift_to_front(cost: np.ndarray, inner: List[int], limit: float) -> List[int]:
+    """Move each boundary as early as ``limit`` allows, last first (longest last segment)."""
+    inner = list(inner)
+    later = cost.shape[0] - 1
+    for idx in range(len(inner) - 1, -1, -1):
+        earlier = inner[idx - 1] if idx > 0 else 0
+        for point in range(earlier + 1, inner[idx] + 1):
+            if cost[point, later] <= limit:
+                inner[idx] = point
+                break
+        later = inner[idx]
+    return inner
 
 
 def plan_mirror(sym: mx.sym.Symbol, segments: Optional[int] = None, *,
                 shapes: Optional[Dict[str, Tuple[int, ...]]] = None,
-                data: str = DATA) -> dict:
+                candidates: Optional[Sequence[str]] = None, data: str = DATA) -> dict:
     """Choose the segments of mirror training (Chen et al. 2016) for a network symbol.
 
     Parameters
     ----------
     sym : Symbol
-        The network (e.g. ``net(mx.sym.var("data"))``); pure: not modified.
+        The network, e.g. ``net(mx.sym.var("data"))`` (not modified).
     segments : int, optional
-        Number of segments. ``None`` picks the count with the smallest estimated peak.
-        A count above what the graph's cut points allow is lowered to that maximum.
+        Number of segments; ``None`` picks the count with the smallest estimated peak. A
+        count above what the cut points allow is lowered to that maximum.
     shapes : dict, optional
         Input shapes (``{"data": (B, C, H, W)}``) to weight nodes by their output sizes;
         without it every node weighs 1 (the plain ``sqrt(n)`` rule).
+    candidates : sequence of str, optional
+        Names of the nodes allowed as boundaries (each must be a cut point; names of nodes
+        that do not depend on the input are ignored); default: all cut points.
     data : str
         Name of the input variable.
 
     Returns
     -------
     dict
-        ``nodes`` (data-dependent operations), ``candidates`` (cut points), ``segments``,
-        ``boundaries`` (names of the stored segment ends), ``mirrored`` (names of the nodes
-        recomputed in the backward pass), ``mutated_aux`` (auxiliary states read by mirrored
-        nodes), ``weighted_by`` (``"elements"`` or ``"nodes"``) and the estimates
-        ``est_plain``, ``est_peak`` (stored boundaries + largest segment) in those units.
+        ``nodes`` (data-dependent operations), ``candidates`` (usable boundaries),
+        ``segments``, ``boundaries`` (names of the stored segment ends), ``mirrored`` (names
+        of the nodes recomputed in the backward pass: all segments but the last),
+        ``weighted_by`` (``"elements"`` or ``"nodes"``), ``est_plain`` (all activations) and
+        ``est_peak`` (stored boundaries + largest segment), in those units.
     """
     if segments is not None and int(segments) < 1:
         raise ValueError(f"mirror segments must be >= 1, got {segments}")
-    graph = _analyse(sym, data, shapes)
-    n = len(graph.order)
-    w = graph.weights
-    inner = [p for p in graph.cuts if p < n - 1]          # a boundary at the head is no split
-    points = [-1] + inner + [n - 1]
-    prefix = np.concatenate([[0.0], np.cumsum(w)])        # prefix[p + 1] = sum w[0..p]
-    # segment i -> j holds the nodes after point i up to point j; a boundary point is
-    # stored (counted apart), the end point belongs to the last segment
-    start = np.array([prefix[p + 1] for p in points])
-    stop = start - np.array([w[p] if 0 < k < len(points) - 1 else 0.0
-                             for k, p in enumerate(points)])
-    cost = stop[None, :] - start[:, None]
+    graph = json.loads(sym.tojson())
+    nodes = graph["nodes"]
+    order = _dependent_ops(nodes, data)
+    if not order:
+        raise ValueError(f"no operation of the symbol reads the input {data!r}")
+    n = len(order)
+    names = [nodes[i]["name"] for i in order]
+    cuts = [p for p in _cut_positions(nodes, graph["heads"], order, data) if p < n - 1]
+    if candidates is not None:
+        position = {name: p for p, name in enumerate(names)}
+        wanted = sorted(position[c] for c in candidates if c in position and position[c] < n - 1)
+        stray = sorted(set(wanted) - set(cuts))
+        if stray:
+            raise ValueError(f"{names[stray[0]]!r} is not a cut point of the graph: maps "
+                             f"computed before it are still read after it")
+        cuts = wanted
+    w = _weights(sym, names, shapes)
+    points = [-1] + cuts + [n - 1]
+    prefix = np.concatenate([[0.0], np.cumsum(w)])
+    ends = np.array([prefix[p + 1] for p in points])
+    cost = ends[None, :] - ends[:, None]
     cost[np.tril_indices(len(points))] = np.inf
-    options = _partition(cost, len(points) - 1)
-    estimates = [largest + sum(w[points[i]] for i in chosen) for largest, chosen in options]
+    options = _partition(cost)
+    estimates = [largest + sum(w[points[i]] for i in inner) for largest, inner in options]
     if segments is None:
         k = int(np.argmin(estimates)) + 1
     else:
         k = min(int(segments), len(options))
         if k < segments:
             log.info("mirror: %d segments requested, the graph allows at most %d", segments, k)
-    chosen = [points[i] for i in options[k - 1][1]]
-    end_of_mirrored = chosen[-1] if chosen else -1
-    boundary = set(chosen)
-    mirrored = [graph.order[p] for p in range(end_of_mirrored + 1)
-                if p not in boundary and not _is_random(graph.nodes[graph.order[p]]["op"])]
-    mutated = sorted({name for nid in mirrored for name in graph.aux_inputs[nid]})
-    names = lambda ids: [graph.nodes[i]["name"] for i in ids]  # noqa: E731
+    largest, inner = options[k - 1]
+    inner = _shift_to_front(cost, inner, largest)
+    chosen = [points[i] for i in inner]
+    last = chosen[-1] if chosen else -1
+    mirrored = [names[p] for p in range(last + 1)]
+    random_ops = [names[p] for p in range(last + 1) if _is_random(nodes[order[p]]["op"])]
+    if random_ops:
+        raise ValueError(f"mirror mode would recompute the random operator {random_ops[0]!r} "
+                         f"(a different draw); use fewer segments or move it to the end")
     return {
         "nodes": n,
-        "candidates": len(inner),
+        "candidates": len(cuts),
         "segments": k,
-        "boundaries": names(graph.order[p] for p in chosen),
-        "mirrored": names(mirrored),
-        "mutated_aux": mutated,
+        "boundaries": [names[p] for p in chosen],
+        "mirrored": mirrored,
         "weighted_by": "elements" if shapes else "nodes",
         "est_plain": float(w.sum()),
-        "est_peak": float(estimates[k - 1]),
+        "est_peak": float(largest + sum(w[p] for p in chosen)),
     }
-
-
-def apply_plan(sym: mx.sym.Symbol, plan: dict) -> mx.sym.Symbol:
-    """A copy of ``sym`` with ``__force_mirroring__`` set on the plan's mirrored nodes."""
-    graph = json.loads(sym.tojson())
-    marked = set(plan["mirrored"])
-    for node in graph["nodes"]:
-        if node["name"] in marked and node["op"] != "null":
-            node.setdefault("attrs", {})[MIRROR_ATTR] = "True"
-    return mx.sym.load_json(json.dumps(graph))
 
 
 def describe_plan(plan: dict) -> str:
     """One log line for a plan."""
     return (f"mirror plan: {plan['segments']} segments over {plan['nodes']} nodes "
-            f"({plan['candidates']} cut points), {len(plan['mirrored'])} nodes recomputed, "
-            f"estimated activations {plan['est_peak'] / max(plan['est_plain'], 1):.2f} of plain "
-            f"(by {plan['weighted_by']})")
+            f"({plan['candidates']} candidate boundaries), {len(plan['mirrored'])} nodes "
+            f"recomputed, estimated activations {plan['est_peak'] / max(plan['est_plain'], 1):.2f}"
+            f" of plain (by {plan['weighted_by']})")
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def _layers(net: gluon.HybridBlock) -> List[gluon.HybridBlock]:
+    """The top-level sequence of a network: a ``HybridSequential``'s children, or
+    ``features`` followed by ``classifier`` (the supernet), nested sequences flattened."""
+    if isinstance(net, nn.HybridSequential):
+        return [leaf for child in net for leaf in _layers(child)]
+    features, classifier = getattr(net, "features", None), getattr(net, "classifier", None)
+    if isinstance(features, gluon.HybridBlock) and isinstance(classifier, gluon.HybridBlock):
+        return _layers(features) + [classifier]
+    return [net]
+
+
+def _compose(layers: Sequence[gluon.HybridBlock]) -> Tuple[mx.sym.Symbol, List[str]]:
+    """The symbol of the layers applied in sequence, and the name of each layer's output."""
+    out = mx.sym.var(DATA)
+    names = []
+    for layer in layers:
+        out = layer(out)
+        if isinstance(out, (list, tuple)) or len(out.list_outputs()) != 1:
+            raise ValueError(f"mirror mode needs layers with a single output; {layer.name} "
+                             f"has several")
+        names.append(out.name)
+    return out, names
+
+
+def _structure(sym: mx.sym.Symbol) -> list:
+    """The graph of a symbol as comparable data (entry versions of variables left out)."""
+    graph = json.loads(sym.tojson())
+    return [(node["op"], node["name"], node.get("attrs", {}), [e[:2] for e in node["inputs"]])
+            for node in graph["nodes"]] + [[e[:2] for e in graph["heads"]]]
 
 
 # ----------------------------------------------------------------------------- executor
 
 
 class MirrorExecutor:
-    """Forward/backward of ``net`` + softmax cross-entropy with mirroring, on one context.
+    """Forward/backward of ``net`` + softmax cross-entropy with recomputed segments, on one
+    context.
 
-    The executor is bound on ``net``'s Parameter arrays for ``ctx``: the gradients land in
-    ``param.grad(ctx)``, BN running statistics in the aux Parameters, and a
-    ``gluon.Trainer`` over ``net.collect_params()`` updates what the next step reads.
-    One executor per batch size is bound lazily (sharing the first one's memory pool).
-    Parameters whose arrays or ``grad_req`` change (``reset_ctx``, ``grad_req`` switches)
-    are picked up by rebinding at the next call.
+    Works on ``net``'s own Parameters for ``ctx``: gradients land in ``param.grad(ctx)``,
+    BN running statistics in the aux Parameters, and a ``gluon.Trainer`` over
+    ``net.collect_params()`` updates what the next step reads. Any batch size works (the
+    layers run as CachedOps with dynamic memory, which ``__init__`` sets on ``net``'s
+    top-level layers; the whole-network CachedOp used by ``net(x)`` is left as it is).
 
     Parameters
     ----------
     net : HybridBlock
-        An initialized network with one output (logits).
+        An initialized network that applies its layers in sequence (``HybridSequential``,
+        or ``features`` then ``classifier`` like the supernet) and outputs logits.
     data_shape : tuple of int
-        ``(B, C, H, W)`` of the batch the first executor is bound for (and planned with).
+        ``(B, C, H, W)`` used to weight the plan.
     ctx : Context
         The context of this executor's Parameter copies.
     num_classes : int
@@ -300,122 +338,104 @@ class MirrorExecutor:
                  num_classes: int, segments: Optional[int] = None):
         self.net, self.ctx, self.num_classes = net, ctx, int(num_classes)
         self.data_shape = tuple(int(s) for s in data_shape)
-        logits = net(mx.sym.var(DATA))
-        if isinstance(logits, (list, tuple)) or len(logits.list_outputs()) != 1:
-            raise ValueError("mirror mode needs a network with a single output (no auxiliary head)")
-        out_shape = logits.infer_shape(**{DATA: self.data_shape})[1][0]
+        self.layers = _layers(net)
+        composed, outputs = _compose(self.layers)
+        if _structure(composed) != _structure(net(mx.sym.var(DATA))):
+            raise ValueError(f"mirror mode needs a network that applies its layers in sequence; "
+                             f"{net.name} computes something else than "
+                             f"{' -> '.join(layer.name for layer in self.layers)}")
+        out_shape = composed.infer_shape(**{DATA: self.data_shape})[1][0]
         if tuple(out_shape) != (self.data_shape[0], self.num_classes):
             raise ValueError(f"the network maps {self.data_shape} to {tuple(out_shape)}, "
                              f"expected ({self.data_shape[0]}, {self.num_classes})")
-        self.plan = plan_mirror(logits, segments, shapes={DATA: self.data_shape})
-        marked = apply_plan(logits, self.plan)
-        loss = gluon.loss.SoftmaxCrossEntropyLoss()(marked, mx.sym.var(LABEL))
-        self._sym = mx.sym.Group([mx.sym.make_loss(loss), mx.sym.BlockGrad(marked)])
-        self._params = net.collect_params()
-        self._execs: Dict[int, mx.executor.Executor] = {}
-        self._aux_in_forward: Optional[bool] = None   # does a forward pass move aux states?
-        self._bound: List[Tuple[gluon.Parameter, NDArray, Optional[NDArray], str]] = []
-        self._fresh: List[NDArray] = []
-        self._aux_saved: Dict[str, NDArray] = {}
-        self._bind_params()
-        self._executor(self.data_shape[0])
+        self.plan = plan_mirror(composed, segments, shapes={DATA: self.data_shape},
+                                candidates=outputs[:-1])
+        ends = [outputs.index(name) for name in self.plan["boundaries"]] + [len(self.layers) - 1]
+        starts = [0] + [end + 1 for end in ends[:-1]]
+        self._segments = [self.layers[a:b + 1] for a, b in zip(starts, ends)]
+        self._loss = gluon.loss.SoftmaxCrossEntropyLoss()
+        self._users = self._segment_users()
+        aux_names = set(composed.list_auxiliary_states())
+        self._aux = [p for segment in self._segments[:-1] for layer in segment
+                     for name, p in layer.collect_params().items() if name in aux_names]
+        self._dynamic()
         log.info("%s", describe_plan(self.plan))
 
-    # -- binding ---------------------------------------------------------------------------
+    def _segment_users(self) -> List[Tuple[gluon.Parameter, List[int]]]:
+        """Parameters read by more than one segment, with those segments."""
+        users: Dict[str, List[int]] = {}
+        for k, segment in enumerate(self._segments):
+            for name in sorted({n for layer in segment for n in layer.collect_params()}):
+                users.setdefault(name, []).append(k)
+        params = self.net.collect_params()
+        return [(params[name], ks) for name, ks in users.items() if len(ks) > 1]
 
-    def _bind_params(self) -> None:
-        names = set(self._sym.list_arguments()) | set(self._sym.list_auxiliary_states())
-        self._bound = []
-        for name in sorted(names - {DATA, LABEL}):
-            param = self._params[name]
-            grad = param.grad(self.ctx) if param.grad_req != "null" else None
-            self._bound.append((param, param.data(self.ctx), grad, param.grad_req))
-        self._fresh = [arr for _, arr, grad, _ in self._bound if grad is not None]
-        aux = set(self.plan["mutated_aux"])
-        self._aux_saved = {name: mx.nd.empty(self._params[name].shape, self.ctx,
-                                             dtype=self._params[name].dtype) for name in aux}
-        self._execs.clear()
+    def _dynamic(self) -> None:
+        """Run every layer as its own CachedOp with dynamic memory (so segments share it).
 
-    def _stale(self) -> bool:
-        for param, arr, grad, req in self._bound:
-            if param.grad_req != req or param.data(self.ctx) is not arr or \
-                    (grad is not None and param.grad(self.ctx) is not grad):
-                return True
-        return False
+        Checked at every call: hybridizing the whole network again (``static_alloc=True``)
+        also resets its layers' flags.
+        """
+        for layer in self.layers:
+            if not layer._active or dict(layer._flags).get("static_alloc", False):
+                layer.hybridize(True, static_alloc=False, static_shape=False)
 
-    def _executor(self, batch: int) -> mx.executor.Executor:
-        if batch in self._execs:
-            return self._execs[batch]
-        sym = self._sym
-        shape = (batch,) + self.data_shape[1:]
-        bound = {param.name: (arr, grad, req) for param, arr, grad, req in self._bound}
-        args, grads, reqs = {}, {}, {}
-        for name in sym.list_arguments():
-            if name == DATA:
-                args[name], reqs[name] = mx.nd.zeros(shape, self.ctx), "null"
-            elif name == LABEL:
-                args[name], reqs[name] = mx.nd.zeros((batch,), self.ctx), "null"
-            else:
-                arr, grad, req = bound[name]
-                args[name] = arr
-                reqs[name] = req
-                if grad is not None:
-                    grads[name] = grad
-        aux = {name: bound[name][0] for name in sym.list_auxiliary_states()}
-        shared = next(iter(self._execs.values()), None)
-        exe = sym.bind(self.ctx, args=args, args_grad=grads or None, grad_req=reqs,
-                       aux_states=aux, shared_exec=shared)
-        self._execs[batch] = exe
-        return exe
-
-    # -- steps -----------------------------------------------------------------------------
+    @staticmethod
+    def _run(segment: Sequence[gluon.HybridBlock], x: NDArray) -> NDArray:
+        for layer in segment:
+            x = layer(x)
+        return x
 
     def forward_backward(self, data: NDArray, label: NDArray) -> Tuple[NDArray, NDArray]:
         """One training forward and backward on a batch (any batch size).
 
-        Returns the per-sample loss and the logits (copies). The gradients are written
-        (or added, per ``grad_req``) into the Parameters' gradient arrays on this context
-        and marked fresh for ``Trainer.step``; BN running statistics move once, as in a
-        Gluon training step.
+        Returns the per-sample loss and the logits. The gradients are written (or added,
+        per ``grad_req``) into the Parameters' gradient arrays on this context; BN running
+        statistics move once, as in a Gluon training step.
         """
-        if self._stale():
-            log.info("mirror: Parameter arrays or grad_req changed, rebinding on %s", self.ctx)
-            self._bind_params()
-        exe = self._executor(data.shape[0])
-        data.copyto(exe.arg_dict[DATA])
-        label.astype("float32", copy=False).copyto(exe.arg_dict[LABEL])
-        probe = self._aux_in_forward is None and bool(self._aux_saved)
-        if probe:
-            before = {name: exe.aux_dict[name].asnumpy() for name in self._aux_saved}
-        exe.forward(is_train=True)
-        if probe:
-            self._aux_in_forward = any(not np.array_equal(before[name], exe.aux_dict[name].asnumpy())
-                                       for name in self._aux_saved)
-        restore = bool(self._aux_in_forward)
-        if restore:
-            for name, saved in self._aux_saved.items():
-                exe.aux_dict[name].copyto(saved)
-        exe.backward()
-        if restore:
-            for name, saved in self._aux_saved.items():
-                saved.copyto(exe.aux_dict[name])
-        for arr in self._fresh:
-            arr._fresh_grad = True
-        loss, logits = exe.outputs
-        return loss.copy(), logits.copy()
+        self._dynamic()
+        x, label = data.as_in_context(self.ctx), label.as_in_context(self.ctx)
+        saved = [p.data(self.ctx).copy() for p in self._aux]
+        stored = [x]
+        with autograd.train_mode():
+            for segment in self._segments[:-1]:
+                stored.append(self._run(segment, stored[-1]))
+        for param, value in zip(self._aux, saved):
+            value.copyto(param.data(self.ctx))
+        head, loss, logits = None, None, None
+        # a ``write`` gradient of a Parameter read by several segments is their sum
+        shared = [(p, ks) for p, ks in self._users if p.grad_req == "write"]
+        totals = [mx.nd.zeros(p.shape, self.ctx, dtype=p.dtype) for p, _ in shared]
+        for k in range(len(self._segments) - 1, -1, -1):
+            inp = stored[k]
+            if k > 0:
+                inp.attach_grad()
+            with autograd.record():
+                out = self._run(self._segments[k], inp)
+                if head is None:
+                    logits, loss = out, self._loss(out, label)
+            if head is None:
+                loss.backward()
+            else:
+                out.backward(head)
+            for total, (param, users) in zip(totals, shared):
+                if k in users:
+                    total += param.grad(self.ctx)
+            stored[k + 1:] = []
+            head = inp.grad if k > 0 else None
+        for total, (param, _) in zip(totals, shared):
+            total.copyto(param.grad(self.ctx))
+        return loss, logits
 
     def forward(self, data: NDArray) -> NDArray:
         """Inference logits (``is_train=False``: BN uses the running statistics).
 
-        Inference keeps no activations for a backward pass, so nothing is mirrored: this
-        is the Gluon network itself on this context.
+        Nothing is recomputed (no backward pass); the layers run with their dynamic
+        memory, so evaluation leaves no static buffers behind on top of training.
         """
+        self._dynamic()
         with autograd.pause(train_mode=False):
-            return self.net(data.as_in_context(self.ctx))
-
-    def debug_str(self) -> str:
-        """MXNet's description of the bound training graph (mirror nodes end in ``_mirror``)."""
-        return self._executor(self.data_shape[0]).debug_str()
+            return self._run(self.layers, data.as_in_context(self.ctx))
 
 
 # ----------------------------------------------------------------------------- several contexts
@@ -424,8 +444,8 @@ class MirrorExecutor:
 def make_executors(net: gluon.HybridBlock, data_shape: Tuple[int, ...],
                    ctxs: Sequence[mx.Context], *, num_classes: int,
                    segments: Optional[int] = None) -> List[MirrorExecutor]:
-    """One :class:`MirrorExecutor` per context, bound for the slice of a ``data_shape`` batch
-    that ``gluon.utils.split_and_load(..., even_split=False)`` gives the first context."""
+    """One :class:`MirrorExecutor` per context, planned for the largest slice of a
+    ``data_shape`` batch that ``gluon.utils.split_and_load(..., even_split=False)`` gives."""
     ctxs = list(ctxs)
     per_ctx = -(-int(data_shape[0]) // len(ctxs))
     shape = (per_ctx,) + tuple(data_shape[1:])
@@ -437,9 +457,9 @@ def mirror_step(executors: Sequence[MirrorExecutor], data: NDArray, label: NDArr
                 trainer: Optional[gluon.Trainer], batch_size: int) -> List[Tuple[NDArray, NDArray]]:
     """Forward/backward of a batch split over the executors' contexts, then ``trainer.step``.
 
-    Mirrors ``autograd.record`` + ``backward`` + ``trainer.step(batch_size)`` over
-    ``split_and_load``; returns ``(per-sample loss, logits)`` for each context's slice.
-    ``trainer=None`` skips the update (gradients only).
+    The mirror-mode counterpart of ``autograd.record`` + ``backward`` +
+    ``trainer.step(batch_size)`` over ``split_and_load``; returns ``(per-sample loss,
+    logits)`` for each context's slice. ``trainer=None`` skips the update.
     """
     ctxs = [exe.ctx for exe in executors]
     xs = gluon.utils.split_and_load(data, ctxs, even_split=False)

@@ -17,6 +17,21 @@ operator's ``fix_gamma``; γ gets ``grad_req='null'``) and β still learnable: t
 "the scaling parameters in BN" to one during pre-training and search so that they cannot
 absorb the scale of the λ in front of them.
 
+Implementations (:data:`OP_IMPLS`): every operation computes the same function with the
+same Parameters either way; ``"fast"`` (the default) only rearranges the computation for
+MKLDNN on CPU, where the plain forms were the bottleneck of the search step:
+
+* a pooling reads its input through :func:`to_blocked_layout` (an exact ``1 x 1``
+  depthwise identity convolution), so MKLDNN pools in its blocked layout with its
+  vectorized kernel instead of its reference kernel for plain NCHW maps (3-8x faster
+  forward+backward, see BENCHMARKS.md);
+* a depthwise convolution wider than 3 is a sum of ``k x 3`` ones
+  (:func:`depthwise_column_split`), whose weight gradient oneDNN computes with its
+  depthwise kernel instead of an im2col GEMM (``5 x 5``: about 1.6x faster).
+
+``"reference"`` is one ``F.Pooling`` / one ``F.Convolution``. :func:`graph_cost` always
+traces the reference form; the cost model describes the math, not the implementation.
+
 Cost model (:class:`Cost`), used everywhere in the package:
 
 * ``params``: trainable parameters only: conv/dense weights and biases, BN β, and BN γ only
@@ -35,8 +50,9 @@ from __future__ import annotations
 import ast
 import json
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Sequence
+from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -62,6 +78,13 @@ __all__ = [
     "batch_norm",
     "SepConv",
     "PoolBNReLU",
+    "DepthwiseConv",
+    "OP_IMPLS",
+    "default_op_impl",
+    "op_impl",
+    "pool2d",
+    "to_blocked_layout",
+    "depthwise_column_split",
 ]
 
 
@@ -178,6 +201,117 @@ def batch_norm(channels: int, affine: bool = True, bn_eps: float = 2e-5,
                         scale=affine, in_channels=channels, **kwargs)
 
 
+# ----------------------------------------------------------------------------- implementations
+
+#: How the operations are computed. ``"reference"``: one ``F.Convolution`` per depthwise
+#: convolution and one ``F.Pooling`` per pooling; ``"fast"``: the same functions (same
+#: parameters, same values up to float rounding, same gradients) in a form that MKLDNN
+#: runs much faster on CPU (see :class:`DepthwiseConv` and :func:`pool2d`).
+OP_IMPLS = ("fast", "reference")
+
+_DEFAULT_OP_IMPL = ["fast"]
+
+
+def default_op_impl() -> str:
+    """The implementation of the operations built with ``impl=None``."""
+    return _DEFAULT_OP_IMPL[0]
+
+
+@contextmanager
+def op_impl(impl: str) -> Iterator[None]:
+    """Make ``impl`` the default of the operations built inside the ``with``.
+
+    The supernet and the derived network build their operations through :func:`build_op`,
+    which takes no implementation; this switches it for the blocks constructed in the scope
+    (the benchmark compares the two this way). A block keeps the implementation it was
+    built with.
+    """
+    _check_op_impl(impl)
+    previous = _DEFAULT_OP_IMPL[0]
+    _DEFAULT_OP_IMPL[0] = impl
+    try:
+        yield
+    finally:
+        _DEFAULT_OP_IMPL[0] = previous
+
+
+def _check_op_impl(impl: str) -> None:
+    if impl not in OP_IMPLS:
+        raise ConfigError(f"unknown operation implementation {impl!r}; valid: "
+                          f"{', '.join(OP_IMPLS)}")
+
+
+def _resolve_impl(impl: Optional[str]) -> str:
+    impl = default_op_impl() if impl is None else impl
+    _check_op_impl(impl)
+    return impl
+
+
+def depthwise_column_split(F, x, weight, channels: int, kernel: int, stride: int):
+    """A ``k x k`` depthwise convolution (pad ``k // 2``) as a sum of ``k x 3`` ones.
+
+    oneDNN 2.4 computes the weight gradient of a depthwise convolution with its fast
+    kernel only when the kernel is at most 3 wide with "same" padding; a ``5 x 5`` falls
+    back to an im2col GEMM (about 90 % of the ``5 x 5`` forward+backward time). Here the
+    input is zero-padded by ``k // 2 - 1`` columns, and chunk ``t`` (kernel columns
+    ``2t..2t+2``, the first of them zeroed for ``t > 0`` since chunk ``t - 1`` covers it)
+    is a ``k x 3`` convolution with pad ``(k // 2, 1)`` whose output, shifted by ``2t /
+    stride`` columns, is that chunk's share of the result. Odd ``k > 3``, stride 1 or 2.
+    """
+    pad = kernel // 2
+    padded = F.Pad(x, mode="constant", constant_value=0,
+                   pad_width=(0, 0, 0, 0, 0, 0, pad - 1, pad - 1))
+    zero_column = F.zeros_like(F.slice_axis(weight, axis=3, begin=0, end=1))
+    extra = (kernel - 3) // stride  # output columns a chunk computes beyond the result's
+    parts = []
+    for t in range((kernel - 1) // 2):
+        if t == 0:
+            chunk = F.slice_axis(weight, axis=3, begin=0, end=3)
+        else:
+            chunk = F.concat(zero_column, F.slice_axis(weight, axis=3, begin=2 * t + 1,
+                                                       end=2 * t + 3), dim=3)
+        part = F.Convolution(padded, weight=chunk, kernel=(kernel, 3), stride=(stride, stride),
+                             pad=(pad, 1), num_filter=channels, num_group=channels,
+                             no_bias=True)
+        begin = 2 * t // stride
+        end = begin - extra
+        parts.append(F.slice_axis(part, axis=3, begin=begin, end=end if end < 0 else None))
+    return F.add_n(*parts)
+
+
+def _column_split_applies(kernel: int, stride: int) -> bool:
+    return kernel > 3 and kernel % 2 == 1 and stride in (1, 2)
+
+
+class DepthwiseConv(nn.Conv2D):
+    """Depthwise ``kernel x kernel`` convolution, pad ``kernel // 2``, no bias.
+
+    A ``gluon.nn.Conv2D`` (same Parameter, same names); with ``impl="fast"`` a kernel wider
+    than 3 is computed by :func:`depthwise_column_split`.
+
+    Parameters
+    ----------
+    channels : int
+        Input and output channels (one group each).
+    kernel, stride : int
+        Window (odd) and stride.
+    impl : {"fast", "reference"}, optional
+        See :data:`OP_IMPLS`; ``None`` takes :func:`default_op_impl`.
+    """
+
+    def __init__(self, channels: int, kernel: int, stride: int = 1,
+                 impl: Optional[str] = None, **kwargs):
+        super().__init__(channels, kernel, strides=stride, padding=kernel // 2,
+                         groups=channels, use_bias=False, in_channels=channels, **kwargs)
+        self.kernel, self.stride, self.impl = kernel, stride, _resolve_impl(impl)
+
+    def hybrid_forward(self, F, x, weight, bias=None):
+        if self.impl == "fast" and _column_split_applies(self.kernel, self.stride):
+            return depthwise_column_split(F, x, weight, self._channels, self.kernel,
+                                          self.stride)
+        return super().hybrid_forward(F, x, weight, bias)
+
+
 class SepConv(HybridBlock):
     """Depthwise ``kernel x kernel`` conv -> pointwise ``1 x 1`` conv -> BN -> ReLU.
 
@@ -191,14 +325,16 @@ class SepConv(HybridBlock):
         Stride of the depthwise convolution.
     affine, bn_eps, bn_momentum
         BatchNorm settings (see :func:`batch_norm`).
+    impl : {"fast", "reference"}, optional
+        How the depthwise convolution is computed (:class:`DepthwiseConv`).
     """
 
     def __init__(self, channels: int, kernel: int, stride: int = 1, affine: bool = True,
-                 bn_eps: float = 2e-5, bn_momentum: float = 0.9, **kwargs):
+                 bn_eps: float = 2e-5, bn_momentum: float = 0.9, impl: Optional[str] = None,
+                 **kwargs):
         super().__init__(**kwargs)
         with self.name_scope():
-            self.depthwise = nn.Conv2D(channels, kernel, strides=stride, padding=kernel // 2,
-                                       groups=channels, use_bias=False, in_channels=channels)
+            self.depthwise = DepthwiseConv(channels, kernel, stride, impl)
             self.pointwise = nn.Conv2D(channels, 1, use_bias=False, in_channels=channels)
             self.bn = batch_norm(channels, affine, bn_eps, bn_momentum)
 
@@ -216,6 +352,59 @@ def sep_conv_cost(channels: int, kernel: int, height: int, width: int, stride: i
             + bn_cost(channels, affine=affine))
 
 
+# ----------------------------------------------------------------------------- pooling
+
+def to_blocked_layout(F, x, channels: int):
+    """``x`` itself, computed by a ``1 x 1`` depthwise convolution with a kernel of ones.
+
+    On MKLDNN builds the result is stored in MKLDNN's blocked layout, for which the
+    following pooling takes its vectorized kernel instead of the reference kernel it uses on
+    a plain NCHW map (10x slower here). Multiplying by one is exact, so values and
+    gradients are untouched; the kernel is a constant built from ``x`` (no Parameter, no
+    gradient), so nothing is added to the parameters or checkpoints.
+    """
+    corner = F.slice(x, begin=(0, 0, 0, 0), end=(1, None, 1, 1))
+    ones = F.BlockGrad(F.ones_like(F.reshape(corner, shape=(-1, 1, 1, 1))))
+    return F.Convolution(x, weight=ones, kernel=(1, 1), num_filter=channels,
+                         num_group=channels, no_bias=True)
+
+
+def _pool_kwargs(pool_type: str, kernel: int, stride: int) -> Dict[str, object]:
+    kwargs = dict(kernel=(kernel, kernel), stride=(stride, stride),
+                  pad=(kernel // 2, kernel // 2), pool_type=pool_type,
+                  pooling_convention="valid")
+    if pool_type == "avg":
+        kwargs["count_include_pad"] = False
+    return kwargs
+
+
+def pool2d(F, x, pool_type: str, channels: int, kernel: int = 3, stride: int = 1,
+           impl: str = "fast"):
+    """``k x k`` max or average pooling with pad ``k // 2`` (average excludes the padding).
+
+    Parameters
+    ----------
+    F : module
+        ``mx.nd`` or ``mx.sym``.
+    x : NDArray or Symbol
+        ``(B, C, H, W)`` input.
+    pool_type : {"max", "avg"}
+        Pooling kind.
+    channels : int
+        C.
+    kernel, stride : int
+        Window and stride.
+    impl : {"fast", "reference"}
+        ``"reference"``: one ``F.Pooling`` on ``x``; ``"fast"``: the same ``F.Pooling`` on
+        :func:`to_blocked_layout` of ``x`` (same values and gradients, about 4-10x faster
+        forward+backward on an MKLDNN CPU build; on other builds it costs one extra copy).
+    """
+    kwargs = _pool_kwargs(pool_type, kernel, stride)
+    if impl == "reference":
+        return F.Pooling(x, **kwargs)
+    return F.Pooling(to_blocked_layout(F, x, channels), **kwargs)
+
+
 class PoolBNReLU(HybridBlock):
     """``3 x 3`` max or average pooling (pad 1) -> BN -> ReLU.
 
@@ -229,24 +418,25 @@ class PoolBNReLU(HybridBlock):
         Pooling window and stride; padding ``kernel // 2``.
     affine, bn_eps, bn_momentum
         BatchNorm settings (see :func:`batch_norm`).
+    impl : {"fast", "reference"}, optional
+        How the pooling is computed (see :func:`pool2d`; same numbers); ``None`` takes
+        :func:`default_op_impl`.
     """
 
     def __init__(self, pool_type: str, channels: int, kernel: int = 3, stride: int = 1,
                  affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
-                 **kwargs):
+                 impl: Optional[str] = None, **kwargs):
         super().__init__(**kwargs)
         if pool_type not in ("max", "avg"):
             raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
-        self._pool_kwargs = dict(kernel=(kernel, kernel), stride=(stride, stride),
-                                 pad=(kernel // 2, kernel // 2), pool_type=pool_type,
-                                 pooling_convention="valid")
-        if pool_type == "avg":
-            self._pool_kwargs["count_include_pad"] = False
+        self.pool_type, self.channels, self.kernel, self.stride = pool_type, channels, kernel, stride
+        self.impl = _resolve_impl(impl)
         with self.name_scope():
             self.bn = batch_norm(channels, affine, bn_eps, bn_momentum)
 
     def hybrid_forward(self, F, x):
-        return F.relu(self.bn(F.Pooling(x, **self._pool_kwargs)))
+        pooled = pool2d(F, x, self.pool_type, self.channels, self.kernel, self.stride, self.impl)
+        return F.relu(self.bn(pooled))
 
 
 def pool_bn_relu_cost(channels: int, kernel: int, height: int, width: int, stride: int = 1,
@@ -338,6 +528,21 @@ def check_ops(names: Iterable[str]) -> None:
 # ----------------------------------------------------------------------------- measurement
 
 
+@contextmanager
+def _reference_ops(block: HybridBlock) -> Iterator[None]:
+    """Trace every operation under ``block`` with its ``"reference"`` form inside the ``with``."""
+    found = []
+    block.apply(lambda b: found.append((b, b.impl))
+                if isinstance(b, (PoolBNReLU, DepthwiseConv)) else None)
+    try:
+        for op, _ in found:
+            op.impl = "reference"
+        yield
+    finally:
+        for op, impl in found:
+            op.impl = impl
+
+
 def graph_cost(block: HybridBlock, input_shape: Sequence[int],
                exclude: str = r".*lambda$") -> Cost:
     """Params and FLOPs of a built block, measured from its symbolic graph.
@@ -346,7 +551,8 @@ def graph_cost(block: HybridBlock, input_shape: Sequence[int],
     the shapes of the block's Parameters (``grad_req != 'null'``, names matching ``exclude``
     left out), FLOPs per sample from the inferred shapes of every ``Convolution``,
     ``FullyConnected`` and ``Pooling`` node (same conventions as the module docstring).
-    MAC is not measured (returned as 0).
+    MAC is not measured (returned as 0). Operations are traced in their ``"reference"``
+    form (one ``Convolution``/``Pooling`` node each: the math, whatever computes it).
 
     Parameters
     ----------
@@ -357,7 +563,8 @@ def graph_cost(block: HybridBlock, input_shape: Sequence[int],
     exclude : str
         Regular expression of Parameter names not to count (the λ by default).
     """
-    sym = block(mx.sym.var("data"))
+    with _reference_ops(block):
+        sym = block(mx.sym.var("data"))
     internals = sym.get_internals()
     _, out_shapes, _ = internals.infer_shape(data=tuple(input_shape))
     shapes = dict(zip(internals.list_outputs(), out_shapes))

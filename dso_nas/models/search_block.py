@@ -19,6 +19,8 @@ Two numerically equivalent formulations (``aggregation``):
   (``W' = W ⊙ repeat(λ_out, C)`` along the input channels), so no feature map is ever
   multiplied by an output λ. Per-edge ``broadcast_mul`` backward (a reduction to a scalar
   per edge) dominated the CPU step time of the authors' release; the GEMM replaces it.
+  The GEMM takes the 5-D stack ``(K, B, C, H, W)`` and yields ``(N, B, C, H, W)``, split
+  along its first axis, so no big array is reshaped (``reshape_like`` copies in MXNet).
 
 When every λ of a block is zero the supernet block computes ``x + ReLU(BN(0))``, i.e.
 ``x`` plus a per-channel constant (``ReLU(β)`` in training mode, ``ReLU(β - μ·γ/σ)`` with the
@@ -180,8 +182,7 @@ class SearchBlock(HybridBlock):
         start, stop = level_slice(self.levels, self.n_ops, self.levels + 1)
         lam_out = F.slice_axis(lam, axis=0, begin=start, end=stop)
         if fused:
-            scale = F.reshape(F.repeat(lam_out, repeats=self.channels), shape=(1, -1, 1, 1))
-            weight = F.broadcast_mul(reduce_weight, scale)
+            weight = _fold_output_lambda(F, reduce_weight, lam_out, self.channels)
             merged = F.concat(*outs, dim=1)
         else:
             weight = reduce_weight
@@ -258,9 +259,27 @@ def _per_edge_sums(F, lam_level, sources, n_ops: int):
 
 
 def _fused_sums(F, lam_level, sources, n_ops: int):
-    """The N inputs of a level as one GEMM: ``(N x K) · (K x B·C·H·W)``."""
+    """The N inputs of a level as one GEMM: ``(N x K) · (K x B x C x H x W)``.
+
+    ``dot`` of the 2-D λ matrix with the 5-D stack gives ``(N, B, C, H, W)`` directly, and
+    ``split(squeeze_axis=True)`` hands out the N maps: no reshape of the big arrays (a
+    ``reshape_like`` would copy them and add a zero gradient to its shape source).
+    """
     k = len(sources)
-    stacked = F.reshape(F.stack(*sources, axis=0), shape=(k, -1))
-    sums = F.dot(F.reshape(lam_level, shape=(n_ops, k)), stacked)
-    pieces = F.split(sums, num_outputs=n_ops, axis=0) if n_ops > 1 else [sums]
-    return [F.reshape_like(pieces[j], sources[0]) for j in range(n_ops)]
+    sums = F.dot(F.reshape(lam_level, shape=(n_ops, k)), F.stack(*sources, axis=0))
+    if n_ops == 1:
+        return [F.reshape(sums, shape=(-3, -2))]
+    return list(F.split(sums, num_outputs=n_ops, axis=0, squeeze_axis=True))
+
+
+def _fold_output_lambda(F, reduce_weight, lam_out, channels: int):
+    """``W ⊙ repeat(λ_out, C)`` along the input channels of the ``1 x 1`` reduction.
+
+    The per-column scale is broadcast over the ``C_out`` rows with an outer product
+    (``ones(C_out, 1) · scale``) rather than ``broadcast_mul``, whose backward (a generic
+    broadcast reduction) cost more than the reduction convolution itself on CPU.
+    """
+    scale = F.reshape(F.repeat(lam_out, repeats=channels), shape=(1, -1))
+    column = F.slice(reduce_weight, begin=(0, 0, 0, 0), end=(None, 1, 1, 1))
+    ones = F.BlockGrad(F.ones_like(F.reshape(column, shape=(0, -1))))
+    return reduce_weight * F.reshape(F.dot(ones, scale), shape=(0, 0, 1, 1))

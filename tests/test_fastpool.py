@@ -1,0 +1,174 @@
+"""The fast operations of ops.py compute what the reference ones do: values and gradients.
+
+Poolings against ``F.Pooling``; the column-split depthwise convolution against one
+``F.Convolution``.
+"""
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd
+from mxnet.gluon import HybridBlock
+
+from dso_nas.errors import ConfigError
+from dso_nas.models.ops import (OP_IMPLS, DepthwiseConv, PoolBNReLU, SepConv, build_op,
+                                default_op_impl, graph_cost, op_cost, op_impl, pool2d)
+
+CHANNELS = 3
+
+
+class _Pool(HybridBlock):
+    """Just the pooling of :func:`pool2d`, so the test sees it without BN."""
+
+    def __init__(self, pool_type, stride, impl, kernel=3):
+        super().__init__()
+        self.args = (pool_type, CHANNELS, kernel, stride, impl)
+
+    def hybrid_forward(self, F, x):
+        return pool2d(F, x, *self.args)
+
+
+def _distinct_input(shape, seed):
+    """Values that are pairwise distinct (no ties in any window), in random order."""
+    rng = np.random.RandomState(seed)
+    values = rng.permutation(np.prod(shape)).astype(np.float32)
+    return mx.nd.array((values / values.size - 0.5).reshape(shape) * 4.0)
+
+
+def _value_and_grad(block, x, head):
+    x = x.copy()
+    x.attach_grad()
+    with autograd.record():
+        y = block(x)
+        loss = (y * head).sum()
+    loss.backward()
+    return y.asnumpy(), x.grad.asnumpy()
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+@pytest.mark.parametrize("size", [(7, 7), (8, 8), (6, 9)])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("pool_type", ["max", "avg"])
+def test_fast_pool_equals_pooling(pool_type, stride, size, hybridize):
+    shape = (2, CHANNELS) + size
+    x = _distinct_input(shape, seed=stride * 100 + size[0] * 10 + size[1])
+    results = []
+    for impl in ("reference", "fast"):
+        block = _Pool(pool_type, stride, impl)
+        if hybridize:
+            block.hybridize(static_alloc=True)
+        out_shape = block(x).shape
+        head = mx.nd.array(np.random.RandomState(7).normal(size=out_shape))
+        results.append(_value_and_grad(block, x, head))
+    (y_ref, g_ref), (y_fast, g_fast) = results
+    side = [(n - 1) // stride + 1 for n in size]
+    assert y_fast.shape == y_ref.shape == (2, CHANNELS, side[0], side[1])
+    np.testing.assert_allclose(y_fast, y_ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(g_fast, g_ref, rtol=1e-6, atol=1e-6)
+    if pool_type == "max":  # a max pooling copies values: exact, and the same winners
+        np.testing.assert_array_equal(y_fast, y_ref)
+        np.testing.assert_array_equal(g_fast != 0, g_ref != 0)
+
+
+def test_avg_fast_excludes_padding_by_hand():
+    x = mx.nd.array(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))
+    block = _Pool("avg", 1, "fast")
+    block.args = ("avg", 1, 3, 1, "fast")
+    out = block(x).asnumpy()[0, 0]
+    assert out[0, 0] == pytest.approx((0 + 1 + 4 + 5) / 4.0)
+    assert out[0, 1] == pytest.approx((0 + 1 + 2 + 4 + 5 + 6) / 6.0)
+    assert out[1, 1] == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_max_fast_ties_go_to_the_first_position_like_pooling(stride):
+    # an all-equal map (e.g. all zero after a ReLU): every window is a tie; both send the
+    # gradient of a window to its first position in row-major order
+    x = mx.nd.zeros((1, CHANNELS, 5, 5))
+    side = (5 - 1) // stride + 1
+    out_shape = (1, CHANNELS, side, side)
+    head = mx.nd.array(np.arange(np.prod(out_shape), dtype=np.float32).reshape(out_shape) + 1)
+    _, g_fast = _value_and_grad(_Pool("max", stride, "fast"), x, head)
+    _, g_ref = _value_and_grad(_Pool("max", stride, "reference"), x, head)
+    np.testing.assert_array_equal(g_fast, g_ref)
+    assert g_fast.sum() == head.sum().asscalar()
+
+
+@pytest.mark.parametrize("name", ["avg_pool_3x3", "max_pool_3x3"])
+def test_op_impls_agree_and_cost_is_the_math(name):
+    x = _distinct_input((2, 4, 6, 6), seed=3)
+    outs = []
+    for impl in OP_IMPLS:
+        with op_impl(impl):
+            block = build_op(name, 4, 1, affine=False, prefix="op_")
+        assert block.impl == impl
+        block.initialize()
+        block.hybridize(static_alloc=True)
+        outs.append(_value_and_grad(block, x, mx.nd.ones((2, 4, 6, 6))))
+        measured = graph_cost(block, (2, 4, 6, 6))
+        analytic = op_cost(name, 4, 6, 6, 1, affine=False)
+        assert (measured.params, measured.flops) == (analytic.params, analytic.flops)
+        assert block.impl == impl  # graph_cost restored it
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-5, atol=1e-5)
+
+
+def test_fast_pool_adds_no_parameters():
+    names = []
+    for impl in OP_IMPLS:
+        block = PoolBNReLU("avg", 4, impl=impl, prefix="p_")
+        names.append(sorted(block.collect_params().keys()))
+    assert names[0] == names[1]
+
+
+def test_op_impl_switch_is_scoped_and_checked():
+    before = default_op_impl()
+    with op_impl("reference"):
+        assert default_op_impl() == "reference"
+        assert SepConv(4, 5).depthwise.impl == "reference"
+    assert default_op_impl() == before == "fast"
+    with pytest.raises(ConfigError, match="unknown operation implementation"):
+        with op_impl("cudnn"):
+            pass
+    with pytest.raises(ConfigError, match="unknown operation implementation"):
+        PoolBNReLU("max", 4, impl="mkl")
+
+
+# ----------------------------------------------------------------------------- depthwise
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+@pytest.mark.parametrize("size", [(8, 8), (7, 9)])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("kernel", [5, 7])
+def test_depthwise_split_equals_one_convolution(kernel, stride, size, hybridize):
+    rng = np.random.RandomState(kernel * 10 + stride)
+    x = mx.nd.array(rng.normal(size=(2, CHANNELS) + size))
+    weight = mx.nd.array(rng.normal(size=(CHANNELS, 1, kernel, kernel)))
+    results = []
+    for impl in ("reference", "fast"):
+        conv = DepthwiseConv(CHANNELS, kernel, stride, impl=impl, prefix="dw_")
+        conv.initialize()
+        conv.weight.set_data(weight)
+        if hybridize:
+            conv.hybridize(static_alloc=True)
+        head = mx.nd.array(np.random.RandomState(1).normal(size=conv(x).shape))
+        y, g = _value_and_grad(conv, x, head)
+        results.append((y, g, conv.weight.grad().asnumpy()))
+    ref, fast = results
+    assert fast[0].shape == ref[0].shape
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+
+
+def test_sep_conv_keeps_its_parameters_and_cost():
+    names = []
+    for impl in OP_IMPLS:
+        block = SepConv(4, 5, 1, affine=False, impl=impl, prefix="sep_")
+        names.append(sorted(block.collect_params().keys()))
+        block.initialize()
+        measured = graph_cost(block, (2, 4, 6, 6))
+        analytic = op_cost("sep_conv_5x5", 4, 6, 6, 1, affine=False)
+        assert (measured.params, measured.flops) == (analytic.params, analytic.flops)
+        assert block.depthwise.impl == impl
+    assert names[0] == names[1]
+    assert SepConv(4, 3, impl="fast").depthwise.weight.shape == (4, 1, 3, 3)
