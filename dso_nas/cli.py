@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from typing import List, Optional
 
+from . import use_all_cores
 from .errors import UserError
 
 LOG = logging.getLogger("dso_nas")
@@ -96,9 +96,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``dso-nas``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    # MXNet 1.9.1 runs CPU operators on one OpenMP thread unless told otherwise (measured:
-    # 2 threads make a search step ~30 % faster on a 2-core machine). Read at MXNet import.
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    use_all_cores()
     try:
         return _dispatch(args)
     except UserError as e:

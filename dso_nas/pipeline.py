@@ -20,7 +20,7 @@ from mxnet import gluon
 from . import checkpoint as ckpt
 from .config import CfgNode, config_from_dict, diff, load_config, merge, parse_overrides, validate
 from .data import Loaders, build_loaders, load_dataset
-from .engine import StopFlag, evaluate, search_epoch, train_epoch
+from .engine import EpochResult, StopFlag, evaluate, search_epoch, train_epoch
 from .engine.mirror import make_executors
 from .errors import CheckpointError, ConfigError, UserError
 from .models.arch import Architecture, Layout, derive_architecture, load_architecture, save_architecture
@@ -215,6 +215,21 @@ class _SearchRun:
     def _stepped(self, name: str) -> bool:
         return bool(getattr(self, name)._updaters[0].states)  # noqa: SLF001 - nothing to save before a step
 
+    def epoch_from_position(self, phase: str, loop, stop: StopFlag, **kwargs) -> Optional[EpochResult]:
+        """Run ``loop`` (train_epoch / search_epoch) for the current epoch from the saved position.
+
+        Returns its result, or ``None`` after saving a mid-epoch checkpoint when ``stop`` was raised.
+        """
+        t0 = time.time()
+        res = loop(self.net, epoch=self.epoch, start=self.position, ctxs=self.ctxs, seed=self.cfg.seed, stop=stop,
+                   show_progress=self.cfg.progress, executors=self.executors, **kwargs)
+        self.elapsed[phase] += time.time() - t0
+        if res.finished:
+            return res
+        self.position = res.position
+        self.save()
+        return None
+
     def lambdas(self) -> List[np.ndarray]:
         stepped = self._stepped("lam_trainer")
         return _lambda_values(self.net, self.lam_trainer if stepped else None)
@@ -232,14 +247,9 @@ class _SearchRun:
 def _run_pretrain(run: _SearchRun, stop: StopFlag) -> bool:
     cfg = run.cfg
     while run.phase == "pretrain" and run.epoch < cfg.pretrain.epochs:
-        t0 = time.time()
-        res = train_epoch(run.net, run.loaders.weights, run.pre_trainer, epoch=run.epoch, start=run.position,
-                          ctxs=run.ctxs, seed=cfg.seed, stop=stop, show_progress=cfg.progress, desc="pretrain",
-                          executors=run.executors)
-        run.elapsed["pretrain"] += time.time() - t0
-        if not res.finished:
-            run.position = res.position
-            run.save()
+        res = run.epoch_from_position("pretrain", train_epoch, stop, loader=run.loaders.weights,
+                                      trainer=run.pre_trainer, desc="pretrain")
+        if res is None:
             return False
         write_jsonl(run.run_dir, {"phase": "pretrain", "epoch": run.epoch, **res.metrics["train"],
                                   "seconds": run.elapsed["pretrain"]})
@@ -263,15 +273,11 @@ def _run_search(run: _SearchRun, stop: StopFlag) -> bool:
 
     while run.phase == "search" and run.epoch < cfg.search.epochs:
         budget.start_epoch(run.epoch, run.lambdas())
-        t0 = time.time()
-        res = search_epoch(run.net, run.loaders.weights, run.loaders.lambdas, run.w_trainer, run.lam_trainer,
-                           epoch=run.epoch, start=run.position, ratio=cfg.search.ratio, ctxs=run.ctxs,
-                           seed=cfg.seed, before_lambda_step=refresh, stop=stop, show_progress=cfg.progress,
-                           executors=run.executors)
-        run.elapsed["search"] += time.time() - t0
-        if not res.finished:
-            run.position = res.position
-            run.save()
+        res = run.epoch_from_position("search", search_epoch, stop, w_loader=run.loaders.weights,
+                                      lam_loader=run.loaders.lambdas, w_trainer=run.w_trainer,
+                                      lam_trainer=run.lam_trainer, ratio=cfg.search.ratio,
+                                      before_lambda_step=refresh)
+        if res is None:
             return False
         lambdas = run.lambdas()
         support = [np.flatnonzero(lam).tolist() for lam in lambdas]
