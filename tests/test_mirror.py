@@ -65,7 +65,7 @@ def _state(net, what="data", ctx=None):
     return out
 
 
-def _assert_same(a, b, rtol=1e-6):
+def _assert_same(a, b, rtol=1e-5):  # float32 rounding with several OpenMP threads
     assert sorted(a) == sorted(b)
     for name in a:
         scale = max(float(np.abs(a[name]).max()), 1e-3)
