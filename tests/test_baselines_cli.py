@@ -70,12 +70,16 @@ def test_retrain_killed_and_resumed_equals_uninterrupted(tmp_path):
     common = ["data.name=fashion_mnist", f"data.root={tmp_path / 'fm'}", "retrain.epochs=8", "retrain.batch_size=16",
               "retrain.target_params=0", "retrain.aux_weight=0", "retrain.drop_path=0.3", "retrain.dropout=0.3",
               "progress=false"] + TINY_MODEL
+    # Every part in its own one-thread process: two OpenMP threads are not bitwise reproducible.
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    cli = [sys.executable, "-m", "dso_nas", "retrain"]
     straight = str(tmp_path / "straight")
-    assert main(["retrain", "--arch", arch_path, f"output_dir={straight}"] + common) == 0
+    done = subprocess.run(cli + ["--arch", arch_path, f"output_dir={straight}"] + common, cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-1000:]
     cut = str(tmp_path / "cut")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "dso_nas", "retrain", "--arch", arch_path, f"output_dir={cut}"]
-                            + common, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cli + ["--arch", arch_path, f"output_dir={cut}"] + common, cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first_checkpoint = os.path.join(cut, "retrain.ckpt")
     while not os.path.exists(first_checkpoint):
         assert proc.poll() is None, proc.stderr.read().decode()[-1000:]
@@ -83,19 +87,19 @@ def test_retrain_killed_and_resumed_equals_uninterrupted(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert not ckpt.load_checkpoint(os.path.join(cut, "retrain.ckpt"))["done"], "finished before the kill"
-    assert main(["retrain", "--resume", cut]) == 0
+    done = subprocess.run(cli + ["--resume", cut], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-1000:]
     a = json.load(open(os.path.join(straight, "result.json")))
     b = json.load(open(os.path.join(cut, "result.json")))
-    # Retraining resumes to float rounding, not bit for bit: oneDNN may pick another kernel
-    # order in a fresh process (measured up to ~1e-3 relative on near-zero weights after a few
-    # epochs with two threads). Losing the optimizer state or the schedule on resume would
-    # differ by far more. (The search resumes bit for bit: test_pipeline.)
+    # Retraining resumes to float rounding (~1e-7 in the first resumed epoch, grown to ~1e-5 by
+    # the end), not bit for bit; losing the optimizer state on resume differs by far more (checked
+    # by hand). The search resumes bit for bit: test_pipeline.
     assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-3)
     wa = ckpt.load_checkpoint(os.path.join(straight, "retrain.ckpt"))["net"]
     wb = ckpt.load_checkpoint(os.path.join(cut, "retrain.ckpt"))["net"]
     assert wa.keys() == wb.keys()
     for key in wa:
-        np.testing.assert_allclose(wa[key], wb[key], rtol=1e-2, atol=2e-4)
+        np.testing.assert_allclose(wa[key], wb[key], rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(ROOT, ".venv", "bin", "dso-nas")) or shutil.which("make") is None,
