@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import mxnet as mx
 import numpy as np
@@ -80,8 +80,13 @@ def load_net_arrays(net: gluon.Block, arrays: Dict[str, np.ndarray], source: str
         param.set_data(mx.nd.array(arrays[key], dtype=param.dtype))
 
 
-def trainer_state(trainer: gluon.Trainer) -> bytes:
-    """The optimizer state of a Gluon trainer (momenta, APG-NAG iterates) as bytes."""
+def trainer_state(trainer: gluon.Trainer) -> Optional[bytes]:
+    """The optimizer state of a Gluon trainer (momenta, APG-NAG iterates) as bytes.
+
+    ``None`` before the trainer's first step: it has no state yet (and no kvstore to save from).
+    """
+    if not trainer._updaters[0].states:  # noqa: SLF001 - Gluon has no public "has stepped"
+        return None
     fd, tmp = tempfile.mkstemp(prefix=".trainer-")
     os.close(fd)
     try:
@@ -92,8 +97,10 @@ def trainer_state(trainer: gluon.Trainer) -> bytes:
         os.unlink(tmp)
 
 
-def restore_trainer_state(trainer: gluon.Trainer, state: bytes) -> None:
-    """Inverse of :func:`trainer_state`."""
+def restore_trainer_state(trainer: gluon.Trainer, state: Optional[bytes]) -> None:
+    """Inverse of :func:`trainer_state` (``None`` leaves the fresh trainer as it is)."""
+    if state is None:
+        return
     fd, tmp = tempfile.mkstemp(prefix=".trainer-")
     try:
         with os.fdopen(fd, "wb") as f:

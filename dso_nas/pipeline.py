@@ -141,13 +141,10 @@ def _lambda_trainer(net: SuperNet, cfg: CfgNode) -> gluon.Trainer:
     return gluon.Trainer(net.lambda_params(), opt, kvstore="local")
 
 
-def _lambda_values(net: SuperNet, lam_trainer: Optional[gluon.Trainer]) -> List[np.ndarray]:
-    """The λ iterates S(z) (exact zeros) in network order; λ′ before any λ step."""
-    params = net.lambda_params()
-    if lam_trainer is None:
-        return [p.data().asnumpy() for p in params]
-    its = lambda_iterates(lam_trainer)
-    return [np.asarray(its[p.name]) for p in params]
+def _lambda_values(net: SuperNet, lam_trainer: gluon.Trainer) -> List[np.ndarray]:
+    """The λ iterates S(z) (exact zeros) in network order; λ′ itself before any λ step."""
+    its = lambda_iterates(lam_trainer, net.lambda_params())
+    return [its[p.name] for p in net.lambda_params()]
 
 
 def _layout(cfg: CfgNode) -> Layout:
@@ -195,25 +192,20 @@ class _SearchRun:
     def _restore(self, state: Dict[str, Any]) -> None:
         ckpt.load_net_arrays(self.net, state["net"], source=f"checkpoint in {self.run_dir}")
         for name in ("pre_trainer", "w_trainer", "lam_trainer"):
-            if state.get(name):
-                ckpt.restore_trainer_state(getattr(self, name), state[name])
+            ckpt.restore_trainer_state(getattr(self, name), state.get(name))
         self.phase, self.epoch, self.position = state["phase"], state["epoch"], state["position"]
         self.history = [list(h) for h in state["history"]]
         self.unchanged, self.support = state["unchanged"], state["support"]
         self.elapsed = dict(state["elapsed"])
 
     def save(self) -> None:
-        trainers = {n: ckpt.trainer_state(getattr(self, n)) if self._stepped(n) else None
-                    for n in ("pre_trainer", "w_trainer", "lam_trainer")}
+        trainers = {n: ckpt.trainer_state(getattr(self, n)) for n in ("pre_trainer", "w_trainer", "lam_trainer")}
         ckpt.save_checkpoint(os.path.join(self.run_dir, SEARCH_CKPT), {
             "kind": "search", "config": self.cfg.to_dict(), "net": ckpt.net_arrays(self.net),
             "phase": self.phase, "epoch": self.epoch, "position": self.position,
             "history": self.history, "unchanged": self.unchanged, "support": self.support,
             "elapsed": self.elapsed, "seed": self.cfg.seed, **trainers,
         })
-
-    def _stepped(self, name: str) -> bool:
-        return bool(getattr(self, name)._updaters[0].states)  # noqa: SLF001 - nothing to save before a step
 
     def epoch_from_position(self, phase: str, loop, stop: StopFlag, **kwargs) -> Optional[EpochResult]:
         """Run ``loop`` (train_epoch / search_epoch) for the current epoch from the saved position.
@@ -231,8 +223,8 @@ class _SearchRun:
         return None
 
     def lambdas(self) -> List[np.ndarray]:
-        stepped = self._stepped("lam_trainer")
-        return _lambda_values(self.net, self.lam_trainer if stepped else None)
+        """The current λ iterates, one array per λ parameter."""
+        return _lambda_values(self.net, self.lam_trainer)
 
     def block_report(self, lambdas: List[np.ndarray]) -> Dict[str, Any]:
         masks = [lam != 0 for lam in lambdas]
@@ -321,7 +313,7 @@ def _derive(run: _SearchRun) -> Architecture:
 def search(config_path: Optional[str], overrides: Sequence[str] = (), resume: Optional[str] = None) -> str:
     """Pre-train the supernet on D_w, search λ (Algorithm 1), derive the architecture.
 
-    Returns the run folder; raises :class:`SystemExit`-free ``UserError`` on bad input.
+    Returns the run folder; bad input raises :class:`~dso_nas.errors.UserError` (one line).
     """
     cfg, run_dir, state = open_run(config_path, overrides, resume, SEARCH_CKPT)
     return _search_in(cfg, run_dir, state)
@@ -408,18 +400,16 @@ def _retrain_in(cfg: CfgNode, run_dir: str, arch: Architecture, state: Optional[
     epoch, position, elapsed = 0, 0, 0.0
     if state is not None:
         ckpt.load_net_arrays(net, state["net"], source=f"checkpoint in {run_dir}")
-        if state["trainer"]:
-            ckpt.restore_trainer_state(trainer, state["trainer"])
+        ckpt.restore_trainer_state(trainer, state["trainer"])
         epoch, position, elapsed = state["epoch"], state["position"], state["elapsed"]
     costs = arch_cost(arch, width, shape[1:], cfg.model.num_classes)
     cost, blocks = costs["total"], costs["blocks"]
     LOG.info("retraining at width %.3f: %d params, %.2fM FLOPs", width, cost.params, cost.flops / 1e6)
 
     def save(done: bool = False, result: Optional[Dict[str, Any]] = None) -> None:
-        stepped = bool(trainer._updaters[0].states)  # noqa: SLF001
         ckpt.save_checkpoint(os.path.join(run_dir, RETRAIN_CKPT), {
             "kind": "retrain", "config": cfg.to_dict(), "arch": arch.to_dict(), "width_mult": width,
-            "net": ckpt.net_arrays(net), "trainer": ckpt.trainer_state(trainer) if stepped else None,
+            "net": ckpt.net_arrays(net), "trainer": ckpt.trainer_state(trainer),
             "epoch": epoch, "position": position, "elapsed": elapsed, "done": done, "result": result,
             "seed": cfg.seed})
 
