@@ -130,7 +130,7 @@ def train_step(net: gluon.Block, trainer: gluon.Trainer, loss_fn: gluon.loss.Los
 def train_epoch(net: gluon.Block, loader, trainer: gluon.Trainer, *, epoch: int, start: int = 0,
                 ctxs: Sequence[Context], seed: int, aux_weight: float = 0.0,
                 stop: Optional[StopFlag] = None, show_progress: bool = True, desc: str = "train",
-                on_step: Optional[Callable[[int], None]] = None, executors: Optional[Sequence] = None) -> EpochResult:
+                executors: Optional[Sequence] = None) -> EpochResult:
     """Train ``net`` for one epoch of ``loader`` from batch ``start`` on.
 
     Returns the epoch's metrics under ``"train"`` and the number of batches done.
@@ -142,8 +142,6 @@ def train_epoch(net: gluon.Block, loader, trainer: gluon.Trainer, *, epoch: int,
     for k, (data, label) in enumerate(progress(loader.epoch(epoch, start), total=total - start,
                                                desc=f"{desc} {epoch}", enabled=show_progress), start):
         mx.random.seed(step_seed(seed, epoch, k))
-        if on_step is not None:
-            on_step(k)
         m = train_step(net, trainer, loss_fn, data, label, ctxs, aux_weight, executors)
         meter.add(m.loss, m.correct, m.count)
         position = k + 1
