@@ -21,7 +21,7 @@ import logging
 import sys
 from typing import List, Optional
 
-from . import use_all_cores
+from . import tune_allocator, use_all_cores
 from .errors import UserError
 
 LOG = logging.getLogger("dso_nas")
@@ -97,6 +97,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``dso-nas``; returns the exit status."""
     args = build_parser().parse_args(argv)
     use_all_cores()
+    tune_allocator()
     try:
         return _dispatch(args)
     except UserError as e:

@@ -26,6 +26,7 @@ from .errors import CheckpointError, ConfigError, UserError
 from .models.arch import Architecture, Layout, derive_architecture, load_architecture, save_architecture
 from .models.derived import DerivedNet, arch_cost
 from .models.draw import draw_architecture
+from .models.ops import impl_for_contexts, op_impl
 from .models.supernet import SuperNet
 from .models.width import find_width_multiplier
 from .optim.apgnag import APGNAG, lambda_iterates
@@ -117,12 +118,17 @@ def _initialize(net: gluon.Block, ctxs: Sequence[mx.Context], seed: int) -> None
 
 
 def build_supernet(cfg: CfgNode) -> SuperNet:
-    """The supernet of the config (BN γ fixed unless ``train.fix_gamma`` is off)."""
+    """The supernet of the config (BN γ fixed unless ``train.fix_gamma`` is off).
+
+    Operations are built in the implementation that suits ``cfg.context``
+    (:func:`dso_nas.models.ops.impl_for_contexts`).
+    """
     m = cfg.model
-    return SuperNet(stem=m.stem, in_channels=m.in_channels, stem_channels=m.stem_channels, channels=m.channels,
-                    blocks=m.blocks, levels=m.levels, ops=m.ops, scope=m.scope, num_classes=m.num_classes,
-                    aggregation=m.aggregation, affine=not cfg.train.fix_gamma, bn_eps=m.bn_eps,
-                    bn_momentum=m.bn_momentum)
+    with op_impl(impl_for_contexts(contexts(cfg.context))):
+        return SuperNet(stem=m.stem, in_channels=m.in_channels, stem_channels=m.stem_channels,
+                        channels=m.channels, blocks=m.blocks, levels=m.levels, ops=m.ops, scope=m.scope,
+                        num_classes=m.num_classes, aggregation=m.aggregation, affine=not cfg.train.fix_gamma,
+                        bn_eps=m.bn_eps, bn_momentum=m.bn_momentum)
 
 
 def _nag(params, lr: float, momentum: float, wd: float, clip: float, **extra) -> gluon.Trainer:
@@ -348,9 +354,10 @@ def width_for(arch: Architecture, cfg: CfgNode, input_hw: Tuple[int, int]) -> fl
 def build_derived(arch: Architecture, cfg: CfgNode, width_mult: float) -> DerivedNet:
     """The retraining network of an architecture under the config's retraining options."""
     r, m = cfg.retrain, cfg.model
-    return DerivedNet(arch, width_mult=width_mult, num_classes=m.num_classes, dropout=r.dropout,
-                      drop_path=r.drop_path, aux_weight=r.aux_weight, affine=True,
-                      bn_eps=m.bn_eps, bn_momentum=m.bn_momentum)
+    with op_impl(impl_for_contexts(contexts(cfg.context))):
+        return DerivedNet(arch, width_mult=width_mult, num_classes=m.num_classes, dropout=r.dropout,
+                          drop_path=r.drop_path, aux_weight=r.aux_weight, affine=True,
+                          bn_eps=m.bn_eps, bn_momentum=m.bn_momentum)
 
 
 def sgdr_schedule(epochs: int, iters_per_epoch: int, lr_max: float, lr_min: float, t0: int, t_mul: int):

@@ -7,7 +7,8 @@ from mxnet.gluon import nn
 
 from dso_nas.engine.loops import train_step
 from dso_nas.engine.mirror import MirrorExecutor, make_executors, mirror_step, plan_mirror
-from dso_nas.models.common import ConvBNReLU
+from dso_nas.models.common import Classifier, ConvBNReLU
+from dso_nas.models.ops import impl_for_contexts, op_impl
 from dso_nas.models.supernet import SuperNet
 
 OPS = ["sep_conv_3x3", "max_pool_3x3"]
@@ -32,7 +33,9 @@ def _toy(prefix="toy_"):
     with net.name_scope():
         for i in range(4):
             net.add(ConvBNReLU(3 if i == 0 else 8, 8, 3, affine=True))
-        net.add(nn.GlobalAvgPool2D(), nn.Flatten(), nn.Dense(10, in_units=8))
+        # the package's classifier: oneDNN's global pooling cannot back-propagate into the
+        # fused BN-ReLU (see dso_nas.models.ops.global_avg_pool)
+        net.add(Classifier(8, 10))
     net.initialize(mx.init.Xavier())
     _perturb(net)
     net.hybridize(static_alloc=True)
@@ -195,7 +198,8 @@ def test_any_batch_size_and_bn_statistics():
 
 def test_two_contexts_match_plain_gluon():
     ctxs = [mx.cpu(0), mx.cpu(1)]
-    plain, mirror = _supernet(ctx=ctxs), _supernet(ctx=ctxs)
+    with op_impl(impl_for_contexts(ctxs)):  # as dso_nas.pipeline builds it
+        plain, mirror = _supernet(ctx=ctxs), _supernet(ctx=ctxs)
     t_plain, t_mirror = _trainer(plain), _trainer(mirror)
     exes = make_executors(mirror, (BATCH + 1, 3, HW, HW), ctxs, num_classes=10, segments=3)
     for n in (BATCH + 1, BATCH - 1):                  # uneven and smaller batches

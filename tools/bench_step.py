@@ -50,6 +50,8 @@ import types
 import warnings
 from typing import Dict, List, Optional, Sequence
 
+from dso_nas import tune_allocator, use_all_cores
+
 LOG = logging.getLogger("bench_step")
 
 MODES = ("per_edge", "fused", "fused_mirror", "ops_floor")
@@ -89,7 +91,7 @@ def _floor_forward(self, F, x, lam, reduce_weight):
     merged = F.concat(*[op(x) for op in self._op_blocks], dim=1)
     y = F.Convolution(merged, weight=reduce_weight, kernel=(1, 1), num_filter=self.channels,
                       no_bias=True)
-    return F.relu(self.reduce_bn(y)) + x
+    return self.reduce_bn(y) + x
 
 
 def _build(config: dict, mode: str, impl: str):
@@ -216,7 +218,7 @@ def run_child(config_name: str, mode: str, steps: int, warmup: int, impl: str,
         achieved_gflops=round(step_gflop / step_s, 2),
         gemm_gflops=round(gemm, 2),
         flops_utilisation=round(step_gflop / step_s / gemm, 4),
-        threads=os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
+        threads=os.environ["OMP_NUM_THREADS"],
         common_expr_elimination=os.environ.get(FLOOR_CSE_ENV, "1") != "0",
     )
     return record
@@ -355,10 +357,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="time each operation's fast and reference form instead (in-process)")
     p.add_argument("--child", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    use_all_cores()  # as the CLI does: before MXNet is imported here or in the children
+    tuned = tune_allocator()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.child:
         config, mode = args.child
         record = run_child(config, mode, args.steps, args.warmup, args.ops_impl, args.static_shape)
+        record["allocator_tuned"] = tuned
         sys.stdout.write(json.dumps(record) + "\n")
         return 0
     if args.micro:

@@ -16,13 +16,13 @@ functions (:func:`conv_bn_relu_cost`, :func:`stem_cost`, :func:`reduction_cost`,
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 from mxnet.gluon import HybridBlock, nn
 
 from dso_nas.errors import ConfigError
-from dso_nas.models.ops import (Cost, batch_norm, bn_cost, conv_cost, conv_out_size,
-                                dense_cost, sum_cost)
+from dso_nas.models.ops import (BNReLU, Cost, bn_cost, conv_cost, conv_out_size, dense_cost,
+                                global_avg_pool, resolve_impl, sum_cost)
 
 __all__ = [
     "STEM_KINDS",
@@ -67,10 +67,10 @@ class ConvBNReLU(HybridBlock):
         with self.name_scope():
             self.conv = nn.Conv2D(c_out, kernel, strides=stride, padding=kernel // 2,
                                   use_bias=False, in_channels=c_in)
-            self.bn = batch_norm(c_out, affine, bn_eps, bn_momentum)
+            self.bn = BNReLU(c_out, affine, bn_eps, bn_momentum)
 
     def hybrid_forward(self, F, x):
-        return F.relu(self.bn(self.conv(x)))
+        return self.bn(self.conv(x))
 
     def out_shape(self, height: int, width: int) -> Shape:
         """``(C, H, W)`` of the output for an input of ``height x width``."""
@@ -219,18 +219,21 @@ class Classifier(HybridBlock):
         Output units.
     dropout : float
         Dropout rate before the dense layer.
+    impl : {"fast", "reference"}, optional
+        How the pooling is computed (:func:`dso_nas.models.ops.global_avg_pool`).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0, **kwargs):
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0,
+                 impl: Optional[str] = None, **kwargs):
         super().__init__(**kwargs)
         self.in_channels, self.num_classes, self.dropout = in_channels, num_classes, dropout
+        self.impl = resolve_impl(impl)
         with self.name_scope():
-            self.pool = nn.GlobalAvgPool2D()
             self.drop = nn.Dropout(dropout) if dropout > 0 else None
             self.fc = nn.Dense(num_classes, in_units=in_channels)
 
     def hybrid_forward(self, F, x):
-        x = F.flatten(self.pool(x))
+        x = global_avg_pool(F, x, self.impl)
         if self.drop is not None:
             x = self.drop(x)
         return self.fc(x)

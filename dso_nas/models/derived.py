@@ -32,8 +32,8 @@ from dso_nas.errors import ArchitectureError
 from dso_nas.models.arch import Architecture, Cell
 from dso_nas.models.common import (Classifier, ConvBNReLU, ReductionBlock, Stem, classifier_cost,
                                    conv_bn_relu_cost, reduction_cost, stem_cost, stem_out_shape)
-from dso_nas.models.ops import (Cost, batch_norm, bn_cost, build_op, conv_cost, conv_out_size,
-                                dense_cost, pool_cost)
+from dso_nas.models.ops import (BNReLU, Cost, bn_cost, build_op, conv_cost, conv_out_size, dense_cost,
+                                global_avg_pool, pool_cost, resolve_impl)
 from dso_nas.models.search_block import block_cost
 
 __all__ = ["SHORTCUTS", "scaled_width", "network_widths", "DerivedCell", "derived_cell_cost",
@@ -104,7 +104,7 @@ class DerivedCell(HybridBlock):
                 n_out = len(cell.output_nodes)
                 self.reduce = nn.Conv2D(channels, 1, use_bias=False, in_channels=n_out * channels,
                                         prefix="reduce_")
-                self.reduce_bn = batch_norm(channels, affine, bn_eps, bn_momentum, prefix="reduce_bn_")
+                self.reduce_bn = BNReLU(channels, affine, bn_eps, bn_momentum, prefix="reduce_bn_")
             self.proj = None
             if shortcut == "conv":
                 self.proj = ConvBNReLU(channels, channels, 1, 1, affine, bn_eps, bn_momentum,
@@ -124,7 +124,7 @@ class DerivedCell(HybridBlock):
             nodes[node] = block(total)
         outs = [_drop(F, nodes[name], p) for name in self.cell.output_nodes]
         merged = F.concat(*outs, dim=1) if len(outs) > 1 else outs[0]
-        return F.relu(self.reduce_bn(self.reduce(merged))) + skip
+        return self.reduce_bn(self.reduce(merged)) + skip
 
     def cost(self, height: int, width: int, levels: int, ops) -> Cost:
         """Analytic cost for an input of ``height x width`` (see :func:`derived_cell_cost`)."""
@@ -159,23 +159,25 @@ class AuxHead(HybridBlock):
     """
 
     def __init__(self, in_channels: int, num_classes: int, pool_stride: int = 3,
-                 affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9, **kwargs):
+                 affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
+                 impl: Optional[str] = None, **kwargs):
         super().__init__(**kwargs)
         self.in_channels, self.num_classes, self.pool_stride = in_channels, num_classes, pool_stride
+        self.impl = resolve_impl(impl)
         with self.name_scope():
-            self.bn0 = batch_norm(in_channels, affine, bn_eps, bn_momentum, prefix="bn0_")
+            self.bn0 = BNReLU(in_channels, affine, bn_eps, bn_momentum, prefix="bn0_")
             self.conv1 = nn.Conv2D(AUX_MID, 1, use_bias=False, in_channels=in_channels, prefix="conv1_")
-            self.bn1 = batch_norm(AUX_MID, affine, bn_eps, bn_momentum, prefix="bn1_")
+            self.bn1 = BNReLU(AUX_MID, affine, bn_eps, bn_momentum, prefix="bn1_")
             self.conv2 = nn.Conv2D(AUX_OUT, 2, use_bias=False, in_channels=AUX_MID, prefix="conv2_")
-            self.bn2 = batch_norm(AUX_OUT, affine, bn_eps, bn_momentum, prefix="bn2_")
+            self.bn2 = BNReLU(AUX_OUT, affine, bn_eps, bn_momentum, prefix="bn2_")
             self.fc = nn.Dense(num_classes, in_units=AUX_OUT, prefix="fc_")
 
     def hybrid_forward(self, F, x):
-        x = F.Pooling(F.relu(self.bn0(x)), kernel=(5, 5), stride=(self.pool_stride,) * 2,
+        x = F.Pooling(self.bn0(x), kernel=(5, 5), stride=(self.pool_stride,) * 2,
                       pool_type="avg")
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
-        return self.fc(F.flatten(F.Pooling(x, global_pool=True, kernel=(1, 1), pool_type="avg")))
+        x = self.bn1(self.conv1(x))
+        x = self.bn2(self.conv2(x))
+        return self.fc(global_avg_pool(F, x, self.impl))
 
 
 def aux_head_cost(in_channels: int, num_classes: int, height: int, width: int,

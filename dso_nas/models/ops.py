@@ -28,6 +28,11 @@ MKLDNN on CPU, where the plain forms were the bottleneck of the search step:
 * a depthwise convolution wider than 3 is a sum of ``k x 3`` ones
   (:func:`depthwise_column_split`), whose weight gradient oneDNN computes with its
   depthwise kernel instead of an im2col GEMM (``5 x 5``: about 1.6x faster).
+* BN -> ReLU is one fused oneDNN operator (:class:`BNReLU`), which keeps the map in the
+  blocked layout instead of converting it back to NCHW for a separate ``relu``.
+
+:func:`impl_for_contexts` picks ``"fast"`` for CPU training on a oneDNN build and
+``"reference"`` elsewhere (the fused BN-ReLU has no GPU kernel).
 
 ``"reference"`` is one ``F.Pooling`` / one ``F.Convolution``. :func:`graph_cost` always
 traces the reference form; the cost model describes the math, not the implementation.
@@ -76,13 +81,17 @@ __all__ = [
     "sum_cost",
     "graph_cost",
     "batch_norm",
+    "BNReLU",
     "SepConv",
     "PoolBNReLU",
     "DepthwiseConv",
     "OP_IMPLS",
     "default_op_impl",
     "op_impl",
+    "impl_for_contexts",
+    "resolve_impl",
     "pool2d",
+    "global_avg_pool",
     "to_blocked_layout",
     "depthwise_column_split",
 ]
@@ -201,6 +210,46 @@ def batch_norm(channels: int, affine: bool = True, bn_eps: float = 2e-5,
                         scale=affine, in_channels=channels, **kwargs)
 
 
+class BNReLU(nn.BatchNorm):
+    """``ReLU(BatchNorm(x))``: the package's BatchNorm (see :func:`batch_norm`) and a ReLU.
+
+    The same Parameters as ``nn.BatchNorm`` (γ, β, running mean and variance), so a
+    checkpoint does not depend on the implementation. With ``impl="fast"`` the two are one
+    oneDNN operator (``contrib.BatchNormWithReLU``, CPU only) that keeps its result in
+    oneDNN's blocked layout; the plain ``relu`` after a ``BatchNorm`` first converts the map
+    back to NCHW and cost about as much as the BatchNorm itself, forward and backward.
+
+    The fused operator's gradients are right in training mode only: back-propagated in
+    inference mode (``autograd.record(train_mode=False)``) it returns wrong input and β
+    gradients in MXNet 1.9.1. Nothing in this package does that; build with
+    ``impl="reference"`` if you need it.
+    And oneDNN's global pooling cannot back-propagate into it ("could not create a
+    primitive descriptor iterator"): pool with :func:`global_avg_pool`, as the package's
+    classifiers do, not with ``nn.GlobalAvgPool2D``.
+
+    Parameters
+    ----------
+    channels : int
+        Channels of the input (axis 1).
+    affine, bn_eps, bn_momentum
+        As in :func:`batch_norm`.
+    impl : {"fast", "reference"}, optional
+        ``"reference"``: ``F.relu(F.BatchNorm(...))``; ``None`` takes :func:`default_op_impl`.
+    """
+
+    def __init__(self, channels: int, affine: bool = True, bn_eps: float = 2e-5,
+                 bn_momentum: float = 0.9, impl: Optional[str] = None, **kwargs):
+        super().__init__(axis=1, momentum=bn_momentum, epsilon=bn_eps, center=True,
+                         scale=affine, in_channels=channels, **kwargs)
+        self.impl = resolve_impl(impl)
+
+    def hybrid_forward(self, F, x, gamma, beta, running_mean, running_var):
+        if self.impl == "fast":
+            return F.contrib.BatchNormWithReLU(x, gamma, beta, running_mean, running_var,
+                                               name="fwd", **self._kwargs)
+        return F.relu(super().hybrid_forward(F, x, gamma, beta, running_mean, running_var))
+
+
 # ----------------------------------------------------------------------------- implementations
 
 #: How the operations are computed. ``"reference"``: one ``F.Convolution`` per depthwise
@@ -235,13 +284,30 @@ def op_impl(impl: str) -> Iterator[None]:
         _DEFAULT_OP_IMPL[0] = previous
 
 
+def impl_for_contexts(ctxs: Sequence[mx.Context]) -> str:
+    """The implementation to build a network with for training on ``ctxs``.
+
+    ``"fast"`` for one CPU context on a build with oneDNN (MKLDNN): its forms are
+    rearrangements for oneDNN, and ``contrib.BatchNormWithReLU`` has no GPU kernel.
+    ``"reference"`` otherwise: GPUs, a CPU build without oneDNN, and several CPU contexts,
+    where the fused BN-ReLU of the contexts, running at the same time, now and then
+    moved one context's BN running mean wrongly (3 runs in 8 of a two-context test).
+    Both forms compute the same function with the same Parameters, so checkpoints move
+    freely between them.
+    """
+    ctxs = list(ctxs)
+    one_cpu = len(ctxs) == 1 and ctxs[0].device_type == "cpu"
+    return "fast" if one_cpu and mx.runtime.Features().is_enabled("MKLDNN") else "reference"
+
+
 def _check_op_impl(impl: str) -> None:
     if impl not in OP_IMPLS:
         raise ConfigError(f"unknown operation implementation {impl!r}; valid: "
                           f"{', '.join(OP_IMPLS)}")
 
 
-def _resolve_impl(impl: Optional[str]) -> str:
+def resolve_impl(impl: Optional[str]) -> str:
+    """``impl``, or :func:`default_op_impl` when ``None``; ``ConfigError`` if unknown."""
     impl = default_op_impl() if impl is None else impl
     _check_op_impl(impl)
     return impl
@@ -303,7 +369,7 @@ class DepthwiseConv(nn.Conv2D):
                  impl: Optional[str] = None, **kwargs):
         super().__init__(channels, kernel, strides=stride, padding=kernel // 2,
                          groups=channels, use_bias=False, in_channels=channels, **kwargs)
-        self.kernel, self.stride, self.impl = kernel, stride, _resolve_impl(impl)
+        self.kernel, self.stride, self.impl = kernel, stride, resolve_impl(impl)
 
     def hybrid_forward(self, F, x, weight, bias=None):
         if self.impl == "fast" and _column_split_applies(self.kernel, self.stride):
@@ -326,20 +392,22 @@ class SepConv(HybridBlock):
     affine, bn_eps, bn_momentum
         BatchNorm settings (see :func:`batch_norm`).
     impl : {"fast", "reference"}, optional
-        How the depthwise convolution is computed (:class:`DepthwiseConv`).
+        How the depthwise convolution (:class:`DepthwiseConv`) and the BN-ReLU
+        (:class:`BNReLU`) are computed; ``None`` takes :func:`default_op_impl`.
     """
 
     def __init__(self, channels: int, kernel: int, stride: int = 1, affine: bool = True,
                  bn_eps: float = 2e-5, bn_momentum: float = 0.9, impl: Optional[str] = None,
                  **kwargs):
         super().__init__(**kwargs)
+        self.impl = resolve_impl(impl)
         with self.name_scope():
-            self.depthwise = DepthwiseConv(channels, kernel, stride, impl)
+            self.depthwise = DepthwiseConv(channels, kernel, stride, self.impl)
             self.pointwise = nn.Conv2D(channels, 1, use_bias=False, in_channels=channels)
-            self.bn = batch_norm(channels, affine, bn_eps, bn_momentum)
+            self.bn = BNReLU(channels, affine, bn_eps, bn_momentum, self.impl)
 
     def hybrid_forward(self, F, x):
-        return F.relu(self.bn(self.pointwise(self.depthwise(x))))
+        return self.bn(self.pointwise(self.depthwise(x)))
 
 
 def sep_conv_cost(channels: int, kernel: int, height: int, width: int, stride: int = 1,
@@ -405,6 +473,20 @@ def pool2d(F, x, pool_type: str, channels: int, kernel: int = 3, stride: int = 1
     return F.Pooling(to_blocked_layout(F, x, channels), **kwargs)
 
 
+def global_avg_pool(F, x, impl: str = "fast"):
+    """``(B, C, H, W) -> (B, C)``: the mean of every map.
+
+    ``"reference"``: ``F.Pooling(global_pool=True)`` then ``flatten``. ``"fast"``:
+    ``F.mean`` over the spatial axes: oneDNN 1.9.1's global pooling fails to create its
+    backward primitive ("could not create a primitive descriptor iterator") when its input
+    comes from the fused BN-ReLU of :class:`BNReLU` (most shapes; seen with 8x14x14 and
+    48x32x32 maps), and a mean costs nothing next to the network.
+    """
+    if impl == "reference":
+        return F.flatten(F.Pooling(x, global_pool=True, kernel=(1, 1), pool_type="avg"))
+    return F.mean(x, axis=(2, 3))
+
+
 class PoolBNReLU(HybridBlock):
     """``3 x 3`` max or average pooling (pad 1) -> BN -> ReLU.
 
@@ -419,8 +501,8 @@ class PoolBNReLU(HybridBlock):
     affine, bn_eps, bn_momentum
         BatchNorm settings (see :func:`batch_norm`).
     impl : {"fast", "reference"}, optional
-        How the pooling is computed (see :func:`pool2d`; same numbers); ``None`` takes
-        :func:`default_op_impl`.
+        How the pooling (see :func:`pool2d`) and the BN-ReLU (:class:`BNReLU`) are
+        computed (same numbers); ``None`` takes :func:`default_op_impl`.
     """
 
     def __init__(self, pool_type: str, channels: int, kernel: int = 3, stride: int = 1,
@@ -430,13 +512,13 @@ class PoolBNReLU(HybridBlock):
         if pool_type not in ("max", "avg"):
             raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
         self.pool_type, self.channels, self.kernel, self.stride = pool_type, channels, kernel, stride
-        self.impl = _resolve_impl(impl)
+        self.impl = resolve_impl(impl)
         with self.name_scope():
-            self.bn = batch_norm(channels, affine, bn_eps, bn_momentum)
+            self.bn = BNReLU(channels, affine, bn_eps, bn_momentum, self.impl)
 
     def hybrid_forward(self, F, x):
-        pooled = pool2d(F, x, self.pool_type, self.channels, self.kernel, self.stride, self.impl)
-        return F.relu(self.bn(pooled))
+        return self.bn(pool2d(F, x, self.pool_type, self.channels, self.kernel, self.stride,
+                              self.impl))
 
 
 def pool_bn_relu_cost(channels: int, kernel: int, height: int, width: int, stride: int = 1,
@@ -530,10 +612,11 @@ def check_ops(names: Iterable[str]) -> None:
 
 @contextmanager
 def _reference_ops(block: HybridBlock) -> Iterator[None]:
-    """Trace every operation under ``block`` with its ``"reference"`` form inside the ``with``."""
+    """Trace every block under ``block`` that has an ``impl`` with its ``"reference"`` form
+    inside the ``with``."""
     found = []
     block.apply(lambda b: found.append((b, b.impl))
-                if isinstance(b, (PoolBNReLU, DepthwiseConv)) else None)
+                if getattr(b, "impl", None) in OP_IMPLS else None)
     try:
         for op, _ in found:
             op.impl = "reference"

@@ -37,8 +37,8 @@ import numpy as np
 from mxnet.gluon import HybridBlock, Parameter
 
 from dso_nas.errors import ConfigError
-from dso_nas.models.ops import Cost, batch_norm, bn_cost, build_op, check_ops, conv_cost, \
-    op_cost, sum_cost
+from dso_nas.models.ops import BNReLU, Cost, bn_cost, build_op, check_ops, conv_cost, op_cost, \
+    sum_cost
 from dso_nas.models.space import (INPUT, Node, block_edges, level_slice, num_lambda,
                                   op_nodes, output_node)
 
@@ -153,7 +153,7 @@ class SearchBlock(HybridBlock):
                 self.params.update({lam.name: lam})
             self.reduce_weight = self.params.get(
                 "reduce_weight", shape=(channels, levels * self.n_ops * channels, 1, 1))
-            self.reduce_bn = batch_norm(channels, affine, bn_eps, bn_momentum, prefix="reduce_bn_")
+            self.reduce_bn = BNReLU(channels, affine, bn_eps, bn_momentum, prefix="reduce_bn_")
             self._op_blocks = []
             for level, j in op_nodes(levels, self.n_ops):
                 block = build_op(ops[j], channels, 1, affine, bn_eps, bn_momentum,
@@ -189,7 +189,7 @@ class SearchBlock(HybridBlock):
             merged = F.concat(*[_scale(F, h, lam_out, k) for k, h in enumerate(outs)], dim=1)
         y = F.Convolution(merged, weight=weight, kernel=(1, 1), num_filter=self.channels,
                           no_bias=True)
-        return F.relu(self.reduce_bn(y)) + x
+        return self.reduce_bn(y) + x
 
     # -- analytic helpers ------------------------------------------------------------------
 
