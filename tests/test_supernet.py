@@ -101,11 +101,12 @@ def test_block_lambda_layout_and_selection():
     assert block.reduce_weight.shape == (4, 16 * 4, 1, 1)
 
 
-def test_block_fused_equals_per_edge():
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_block_fused_equals_per_edge(impl):
     rng = np.random.RandomState(0)
     blocks = []
     for aggregation in ("fused", "per_edge"):
-        block = SearchBlock(4, 4, OPS4, aggregation=aggregation, prefix="blk_")
+        block = SearchBlock(4, 4, OPS4, aggregation=aggregation, prefix="blk_", impl=impl)
         block.initialize()
         block.hybridize(static_alloc=True)
         blocks.append(block)

@@ -1,8 +1,9 @@
 """Search-step benchmark of the supernet: img/s and peak RSS per λ formulation (``make bench``).
 
-    python tools/bench_step.py                                  # every config and mode
+    python tools/bench_step.py                                  # DEFAULT_RUNS
     python tools/bench_step.py --configs small --steps 3        # the quick one
     python tools/bench_step.py --configs cifar_paper --modes fused,fused_mirror
+    python tools/bench_step.py --configs cifar_paper --modes fused+ops_floor   # interleaved
     python tools/bench_step.py --micro                          # fast vs reference ops
 
 One timed step is what a search step costs at most: forward and backward of the
@@ -13,16 +14,19 @@ paper config, ~1.8x the peak RSS). Each
 ``(config, mode)`` runs in a fresh Python process (its peak RSS, ``VmHWM``, is its own): a
 few warm-up steps, then ``--steps`` timed ones; the child also times a large ``mx.nd.dot``
 for the machine's GEMM rate. One JSON line per ``(config, mode)``, then a table of the
-ratios computed within the run.
+ratios computed within the run. A mode ``a+b+...`` times those modes in one process, a step
+of each in turn (:func:`run_interleaved`): on a shared machine their ratios are steadier
+than those of separate processes.
 
 Modes
 -----
 ``per_edge``      the authors' formulation: every λ edge a ``broadcast_mul``, ``add_n`` sums.
-``fused``         one GEMM per level, output λ folded into the ``1 x 1`` weights (default).
+``fused``         one λ-matrix product per level, output λ folded into the ``1 x 1`` weights
+                  (the default; a ``1 x 1`` convolution with the ``"fast"`` operations).
 ``fused_mirror``  ``fused`` trained through :mod:`dso_nas.engine.mirror` (recomputation).
 ``ops_floor``     the same operations without any λ work: every operation reads the block
                   input, the 16 outputs are concatenated straight into the ``1 x 1``
-                  reduction (plain weights), BN, ReLU, residual. λ are not used (so only
+                  reduction (plain weights), BN-ReLU, residual. λ are not used (so only
                   the weight Trainer steps). A lower bound of what any λ formulation costs.
                   Its child runs with ``MXNET_ELIMINATE_COMMON_EXPR=0``: otherwise MXNet
                   merges the four identical parameter-free poolings of the same input
@@ -62,7 +66,14 @@ OPS4 = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3")
 CONFIGS: Dict[str, dict] = {
     "cifar_paper": dict(channels=(48, 96, 192), blocks=(8, 8, 8), batch=16),
     "small": dict(channels=(48, 96, 192), blocks=(1, 1, 1), batch=16),
+    "cifar_paper_b32": dict(channels=(48, 96, 192), blocks=(8, 8, 8), batch=32),
 }
+#: What ``make bench`` runs when no ``--configs``/``--modes`` are given: every mode of the
+#: first two configs, batch 32 of the paper config in mirror mode only (the issue's "fits
+#: in 24 GB" check; without mirror it would need ~12 GB), and the paper config's fused,
+#: floor and mirror steps interleaved in one process (``a+b+c``, see :func:`run_interleaved`).
+DEFAULT_RUNS = [(c, m) for c in ("cifar_paper", "small") for m in MODES] + [
+    ("cifar_paper_b32", "fused_mirror"), ("cifar_paper", "fused+ops_floor+fused_mirror")]
 #: Common-subexpression elimination switch of MXNet's graph passes (off for ``ops_floor``).
 FLOOR_CSE_ENV = "MXNET_ELIMINATE_COMMON_EXPR"
 COMMON = dict(stem="cifar", in_channels=3, levels=4, ops=OPS4, scope="full", num_classes=10,
@@ -153,43 +164,38 @@ def _timed(step, warmup: int, steps: int) -> List[float]:
     return times
 
 
-def run_child(config_name: str, mode: str, steps: int, warmup: int, impl: str,
-              static_shape: bool = False) -> dict:
-    """Build, warm up and time one ``(config, mode)`` in this process; the JSON record."""
+def _batch(batch: int):
+    """A fixed random batch of the benchmark's input shape."""
     import mxnet as mx
     import numpy as np
-    from mxnet import autograd, gluon
 
-    config = CONFIGS[config_name]
-    batch = config["batch"]
-    record = dict(config=config_name, mode=mode, batch=batch, ops_impl=impl,
-                  static_shape=static_shape)
-    mirror = None
-    if mode == "fused_mirror":
-        try:
-            from dso_nas.engine import mirror
-        except ImportError as e:
-            record.update(skipped=f"mirror not available ({e})", img_per_s=None,
-                          peak_rss_mb=round(_peak_rss_mb(), 1))
-            return record
-    warnings.filterwarnings("ignore", message=".*is not used by any computation.*")
-    net = _build(config, mode, impl)
-    net.hybridize(static_alloc=True, static_shape=static_shape)
-    w_trainer, lam_trainer = _trainers(net, with_lambda=mode != "ops_floor")
     rng = np.random.RandomState(0)
     height, width = COMMON["image"]
     data = mx.nd.array(rng.uniform(size=(batch, COMMON["in_channels"], height, width)))
     label = mx.nd.array(rng.randint(0, COMMON["num_classes"], size=batch))
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    return data, label
 
-    executors = None
-    if mirror is not None:
+
+def _stepper(config: dict, mode: str, impl: str, static_shape: bool, data, label):
+    """Build ``mode``'s network and Trainers; ``(step, net, info)`` where ``step()`` runs one
+    timed search step (see the module docstring) and ``info`` has the mirror plan if any."""
+    import mxnet as mx
+    from mxnet import autograd, gluon
+    from dso_nas.engine import mirror
+
+    warnings.filterwarnings("ignore", message=".*is not used by any computation.*")
+    batch = data.shape[0]
+    net = _build(config, mode, impl)
+    net.hybridize(static_alloc=True, static_shape=static_shape)
+    w_trainer, lam_trainer = _trainers(net, with_lambda=mode != "ops_floor")
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    info, executors = {}, None
+    if mode == "fused_mirror":
         start = time.perf_counter()
         executors = mirror.make_executors(net, data.shape, [mx.cpu()],
                                           num_classes=COMMON["num_classes"])
-        record["mirror_plan_s"] = round(time.perf_counter() - start, 2)
-        plan = executors[0].plan
-        record["mirror_segments"] = plan.get("segments") if isinstance(plan, dict) else None
+        info["mirror_plan_s"] = round(time.perf_counter() - start, 2)
+        info["mirror_segments"] = executors[0].plan["segments"]
 
     def step():
         if executors is not None:
@@ -204,6 +210,20 @@ def run_child(config_name: str, mode: str, steps: int, warmup: int, impl: str,
         loss.wait_to_read()
         mx.nd.waitall()
 
+    return step, net, info
+
+
+def run_child(config_name: str, mode: str, steps: int, warmup: int, impl: str,
+              static_shape: bool = False) -> dict:
+    """Build, warm up and time one ``(config, mode)`` in this process; the JSON record."""
+    import numpy as np
+
+    config = CONFIGS[config_name]
+    batch = config["batch"]
+    record = dict(config=config_name, mode=mode, batch=batch, ops_impl=impl,
+                  static_shape=static_shape)
+    step, net, info = _stepper(config, mode, impl, static_shape, *_batch(batch))
+    record.update(info)
     times = _timed(step, warmup, steps)
     step_s = float(np.median(times))
     macs = net.cost(COMMON["image"])["total"].flops
@@ -222,6 +242,36 @@ def run_child(config_name: str, mode: str, steps: int, warmup: int, impl: str,
         common_expr_elimination=os.environ.get(FLOOR_CSE_ENV, "1") != "0",
     )
     return record
+
+
+def run_interleaved(config_name: str, modes: Sequence[str], rounds: int, impl: str) -> dict:
+    """Time several modes in one process, one step of each in turn, ``rounds`` times.
+
+    Separate processes see different moments of a shared machine; here every mode sees
+    the same load, so the time ratios are steadier (peak RSS is not measured: it is the
+    sum of all the networks). The first round is a warm-up. Runs with common-subexpression
+    elimination off, as ``ops_floor`` needs. One JSON record: median step seconds per mode
+    and the ratio of each mode to the first.
+    """
+    import numpy as np
+
+    config = CONFIGS[config_name]
+    data, label = _batch(config["batch"])
+    steps = {mode: _stepper(config, mode, impl, False, data, label)[0] for mode in modes}
+    times: Dict[str, List[float]] = {mode: [] for mode in modes}
+    for r in range(rounds + 1):
+        for mode, step in steps.items():
+            start = time.perf_counter()
+            step()
+            if r:
+                times[mode].append(time.perf_counter() - start)
+    median = {mode: float(np.median(t)) for mode, t in times.items()}
+    first = modes[0]
+    return dict(config=config_name, interleaved=list(modes), batch=config["batch"], rounds=rounds,
+                step_s={m: round(v, 3) for m, v in median.items()},
+                step_times_s={m: [round(x, 3) for x in t] for m, t in times.items()},
+                ratio_to_first={m: round(v / median[first], 3) for m, v in median.items()},
+                threads=os.environ["OMP_NUM_THREADS"])
 
 
 def run_micro(steps: int) -> List[dict]:
@@ -283,7 +333,7 @@ def _spawn(config: str, mode: str, args) -> dict:
            "--static-shape" if args.static_shape else "--no-static-shape"]
     LOG.info("bench: %s / %s ...", config, mode)
     env = dict(os.environ)
-    if mode == "ops_floor":
+    if "ops_floor" in mode.split("+"):
         env[FLOOR_CSE_ENV] = "0"
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -335,7 +385,7 @@ def _fmt(value: Optional[float], pattern: str) -> str:
 
 def _names(text: str, valid: Sequence[str], what: str) -> List[str]:
     names = [n for n in text.split(",") if n]
-    bad = [n for n in names if n not in valid]
+    bad = [n for n in names if any(part not in valid for part in n.split("+"))]
     if bad:
         raise SystemExit(f"bench_step: unknown {what} {', '.join(bad)}; valid: {', '.join(valid)}")
     return names
@@ -344,8 +394,9 @@ def _names(text: str, valid: Sequence[str], what: str) -> List[str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit status (1 when a measurement failed)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
-    p.add_argument("--modes", default=",".join(MODES), help="comma-separated: " + ", ".join(MODES))
+    p.add_argument("--configs", help="comma-separated: " + ", ".join(CONFIGS)
+                   + " (default: see DEFAULT_RUNS)")
+    p.add_argument("--modes", help="comma-separated: " + ", ".join(MODES) + " (default: all)")
     p.add_argument("--steps", type=int, default=2, help="timed steps per (config, mode)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--ops-impl", default="fast", choices=("fast", "reference"),
@@ -362,7 +413,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.child:
         config, mode = args.child
-        record = run_child(config, mode, args.steps, args.warmup, args.ops_impl, args.static_shape)
+        if "+" in mode:
+            record = run_interleaved(config, mode.split("+"), max(args.steps, 3), args.ops_impl)
+        else:
+            record = run_child(config, mode, args.steps, args.warmup, args.ops_impl,
+                               args.static_shape)
         record["allocator_tuned"] = tuned
         sys.stdout.write(json.dumps(record) + "\n")
         return 0
@@ -370,18 +425,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for record in run_micro(max(args.steps, 5)):
             sys.stdout.write(json.dumps(record) + "\n")
         return 0
-    configs = _names(args.configs, list(CONFIGS), "config")
-    modes = _names(args.modes, MODES, "mode")
+    if args.configs is None and args.modes is None:
+        runs = DEFAULT_RUNS
+    else:
+        configs = _names(args.configs or "cifar_paper,small", list(CONFIGS), "config")
+        modes = _names(args.modes or ",".join(MODES), MODES, "mode")  # a+b: interleaved
+        runs = [(c, m) for c in configs for m in modes]
     LOG.info("bench: %s, %d CPU(s), python %s", platform.processor() or platform.machine(),
              os.cpu_count(), platform.python_version())
     records = []
-    for config in configs:
-        for mode in modes:
-            record = _spawn(config, mode, args)
-            records.append(record)
-            sys.stdout.write(json.dumps(record) + "\n")
-            sys.stdout.flush()
-    sys.stdout.write("\n".join(ratio_table(records)) + "\n")
+    for config, mode in runs:
+        record = _spawn(config, mode, args)
+        records.append(record)
+        sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.flush()
+    sys.stdout.write("\n".join(ratio_table([r for r in records if "interleaved" not in r]))
+                     + "\n")
+    for r in records:
+        if "interleaved" in r and "ratio_to_first" in r:
+            sys.stdout.write(f"{r['config']} interleaved, {r['rounds']} rounds: " + ", ".join(
+                f"{m} {r['step_s'][m]:.2f} s ({r['ratio_to_first'][m]:.2f}x)"
+                for m in r["interleaved"]) + "\n")
     return 1 if any("error" in r for r in records) else 0
 
 

@@ -545,7 +545,7 @@ class OpSpec:
 
     def build(self, channels: int, stride: int = 1, affine: bool = True, bn_eps: float = 2e-5,
               bn_momentum: float = 0.9, **kwargs) -> HybridBlock:
-        """A fresh block of this op (``kwargs`` go to the Block, e.g. ``prefix``)."""
+        """A fresh block of this op (``kwargs`` go to its constructor: ``prefix``, ``impl``)."""
         return self.builder(channels, stride, affine, bn_eps, bn_momentum, **kwargs)
 
     def cost(self, channels: int, height: int, width: int, stride: int = 1,
