@@ -19,7 +19,7 @@ from mxnet import gluon
 
 from . import checkpoint as ckpt
 from .config import CfgNode, config_from_dict, diff, load_config, merge, parse_overrides, validate
-from .data import Loaders, build_loaders, load_dataset
+from .data import Loaders, build_loaders, check_dataset, dataset_spec, load_dataset
 from .engine import EpochResult, StopFlag, evaluate, search_epoch, train_epoch
 from .engine.mirror import make_executors
 from .errors import CheckpointError, ConfigError, UserError
@@ -88,6 +88,7 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
     run_dir = cfg.output_dir
     if os.path.exists(os.path.join(run_dir, checkpoint_name)):
         raise UserError(f"{run_dir} already holds a run: continue it with --resume {run_dir} or set output_dir=NEW_DIR")
+    check_dataset(cfg.data.name, cfg.data.root)  # before anything is written
     os.makedirs(run_dir, exist_ok=True)
     ckpt.atomic_write_bytes(os.path.join(run_dir, CONFIG_NAME), cfg.dump().encode())
     setup_logging(run_dir)
@@ -500,7 +501,7 @@ def info(config_path: Optional[str], overrides: Sequence[str] = (), arch_path: O
     from .models.space import num_lambda  # noqa: PLC0415
 
     cfg = load_config(config_path, overrides)
-    side = {"cifar10": 32, "fashion_mnist": 28}[cfg.data.name]
+    side = dataset_spec(cfg.data.name).image_size
     hw = (side, side)
     out: Dict[str, Any] = {"dataset": cfg.data.name, "input": [cfg.model.in_channels, side, side]}
     if arch_path:

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from datafiles import idx_bytes, write_cifar_bin, write_cifar_py, write_idx
-from dso_nas.data import (Augment, ArrayLoader, build_loaders, load_dataset, split_indices,
-                          train_augment)
+from dso_nas.data import (Augment, ArrayLoader, build_loaders, check_dataset, load_dataset,
+                          split_indices, train_augment)
 from dso_nas.data.fashion_mnist import DEFAULT_ROOT
 from dso_nas.errors import ConfigError, DatasetNotFoundError, UserError
 
@@ -69,22 +69,25 @@ def test_idx_roundtrip(tmp_path, gz):
     assert ds.mean == (0.2860,) and ds.std == (0.3530,)
 
 
-def test_missing_paths(tmp_path):
-    one_line_error(DatasetNotFoundError, load_dataset, "fashion_mnist", str(tmp_path / "nope"),
+@pytest.mark.parametrize("reader", ["load_dataset", "check_dataset"])
+def test_missing_paths(tmp_path, reader):
+    """Both the loader and the read-nothing check (run before a run folder is made)."""
+    reader = {"load_dataset": load_dataset, "check_dataset": check_dataset}[reader]
+    one_line_error(DatasetNotFoundError, reader, "fashion_mnist", str(tmp_path / "nope"),
                    match=(str(tmp_path / "nope"), "apt-get install dataset-fashion-mnist",
                           "data.root="))
     write_idx(str(tmp_path / "f"), 2, 2)
     os.remove(tmp_path / "f" / "t10k-labels-idx1-ubyte.gz")
-    one_line_error(DatasetNotFoundError, load_dataset, "fashion_mnist", str(tmp_path / "f"),
+    one_line_error(DatasetNotFoundError, reader, "fashion_mnist", str(tmp_path / "f"),
                    match=("t10k-labels-idx1-ubyte", "data.root="))
-    one_line_error(DatasetNotFoundError, load_dataset, "cifar10", str(tmp_path),
+    one_line_error(DatasetNotFoundError, reader, "cifar10", str(tmp_path),
                    match=(str(tmp_path), "data.root="))
-    one_line_error(DatasetNotFoundError, load_dataset, "cifar10", "", match=("data.root=",))
+    one_line_error(DatasetNotFoundError, reader, "cifar10", "", match=("data.root=",))
     write_cifar_bin(str(tmp_path / "c"), 1, 1)
     os.remove(tmp_path / "c" / "test_batch.bin")
-    one_line_error(DatasetNotFoundError, load_dataset, "cifar10", str(tmp_path / "c"),
+    one_line_error(DatasetNotFoundError, reader, "cifar10", str(tmp_path / "c"),
                    match=("test_batch.bin",))
-    one_line_error(UserError, load_dataset, "mnist", "", match=("cifar10", "fashion_mnist"))
+    one_line_error(UserError, reader, "mnist", "", match=("cifar10", "fashion_mnist"))
 
 
 def test_corrupt_files(tmp_path):

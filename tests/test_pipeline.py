@@ -191,6 +191,14 @@ def test_cli_user_errors_are_one_line(args, needle, tmp_path, capsys):
     assert needle in _error_line(capsys)
 
 
+def test_missing_dataset_leaves_no_run_folder(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["search", "data.name=fashion_mnist", f"data.root={tmp_path / 'nothing'}",
+                 "model.in_channels=1", f"output_dir={out}"]) == 2
+    assert "Fashion-MNIST folder not found" in _error_line(capsys)
+    assert not out.exists()
+
+
 def test_info_cifar_paper_config(capsys):
     assert main(["info", "--config", os.path.join(ROOT, "experiments/cifar/search.yaml"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

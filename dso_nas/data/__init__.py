@@ -8,25 +8,69 @@ part in an :class:`~dso_nas.data.loader.ArrayLoader`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Tuple
+from typing import Callable, Dict, Tuple
 
 import numpy as np
 
 from ..errors import ConfigError, UserError
 from .augment import Augment, train_augment
-from .cifar import load_cifar10
-from .fashion_mnist import DEFAULT_ROOT as FASHION_MNIST_ROOT, load_fashion_mnist
+from .cifar import check_cifar10, load_cifar10
+from .fashion_mnist import DEFAULT_ROOT as FASHION_MNIST_ROOT, check_fashion_mnist, load_fashion_mnist
 from .loader import ArrayLoader
 
-__all__ = ["Dataset", "Loaders", "ArrayLoader", "Augment", "DATASETS", "load_dataset",
+__all__ = ["Dataset", "DatasetSpec", "Loaders", "ArrayLoader", "Augment", "DATASETS", "check_dataset", "dataset_spec", "load_dataset",
            "split_indices", "build_loaders", "train_augment"]
 
-#: name -> (reader(root), default root, per-channel mean, per-channel std). The CIFAR-10
-#: statistics are CIFAR-10's own (the authors' release used CIFAR-100's by mistake).
-DATASETS = {
-    "fashion_mnist": (load_fashion_mnist, FASHION_MNIST_ROOT, (0.2860,), (0.3530,)),
-    "cifar10": (load_cifar10, "", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What the package knows of a dataset before reading it.
+
+    Attributes
+    ----------
+    reader : callable
+        ``reader(root) -> (train_x, train_y, test_x, test_y)``.
+    check : callable
+        ``check(root)`` raises ``DatasetNotFoundError`` when a file is missing (reads nothing).
+    default_root : str
+        Where ``data.root=""`` looks ("" = the user must give it).
+    mean, std : tuple of float
+        Per-channel statistics of the training images (in ``[0, 1]``).
+    image_size : int
+        Side of the (square) images.
+    num_classes : int
+        Number of classes.
+    """
+
+    reader: Callable[[str], Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    check: Callable[[str], None]
+    default_root: str
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+    image_size: int
+    num_classes: int = 10
+
+
+#: The datasets by ``data.name``. The CIFAR-10 statistics are CIFAR-10's own (the authors'
+#: release used CIFAR-100's by mistake).
+DATASETS: Dict[str, DatasetSpec] = {
+    "fashion_mnist": DatasetSpec(load_fashion_mnist, check_fashion_mnist, FASHION_MNIST_ROOT,
+                                 (0.2860,), (0.3530,), 28),
+    "cifar10": DatasetSpec(load_cifar10, check_cifar10, "", (0.4914, 0.4822, 0.4465),
+                           (0.2470, 0.2435, 0.2616), 32),
 }
+
+
+def check_dataset(name: str, root: str = "") -> None:
+    """``UserError`` for an unknown name, ``DatasetNotFoundError`` for a missing file."""
+    spec = dataset_spec(name)
+    spec.check(root or spec.default_root)
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` of ``name``; ``UserError`` listing the valid names if unknown."""
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
 
 
 @dataclass
@@ -60,11 +104,9 @@ class Loaders:
 
 def load_dataset(name: str, root: str) -> Dataset:
     """Read dataset ``name`` ('fashion_mnist' or 'cifar10') from ``root`` ('' = default)."""
-    if name not in DATASETS:
-        raise UserError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
-    reader, default_root, mean, std = DATASETS[name]
-    train_x, train_y, test_x, test_y = reader(root or default_root)
-    return Dataset(train_x, train_y, test_x, test_y, 10, name, mean, std)
+    spec = dataset_spec(name)
+    train_x, train_y, test_x, test_y = spec.reader(root or spec.default_root)
+    return Dataset(train_x, train_y, test_x, test_y, spec.num_classes, name, spec.mean, spec.std)
 
 
 def split_indices(n: int, weight_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -89,6 +89,15 @@ def read_bin_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
     return records[:, 1:], records[:, 0]
 
 
+def check_cifar10(root: str) -> None:
+    """Raise ``DatasetNotFoundError`` unless every batch file is there (reads nothing)."""
+    folder, suffix = locate(root)
+    for name in (*TRAIN_BATCHES, TEST_BATCH):
+        path = os.path.join(folder, name + suffix)
+        if not os.path.isfile(path):
+            raise DatasetNotFoundError(f"CIFAR-10 batch file missing: {path}; {_HINT}")
+
+
 def read_batches(folder: str, names, suffix: str) -> Tuple[np.ndarray, np.ndarray]:
     """NHWC uint8 images and int32 labels of the named batches, concatenated."""
     reader = read_bin_batch if suffix else read_py_batch

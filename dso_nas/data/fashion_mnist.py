@@ -80,11 +80,20 @@ def load_split(root: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
     return images[..., None], labels.astype(np.int32)
 
 
-def load_fashion_mnist(root: str = DEFAULT_ROOT):
-    """``(train_x, train_y, test_x, test_y)`` from the idx files in ``root``."""
+def check_fashion_mnist(root: str = DEFAULT_ROOT) -> None:
+    """Raise ``DatasetNotFoundError`` unless ``root`` holds the four idx files (reads nothing)."""
     root = root or DEFAULT_ROOT
     if not os.path.isdir(root):
         raise DatasetNotFoundError(f"Fashion-MNIST folder not found: {root}; {_HINT}")
+    for stems in FILES.values():
+        for stem in stems:
+            find_idx(root, stem)
+
+
+def load_fashion_mnist(root: str = DEFAULT_ROOT):
+    """``(train_x, train_y, test_x, test_y)`` from the idx files in ``root``."""
+    root = root or DEFAULT_ROOT
+    check_fashion_mnist(root)
     train_x, train_y = load_split(root, "train")
     test_x, test_y = load_split(root, "test")
     log.info("Fashion-MNIST from %s: %d train, %d test", root, len(train_x), len(test_x))
