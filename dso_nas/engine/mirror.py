@@ -45,8 +45,8 @@ boundaries minimise the largest segment (linear partition, exact DP) and are the
 early as that maximum allows, so that the last segment, recorded directly and never
 recomputed, is as long as possible. The estimate is ``stored boundaries + largest segment``;
 ``segments=None`` takes the ``k`` with the smallest estimate: ``k ~ sqrt(n)`` for ``n`` equal
-layers, one segment per stage-0 search block for the paper's CIFAR supernet (17 segments,
-6.6 GB of activations estimated down to 0.5 GB at batch 16).
+layers; 14 segments for the paper's CIFAR supernet, the first ones one stage-0 search block
+each (7.5 GiB of activations estimated down to 0.56 GiB at batch 16).
 
 Semantics kept equal to ``autograd`` + ``Trainer.step``
 -----------------------------------------------------
