@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
@@ -290,10 +290,10 @@ class Layout:
         """Total number of normal blocks."""
         return int(sum(self.blocks))
 
-    @classmethod
-    def from_config(cls, model: Mapping[str, Any]) -> "Layout":
+    @staticmethod
+    def from_config(model: Mapping[str, Any]) -> "Layout":
         """The layout of a ``cfg.model`` config section."""
-        return cls(
+        return Layout(
             stem=model["stem"],
             in_channels=int(model["in_channels"]),
             stem_channels=int(model["stem_channels"]),
@@ -305,37 +305,24 @@ class Layout:
         )
 
 
-@dataclass
-class Architecture:
-    """A derived network: its layout, its scope and its cells.
+@dataclass(frozen=True, kw_only=True)
+class Architecture(Layout):
+    """A derived network: a :class:`Layout` plus its scope and its cells.
 
     ``cells`` holds one cell for the ``share`` scope and one per normal block, in
     network order, for the ``full`` scope. ``meta`` is free-form (source run, λ stats).
+    Build one with :meth:`from_dict` or :meth:`from_layout`, which validate.
     """
 
-    stem: str
-    in_channels: int
-    stem_channels: int
-    channels: Tuple[int, ...]
-    blocks: Tuple[int, ...]
-    levels: int
-    ops: Tuple[str, ...]
     scope: str
     cells: List[Cell]
     meta: Dict[str, Any] = field(default_factory=dict)
-    space: str = "normal"
     version: int = ARCH_VERSION
 
     @property
     def layout(self) -> Layout:
-        """The architecture's :class:`Layout` (everything but scope, cells and meta)."""
-        return Layout(self.stem, self.in_channels, self.stem_channels, tuple(self.channels),
-                      tuple(self.blocks), self.levels, tuple(self.ops), self.space)
-
-    @property
-    def num_blocks(self) -> int:
-        """Total number of normal blocks."""
-        return int(sum(self.blocks))
+        """The architecture's :class:`Layout` alone (without scope, cells and meta)."""
+        return Layout(**{f.name: getattr(self, f.name) for f in fields(Layout)})
 
     def block_cells(self) -> List[Cell]:
         """The cell of every normal block, in network order."""
@@ -345,10 +332,8 @@ class Architecture:
     def from_layout(cls, layout: Layout, scope: str, cells: Sequence[Cell],
                     meta: Optional[Dict[str, Any]] = None) -> "Architecture":
         """An architecture with the given layout and cells (validated)."""
-        arch = cls(stem=layout.stem, in_channels=layout.in_channels, stem_channels=layout.stem_channels,
-                   channels=tuple(layout.channels), blocks=tuple(layout.blocks), levels=layout.levels,
-                   ops=tuple(layout.ops), scope=scope, cells=list(cells), meta=dict(meta or {}),
-                   space=layout.space)
+        arch = cls(**{f.name: getattr(layout, f.name) for f in fields(Layout)}, scope=scope,
+                   cells=list(cells), meta=dict(meta or {}))
         return cls.from_dict(arch.to_dict())
 
     def to_dict(self) -> Dict[str, Any]:

@@ -8,13 +8,11 @@
 All of them are then brought to the same budget as the searched models (Table 1:
 about 3.0M parameters) by :func:`dso_nas.models.width.find_width_multiplier`.
 
-The ``layout`` argument is a :class:`~dso_nas.models.arch.Layout` (stem, widths, stages,
+The ``template`` argument is a :class:`~dso_nas.models.arch.Layout` (stem, widths, stages,
 levels, ops), e.g. ``Layout.from_config(cfg.model)``, or an existing
-:class:`~dso_nas.models.arch.Architecture` whose layout is reused.
+:class:`~dso_nas.models.arch.Architecture` (a ``Layout`` too) whose layout is reused.
 """
 from __future__ import annotations
-
-from typing import Union
 
 import numpy as np
 
@@ -22,18 +20,14 @@ from .arch import SCOPES, Architecture, Layout, derive_architecture
 from .space import num_lambda
 
 
-def _layout(template: Union[Layout, Architecture]) -> Layout:
-    return template.layout if isinstance(template, Architecture) else template
-
-
-def random_architecture(template: Union[Layout, Architecture], *, scope: str, keep_rate: float,
+def random_architecture(template: Layout, *, scope: str, keep_rate: float,
                         seed: int) -> Architecture:
     """A random structure: each edge kept with probability ``keep_rate``.
 
     Parameters
     ----------
-    template : Layout or Architecture
-        The network layout.
+    template : Layout
+        The network layout (of an Architecture: its own; its cells are ignored).
     scope : {"share", "full"}
         One random cell for all blocks, or one per normal block.
     keep_rate : float
@@ -49,17 +43,15 @@ def random_architecture(template: Union[Layout, Architecture], *, scope: str, ke
         raise ValueError(f"keep_rate must be in [0, 1], got {keep_rate}")
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
-    layout = _layout(template)
     rng = np.random.RandomState(seed)
-    n_cells = 1 if scope == "share" else layout.num_blocks
-    size = num_lambda(layout.levels, len(layout.ops))
+    n_cells = 1 if scope == "share" else template.num_blocks
+    size = num_lambda(template.levels, len(template.ops))
     lambdas = [(rng.random_sample(size) < keep_rate).astype(np.float32) for _ in range(n_cells)]
     meta = {"source": f"random-{scope}", "keep_rate": float(keep_rate), "seed": int(seed)}
-    return derive_architecture(lambdas, scope=scope, layout=layout, meta=meta)
+    return derive_architecture(lambdas, scope=scope, layout=template, meta=meta)
 
 
-def full_architecture(template: Union[Layout, Architecture]) -> Architecture:
+def full_architecture(template: Layout) -> Architecture:
     """The full network: every op and every edge of every block kept (``share`` scope)."""
-    layout = _layout(template)
-    lam = np.ones(num_lambda(layout.levels, len(layout.ops)), dtype=np.float32)
-    return derive_architecture([lam], scope="share", layout=layout, meta={"source": "full"})
+    lam = np.ones(num_lambda(template.levels, len(template.ops)), dtype=np.float32)
+    return derive_architecture([lam], scope="share", layout=template, meta={"source": "full"})
