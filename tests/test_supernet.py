@@ -101,17 +101,18 @@ def test_block_lambda_layout_and_selection():
     assert block.reduce_weight.shape == (4, 16 * 4, 1, 1)
 
 
+@pytest.mark.parametrize("ops", [OPS4, ("sep_conv_3x3",)], ids=["N4", "N1"])
 @pytest.mark.parametrize("impl", ["fast", "reference"])
-def test_block_fused_equals_per_edge(impl):
+def test_block_fused_equals_per_edge(impl, ops):
     rng = np.random.RandomState(0)
     blocks = []
     for aggregation in ("fused", "per_edge"):
-        block = SearchBlock(4, 4, OPS4, aggregation=aggregation, prefix="blk_", impl=impl)
+        block = SearchBlock(4, 4, ops, aggregation=aggregation, prefix="blk_", impl=impl)
         block.initialize()
         block.hybridize(static_alloc=True)
         blocks.append(block)
     _randomize(blocks[0].collect_params(), rng)
-    assert (blocks[0].lam.data().asnumpy() == 0).sum() > 10
+    assert (blocks[0].lam.data().asnumpy() == 0).sum() >= 0.2 * blocks[0].n_lambda
     _copy_params(blocks[0], blocks[1])
     x = mx.nd.array(rng.normal(size=(2, 4, 8, 8)))
     (y_f, g_f), (y_p, g_p) = (_forward_backward(b, x) for b in blocks)

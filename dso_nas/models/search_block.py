@@ -23,11 +23,14 @@ Two numerically equivalent formulations (``aggregation``):
 
   - ``"reference"``: ``dot`` of the λ matrix with the 5-D stack ``(K, B, C, H, W)``, giving
     ``(N, B, C, H, W)``, split along the first axis (a BLAS GEMM);
-  - ``"fast"``: the stack read as one ``1 x K x (B·C·H·W) x 1`` NCHW map (the K inputs are
-    its channels; a free reshape) and the λ matrix as the weight of a ``1 x 1``
-    convolution with N filters. oneDNN's convolution, forward and backward, is about 3x
-    faster than OpenBLAS's GEMMs of these shapes (a K x N matrix against ~10^6 columns:
-    the λ gradient alone took 13 ms per level at K = 13 on the paper's first stage).
+  - ``"fast"``: the inputs stacked on a new axis 1, ``(B, K, C, H, W)``, read as the NCHW map
+    ``(B, K, C·H, W)`` (the K inputs are its channels; a free reshape), and the λ matrix
+    as the weight of a ``1 x 1`` convolution with N filters, whose ``(B, N, C·H, W)``
+    output is split along axis 1 and reshaped back to ``(B, C, H, W)`` in place (C is
+    known; no ``reshape_like``, which copies). oneDNN's convolution, forward and
+    backward, is about 3x faster than OpenBLAS's GEMMs of these shapes (a K x N matrix
+    against ~10^6 columns: the λ gradient alone took 13 ms per level at K = 13 on the
+    paper's first stage).
 
 When every λ of a block is zero the supernet block computes ``x + ReLU(BN(0))``, i.e.
 ``x`` plus a per-channel constant (``ReLU(β)`` in training mode, ``ReLU(β - μ·γ/σ)`` with the
@@ -186,7 +189,7 @@ class SearchBlock(HybridBlock):
             lam_level = F.slice_axis(lam, axis=0, begin=start, end=stop)
             sources = [x] + outs
             if fused:
-                inputs = _fused_sums(F, lam_level, sources, self.n_ops, self.impl)
+                inputs = _fused_sums(F, lam_level, sources, self.n_ops, self.channels, self.impl)
             else:
                 inputs = _per_edge_sums(F, lam_level, sources, self.n_ops)
             outs.extend(op(inp) for op, inp in zip(self._level_ops(level), inputs))
@@ -269,15 +272,13 @@ def _per_edge_sums(F, lam_level, sources, n_ops: int):
     return inputs
 
 
-def _fused_sums(F, lam_level, sources, n_ops: int, impl: str = "fast"):
+def _fused_sums(F, lam_level, sources, n_ops: int, channels: int, impl: str = "fast"):
     """The N inputs of a level as one product ``(N x K) · (K x B x C x H x W)``.
 
     ``"reference"``: ``dot`` of the 2-D λ matrix with the 5-D stack gives ``(N, B, C, H, W)``
     directly, and ``split(squeeze_axis=True)`` hands out the N maps. ``"fast"``: a ``1 x 1``
-    convolution of the stack seen as a ``(1, K, B·C·H·W, 1)`` map with the λ matrix as its
-    ``(N, K, 1, 1)`` weight; the N output channels are split and each is given the shape of
-    an input by ``reshape_like`` on a ``BlockGrad`` of it (so the shape source gets no
-    gradient).
+    convolution of the ``(B, K, C·H, W)`` stack with the λ matrix as its ``(N, K, 1, 1)``
+    weight, then split along axis 1; every reshape is in place.
     """
     k = len(sources)
     if impl == "reference":
@@ -285,14 +286,14 @@ def _fused_sums(F, lam_level, sources, n_ops: int, impl: str = "fast"):
         if n_ops == 1:
             return [F.reshape(sums, shape=(-3, -2))]
         return list(F.split(sums, num_outputs=n_ops, axis=0, squeeze_axis=True))
-    stacked = F.reshape(F.stack(*sources, axis=0), shape=(1, k, -1, 1))
+    stacked = F.reshape(F.stack(*sources, axis=1), shape=(0, 0, -3, 0))
     weight = F.reshape(lam_level, shape=(n_ops, k, 1, 1))
     sums = F.Convolution(stacked, weight=weight, kernel=(1, 1), num_filter=n_ops, no_bias=True)
-    like = F.BlockGrad(sources[0])
     if n_ops == 1:
-        return [F.reshape_like(sums, like)]
-    return [F.reshape_like(s, like)
-            for s in F.split(sums, num_outputs=n_ops, axis=1, squeeze_axis=True)]
+        parts = [F.reshape(sums, shape=(0, -3, 0))]                       # (B, C·H, W)
+    else:
+        parts = F.split(sums, num_outputs=n_ops, axis=1, squeeze_axis=True)
+    return [F.reshape(s, shape=(0, -4, channels, -1, 0)) for s in parts]
 
 
 def _fold_output_lambda(F, reduce_weight, lam_out, channels: int):
