@@ -118,6 +118,11 @@ def _initialize(net: gluon.Block, ctxs: Sequence[mx.Context], seed: int) -> None
     net.collect_params(".*gamma|.*beta|.*bias").setattr("wd_mult", 0.0)
 
 
+def _ops_for(cfg: CfgNode):
+    """Build networks inside this ``with`` in the operation forms that suit ``cfg.context``."""
+    return op_impl(impl_for_contexts(contexts(cfg.context)))
+
+
 def build_supernet(cfg: CfgNode) -> SuperNet:
     """The supernet of the config (BN γ fixed unless ``train.fix_gamma`` is off).
 
@@ -125,7 +130,7 @@ def build_supernet(cfg: CfgNode) -> SuperNet:
     (:func:`dso_nas.models.ops.impl_for_contexts`).
     """
     m = cfg.model
-    with op_impl(impl_for_contexts(contexts(cfg.context))):
+    with _ops_for(cfg):
         return SuperNet(stem=m.stem, in_channels=m.in_channels, stem_channels=m.stem_channels,
                         channels=m.channels, blocks=m.blocks, levels=m.levels, ops=m.ops, scope=m.scope,
                         num_classes=m.num_classes, aggregation=m.aggregation, affine=not cfg.train.fix_gamma,
@@ -355,7 +360,7 @@ def width_for(arch: Architecture, cfg: CfgNode, input_hw: Tuple[int, int]) -> fl
 def build_derived(arch: Architecture, cfg: CfgNode, width_mult: float) -> DerivedNet:
     """The retraining network of an architecture under the config's retraining options."""
     r, m = cfg.retrain, cfg.model
-    with op_impl(impl_for_contexts(contexts(cfg.context))):
+    with _ops_for(cfg):
         return DerivedNet(arch, width_mult=width_mult, num_classes=m.num_classes, dropout=r.dropout,
                           drop_path=r.drop_path, aux_weight=r.aux_weight, affine=True,
                           bn_eps=m.bn_eps, bn_momentum=m.bn_momentum)

@@ -7,7 +7,7 @@ from mxnet import autograd, gluon
 from dso_nas.errors import ConfigError
 from dso_nas.models.common import (Classifier, ConvBNReLU, ReductionBlock, Stem, classifier_cost,
                                    conv_bn_relu_cost, reduction_cost, stem_cost, stem_out_shape)
-from dso_nas.models.ops import (OPS, Cost, batch_norm, build_op, conv_cost, conv_out_size,
+from dso_nas.models.ops import (OPS, BNReLU, Cost, build_op, conv_cost, conv_out_size,
                                 dense_cost, graph_cost, op_cost, pool_cost, sum_cost)
 
 
@@ -76,8 +76,9 @@ def test_cost_arithmetic_and_hand_values():
     assert sum_cost(3, 4, 2, 2) == Cost(0, 0, 4 * 16)
 
 
-def test_bn_not_affine_keeps_gamma_at_one():
-    bn = batch_norm(3, affine=False)
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_bn_not_affine_keeps_gamma_at_one(impl):
+    bn = BNReLU(3, affine=False, impl=impl)
     bn.initialize()
     bn.hybridize(static_alloc=True)
     assert bn.gamma.grad_req == "null" and bn.beta.grad_req == "write"
@@ -97,7 +98,7 @@ def test_bn_not_affine_keeps_gamma_at_one():
 
 
 def test_bn_affine_has_learnable_gamma():
-    bn = batch_norm(3, affine=True)
+    bn = BNReLU(3, affine=True)
     assert bn.gamma.grad_req == "write"
 
 

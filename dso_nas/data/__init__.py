@@ -18,7 +18,8 @@ from .cifar import check_cifar10, load_cifar10
 from .fashion_mnist import DEFAULT_ROOT as FASHION_MNIST_ROOT, check_fashion_mnist, load_fashion_mnist
 from .loader import ArrayLoader
 
-__all__ = ["Dataset", "DatasetSpec", "Loaders", "ArrayLoader", "Augment", "DATASETS", "check_dataset", "dataset_spec", "load_dataset",
+__all__ = ["Dataset", "DatasetSpec", "Loaders", "ArrayLoader", "Augment", "DATASETS",
+           "check_dataset", "dataset_spec", "load_dataset",
            "split_indices", "build_loaders", "train_augment"]
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ class DatasetSpec:
     reader : callable
         ``reader(root) -> (train_x, train_y, test_x, test_y)``.
     check : callable
-        ``check(root)`` raises ``DatasetNotFoundError`` when a file is missing (reads nothing).
+        ``check(root)`` raises ``DatasetNotFoundError`` when a file is missing (reads nothing;
+        what it returns is the reader's business).
     default_root : str
         Where ``data.root=""`` looks ("" = the user must give it).
     mean, std : tuple of float
@@ -42,7 +44,7 @@ class DatasetSpec:
     """
 
     reader: Callable[[str], Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
-    check: Callable[[str], None]
+    check: Callable[[str], object]
     default_root: str
     mean: Tuple[float, ...]
     std: Tuple[float, ...]

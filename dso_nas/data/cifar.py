@@ -89,23 +89,24 @@ def read_bin_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
     return records[:, 1:], records[:, 0]
 
 
-def check_cifar10(root: str) -> None:
-    """Raise ``DatasetNotFoundError`` unless every batch file is there (reads nothing)."""
+def check_cifar10(root: str) -> Tuple[str, str]:
+    """:func:`locate`, then ``DatasetNotFoundError`` unless every batch file is there (reads
+    nothing); returns ``(folder, suffix)``."""
     folder, suffix = locate(root)
     for name in (*TRAIN_BATCHES, TEST_BATCH):
         path = os.path.join(folder, name + suffix)
         if not os.path.isfile(path):
             raise DatasetNotFoundError(f"CIFAR-10 batch file missing: {path}; {_HINT}")
+    return folder, suffix
 
 
 def read_batches(folder: str, names, suffix: str) -> Tuple[np.ndarray, np.ndarray]:
-    """NHWC uint8 images and int32 labels of the named batches, concatenated."""
+    """NHWC uint8 images and int32 labels of the named batches (checked to exist by
+    :func:`check_cifar10`), concatenated."""
     reader = read_bin_batch if suffix else read_py_batch
     parts = []
     for name in names:
         path = os.path.join(folder, name + suffix)
-        if not os.path.isfile(path):
-            raise DatasetNotFoundError(f"CIFAR-10 batch file missing: {path}; {_HINT}")
         data, labels = reader(path)
         if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
             raise UserError(f"corrupt CIFAR-10 batch {path}: labels outside 0..{NUM_CLASSES - 1}")
@@ -117,7 +118,7 @@ def read_batches(folder: str, names, suffix: str) -> Tuple[np.ndarray, np.ndarra
 
 def load_cifar10(root: str):
     """``(train_x, train_y, test_x, test_y)``; ``root`` is a batches folder or its parent."""
-    folder, suffix = locate(root)
+    folder, suffix = check_cifar10(root)
     train_x, train_y = read_batches(folder, TRAIN_BATCHES, suffix)
     test_x, test_y = read_batches(folder, (TEST_BATCH,), suffix)
     log.info("CIFAR-10 from %s: %d train, %d test", folder, len(train_x), len(test_x))

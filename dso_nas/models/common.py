@@ -55,7 +55,7 @@ class ConvBNReLU(HybridBlock):
     kernel, stride : int
         Convolution window and stride.
     affine, bn_eps, bn_momentum
-        BatchNorm settings (see :func:`dso_nas.models.ops.batch_norm`).
+        BatchNorm settings (see :class:`dso_nas.models.ops.BNReLU`).
     """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1,

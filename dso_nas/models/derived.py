@@ -165,11 +165,11 @@ class AuxHead(HybridBlock):
         self.in_channels, self.num_classes, self.pool_stride = in_channels, num_classes, pool_stride
         self.impl = resolve_impl(impl)
         with self.name_scope():
-            self.bn0 = BNReLU(in_channels, affine, bn_eps, bn_momentum, prefix="bn0_")
+            self.bn0 = BNReLU(in_channels, affine, bn_eps, bn_momentum, self.impl, prefix="bn0_")
             self.conv1 = nn.Conv2D(AUX_MID, 1, use_bias=False, in_channels=in_channels, prefix="conv1_")
-            self.bn1 = BNReLU(AUX_MID, affine, bn_eps, bn_momentum, prefix="bn1_")
+            self.bn1 = BNReLU(AUX_MID, affine, bn_eps, bn_momentum, self.impl, prefix="bn1_")
             self.conv2 = nn.Conv2D(AUX_OUT, 2, use_bias=False, in_channels=AUX_MID, prefix="conv2_")
-            self.bn2 = BNReLU(AUX_OUT, affine, bn_eps, bn_momentum, prefix="bn2_")
+            self.bn2 = BNReLU(AUX_OUT, affine, bn_eps, bn_momentum, self.impl, prefix="bn2_")
             self.fc = nn.Dense(num_classes, in_units=AUX_OUT, prefix="fc_")
 
     def hybrid_forward(self, F, x):

@@ -31,8 +31,8 @@ MKLDNN on CPU, where the plain forms were the bottleneck of the search step:
 * BN -> ReLU is one fused oneDNN operator (:class:`BNReLU`), which keeps the map in the
   blocked layout instead of converting it back to NCHW for a separate ``relu``.
 
-:func:`impl_for_contexts` picks ``"fast"`` for CPU training on a oneDNN build and
-``"reference"`` elsewhere (the fused BN-ReLU has no GPU kernel).
+:func:`impl_for_contexts` picks ``"fast"`` for training on one CPU context of a oneDNN
+build and ``"reference"`` elsewhere (the fused BN-ReLU has no GPU kernel).
 
 ``"reference"`` is one ``F.Pooling`` / one ``F.Convolution``. :func:`graph_cost` always
 traces the reference form; the cost model describes the math, not the implementation.
@@ -80,7 +80,6 @@ __all__ = [
     "dense_cost",
     "sum_cost",
     "graph_cost",
-    "batch_norm",
     "BNReLU",
     "SepConv",
     "PoolBNReLU",
@@ -200,20 +199,11 @@ def sum_cost(n_inputs: int, channels: int, height: int, width: int) -> Cost:
 # ----------------------------------------------------------------------------- blocks
 
 
-def batch_norm(channels: int, affine: bool = True, bn_eps: float = 2e-5,
-               bn_momentum: float = 0.9, **kwargs) -> nn.BatchNorm:
-    """The package's BatchNorm: γ learnable only when ``affine`` (else fixed to 1), β learnable.
-
-    ``kwargs`` go to the Block (e.g. ``prefix``).
-    """
-    return nn.BatchNorm(axis=1, momentum=bn_momentum, epsilon=bn_eps, center=True,
-                        scale=affine, in_channels=channels, **kwargs)
-
-
 class BNReLU(nn.BatchNorm):
-    """``ReLU(BatchNorm(x))``: the package's BatchNorm (see :func:`batch_norm`) and a ReLU.
+    """``ReLU(BatchNorm(x))``, the package's only BatchNorm (every one is followed by a ReLU).
 
-    The same Parameters as ``nn.BatchNorm`` (γ, β, running mean and variance), so a
+    γ is learnable only when ``affine`` (else fixed to 1: ``fix_gamma``, ``grad_req='null'``),
+    β is always learnable. The same Parameters as ``nn.BatchNorm`` (γ, β, running mean and variance), so a
     checkpoint does not depend on the implementation. With ``impl="fast"`` the two are one
     oneDNN operator (``contrib.BatchNormWithReLU``, CPU only) that keeps its result in
     oneDNN's blocked layout; the plain ``relu`` after a ``BatchNorm`` first converts the map
@@ -231,8 +221,10 @@ class BNReLU(nn.BatchNorm):
     ----------
     channels : int
         Channels of the input (axis 1).
-    affine, bn_eps, bn_momentum
-        As in :func:`batch_norm`.
+    affine : bool
+        Learnable γ (else fixed to 1).
+    bn_eps, bn_momentum : float
+        BatchNorm ε and moving-average momentum.
     impl : {"fast", "reference"}, optional
         ``"reference"``: ``F.relu(F.BatchNorm(...))``; ``None`` takes :func:`default_op_impl`.
     """
@@ -390,7 +382,7 @@ class SepConv(HybridBlock):
     stride : int
         Stride of the depthwise convolution.
     affine, bn_eps, bn_momentum
-        BatchNorm settings (see :func:`batch_norm`).
+        BatchNorm settings (see :class:`BNReLU`).
     impl : {"fast", "reference"}, optional
         How the depthwise convolution (:class:`DepthwiseConv`) and the BN-ReLU
         (:class:`BNReLU`) are computed; ``None`` takes :func:`default_op_impl`.
@@ -499,7 +491,7 @@ class PoolBNReLU(HybridBlock):
     kernel, stride
         Pooling window and stride; padding ``kernel // 2``.
     affine, bn_eps, bn_momentum
-        BatchNorm settings (see :func:`batch_norm`).
+        BatchNorm settings (see :class:`BNReLU`).
     impl : {"fast", "reference"}, optional
         How the pooling (see :func:`pool2d`) and the BN-ReLU (:class:`BNReLU`) are
         computed (same numbers); ``None`` takes :func:`default_op_impl`.
