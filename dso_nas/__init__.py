@@ -1,9 +1,12 @@
 """dso_nas: an MXNet/Gluon reproduction of DSO-NAS (Zhang, Huang, Wang; TPAMI 2020).
 
 "You Only Search Once: Single Shot Neural Architecture Search via Direct Sparse
-Optimization". The package holds the search space (:mod:`dso_nas.models`), the
-APG-NAG optimizer and budgets (:mod:`dso_nas.optim`), the data (:mod:`dso_nas.data`),
-the training loops (:mod:`dso_nas.engine`) and the command line (:mod:`dso_nas.cli`).
+Optimization". The package holds the registries of search spaces (:mod:`dso_nas.spaces`),
+tasks (:mod:`dso_nas.tasks`), datasets (:mod:`dso_nas.data`) and operations
+(:mod:`dso_nas.ops`), the fixed network pieces (:mod:`dso_nas.models`), APG-NAG and the
+budgets (:mod:`dso_nas.search`), the training loops (:mod:`dso_nas.engine`), the pipeline
+(:mod:`dso_nas.run`) and the command line (:mod:`dso_nas.cli`); ``docs/architecture.md``
+maps them.
 """
 
 __version__ = "0.1.0"

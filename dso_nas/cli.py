@@ -6,7 +6,7 @@ Every subcommand takes ``--config FILE`` and trailing ``KEY=VALUE`` overrides::
     dso-nas search   --config experiments/cifar/search.yaml model.scope=share
     dso-nas search   --resume runs/cifar                               # continue a killed run
     dso-nas retrain  --config experiments/cifar/retrain.yaml --arch runs/cifar/architecture.yaml
-    dso-nas evaluate --checkpoint runs/cifar/retrain/checkpoint.pkl
+    dso-nas evaluate --checkpoint runs/cifar_retrain/retrain.ckpt
     dso-nas info     --config experiments/cifar/search.yaml --json
     dso-nas report   runs/cifar
 
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from . import pipeline  # noqa: PLC0415 - keep `--help` fast (no MXNet import)
+    from . import run as pipeline  # noqa: PLC0415 - keep `--help` fast (no MXNet import)
 
     if args.command == "info":
         info = pipeline.info(args.config, args.overrides, arch_path=args.arch)

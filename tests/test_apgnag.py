@@ -7,7 +7,7 @@ import pytest
 from mxnet import autograd, gluon, nd
 from sklearn.linear_model import Lasso
 
-from dso_nas.optim import APGNAG, lambda_iterates, soft_threshold_nonneg
+from dso_nas.search import APGNAG, lambda_iterates, soft_threshold_nonneg
 
 F64 = "float64"
 

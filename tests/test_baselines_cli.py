@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from datafiles import write_cifar_py, write_idx
-from dso_nas import checkpoint as ckpt
+from dso_nas.run import checkpoint as ckpt
 from dso_nas.cli import main
-from dso_nas.models.arch import load_architecture
+from dso_nas.spaces.archfile import load_architecture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MODEL = ["model.in_channels=1", "model.stem_channels=4", "model.stages=2", "model.blocks=[1, 1]",
@@ -70,8 +70,8 @@ def test_retrain_killed_and_resumed_equals_uninterrupted(tmp_path):
     common = ["data.name=fashion_mnist", f"data.root={tmp_path / 'fm'}", "retrain.epochs=8", "retrain.batch_size=16",
               "retrain.target_params=0", "retrain.aux_weight=0", "retrain.drop_path=0.3", "retrain.dropout=0.3",
               "progress=false"] + TINY_MODEL
-    # Every part in its own one-thread process: two OpenMP threads are not bitwise reproducible.
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    # Every part in its own one-thread process on the synchronous engine (bitwise reproducible).
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MXNET_ENGINE_TYPE="NaiveEngine")
     cli = [sys.executable, "-m", "dso_nas", "retrain"]
     straight = str(tmp_path / "straight")
     done = subprocess.run(cli + ["--arch", arch_path, f"output_dir={straight}"] + common, cwd=ROOT, env=env,

@@ -7,13 +7,17 @@ import pytest
 from mxnet import autograd, gluon
 
 from dso_nas.errors import ConfigError
-from dso_nas.models.arch import Layout, derive_architecture
-from dso_nas.models.derived import arch_cost
-from dso_nas.models.ops import op_cost
-from dso_nas.models.space import block_edges, num_lambda
-from dso_nas.models.supernet import SuperNet
-from dso_nas.optim.apgnag import APGNAG, lambda_iterates
-from dso_nas.optim.budgets import make_budget, min_max_ratio, wall_clock_latency
+from dso_nas.spaces.dense.arch import Layout, derive_architecture
+from dso_nas.spaces.dense.derived import arch_cost
+from dso_nas.ops import op_cost
+from dso_nas.spaces.dense.graph import block_edges, num_lambda
+from dso_nas.spaces.dense.supernet import SuperNet
+from dso_nas.search.apgnag import APGNAG, lambda_iterates
+from dso_nas.search.budgets import make_budget, min_max_ratio, wall_clock_latency
+from dso_nas.spaces import get_space
+from dso_nas.spaces.dense.derived import DerivedNet
+
+SPACE = get_space("dense")
 
 OPS = ("sep_conv_3x3", "avg_pool_3x3")
 M, N = 2, 2
@@ -46,7 +50,7 @@ def make_trainer(net):
 def setup(kind, scope, **kwargs):
     net = make_net(scope)
     trainer = make_trainer(net)
-    budget = make_budget(kind, net=net, trainer=trainer, input_shape=(3,) + HW, gamma=GAMMA, ctx=mx.cpu(),
+    budget = make_budget(kind, space=SPACE, net=net, trainer=trainer, input_shape=(3,) + HW, gamma=GAMMA, ctx=mx.cpu(),
                          **kwargs)
     return net, trainer, budget
 
@@ -263,7 +267,7 @@ def test_latency_degenerate_and_gamma_zero():
         np.testing.assert_allclose(s, 0.003 / GAMMA, rtol=1e-12)
     assert [r.tolist() for r in min_max_ratio([np.ones(2), np.ones(3)])] == [[0, 0], [0, 0, 0]]
     with pytest.raises(ConfigError, match="gamma0"):
-        make_budget("latency", net=net, trainer=trainer, input_shape=(3,) + HW, gamma=0.0, gamma0=0.1,
+        make_budget("latency", space=SPACE, net=net, trainer=trainer, input_shape=(3,) + HW, gamma=0.0, gamma0=0.1,
                     measure=lambda arch: 1.0)
 
 
@@ -278,12 +282,12 @@ def test_latency_resumed_budget_keeps_the_saved_multipliers(tmp_path):
     calls = fake.calls
     other = make_trainer(net)
     other.load_states(path)
-    resumed = make_budget("latency", net=net, trainer=other, input_shape=(3,) + HW, gamma=GAMMA,
+    resumed = make_budget("latency", space=SPACE, net=net, trainer=other, input_shape=(3,) + HW, gamma=GAMMA,
                           measure=fake, latency_every=3)
     resumed.start_epoch(1, lambdas_of("share", MASK_B))  # not due: the saved multipliers stay
     assert fake.calls == calls
     np.testing.assert_array_equal(scales(other, net)[0], saved)
-    fresh = make_budget("latency", net=net, trainer=make_trainer(net), input_shape=(3,) + HW, gamma=GAMMA,
+    fresh = make_budget("latency", space=SPACE, net=net, trainer=make_trainer(net), input_shape=(3,) + HW, gamma=GAMMA,
                         measure=fake, latency_every=3)
     fresh.start_epoch(1, lambdas_of("share", MASK_A))  # nothing in the optimizer: measure now
     assert fresh.measurements > 0
@@ -292,7 +296,7 @@ def test_latency_resumed_budget_keeps_the_saved_multipliers(tmp_path):
 
 def test_latency_wall_clock_on_a_tiny_net():
     net, trainer, budget = setup("latency", "share", gamma0=0.001, latency_runs=1, latency_warmup=1,
-                                 latency_input=8)
+                                 latency_input=8, latency_net=lambda arch: DerivedNet(arch, num_classes=NUM_CLASSES))
     budget.start_epoch(0, lambdas_of("share", MASK_A))
     (s,) = scales(trainer, net)
     assert s.shape == (num_lambda(M, N),) and np.isfinite(s).all()
@@ -306,7 +310,7 @@ def test_wall_clock_probe_leaves_the_random_streams_alone():
     mx.random.seed(5)
     a = mx.nd.random.uniform(shape=(4,)).asnumpy()
     mx.random.seed(5)
-    value = wall_clock_latency(arch, num_classes=NUM_CLASSES, input_size=8, runs=2, warmup=0)
+    value = wall_clock_latency(DerivedNet(arch, num_classes=NUM_CLASSES), (1, 3, 8, 8), runs=2, warmup=0)
     b = mx.nd.random.uniform(shape=(4,)).asnumpy()
     assert value > 0 and np.isfinite(value)
     np.testing.assert_array_equal(a, b)

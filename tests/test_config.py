@@ -28,7 +28,7 @@ def test_required_keys_exist():
 
 
 def test_every_default_has_a_comment():
-    src = open(os.path.join(ROOT, "dso_nas", "config.py"), encoding="utf-8").read().splitlines()
+    src = open(os.path.join(ROOT, "dso_nas", "config", "defaults.py"), encoding="utf-8").read().splitlines()
     assignments = [l for l in src if l.startswith("_C.") and " = " in l and "CfgNode()" not in l]
     assert assignments
     missing = [l for l in assignments if "  # " not in l]

@@ -5,13 +5,14 @@ import pytest
 from mxnet import autograd
 
 from dso_nas.errors import ArchitectureError, ConfigError
-from dso_nas.models.arch import Cell, Layout, derive_architecture
-from dso_nas.models.baselines import full_architecture, random_architecture
-from dso_nas.models.ops import Cost
-from dso_nas.models.derived import (AuxHead, DerivedCell, DerivedNet, arch_cost, aux_head_cost,
-                                    derived_cell_cost, scaled_width)
-from dso_nas.models.search_block import SearchBlock
-from dso_nas.models.space import num_lambda
+from dso_nas.spaces.dense.arch import Layout, derive_architecture
+from dso_nas.spaces.dense.cell import Cell
+from dso_nas.spaces.dense.baselines import full_architecture, random_architecture
+from dso_nas.ops import Cost
+from dso_nas.models.heads import AuxHead, aux_head_cost
+from dso_nas.spaces.dense.derived import DerivedCell, DerivedNet, arch_cost, derived_cell_cost, scaled_width
+from dso_nas.spaces.dense.block import SearchBlock
+from dso_nas.spaces.dense.graph import num_lambda
 from dso_nas.models.width import find_width_multiplier
 
 OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3")
@@ -161,7 +162,7 @@ def test_scaled_width_rounds_to_nearest_and_stays_positive():
 def test_width_search_is_the_largest_multiplier_within_budget(target):
     arch = architectures()["random"]
     rtol = 1e-4
-    m = find_width_multiplier(arch, input_hw=(8, 8), num_classes=5, rtol=rtol, **target)
+    m = find_width_multiplier(lambda w: arch_cost(arch, w, (8, 8), 5)["total"], rtol=rtol, **target)
     cost = arch_cost(arch, m, (8, 8), 5)["total"]
     above = arch_cost(arch, m * (1 + 2 * rtol), (8, 8), 5)["total"]
     tp, tf = target.get("target_params", 0), target.get("target_flops", 0)
@@ -172,17 +173,17 @@ def test_width_search_is_the_largest_multiplier_within_budget(target):
 def test_width_search_errors():
     arch = architectures()["full-network"]
     with pytest.raises(ConfigError, match="narrowest network"):
-        find_width_multiplier(arch, target_params=100, input_hw=(8, 8), num_classes=5)
+        find_width_multiplier(lambda w: arch_cost(arch, w, (8, 8), 5)["total"], target_params=100)
     with pytest.raises(ConfigError, match="target_params > 0 or target_flops > 0"):
-        find_width_multiplier(arch, input_hw=(8, 8), num_classes=5)
-    assert find_width_multiplier(arch, target_params=1e12, input_hw=(8, 8), num_classes=5, hi=3.0) == 3.0
+        find_width_multiplier(lambda w: arch_cost(arch, w, (8, 8), 5)["total"])
+    assert find_width_multiplier(lambda w: arch_cost(arch, w, (8, 8), 5)["total"], target_params=1e12, hi=3.0) == 3.0
 
 
 def test_baselines_scaled_to_the_same_budget():
     archs = [random_architecture(LAYOUT, scope=s, keep_rate=0.5, seed=0) for s in ("share", "full")]
     archs.append(full_architecture(LAYOUT))
     target = 40000
-    counts = [arch_cost(a, find_width_multiplier(a, target_params=target, input_hw=(8, 8), num_classes=5),
+    counts = [arch_cost(a, find_width_multiplier(lambda w, a=a: arch_cost(a, w, (8, 8), 5)["total"], target_params=target),
                         (8, 8), 5)["total"].params for a in archs]
     assert all(0.9 * target < c <= target for c in counts)
 

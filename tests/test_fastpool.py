@@ -1,4 +1,4 @@
-"""The fast operations of ops.py compute what the reference ones do: values and gradients.
+"""The oneDNN op forms compute what the reference ones do: values and gradients.
 
 Poolings against ``F.Pooling``; the column-split depthwise convolution against one
 ``F.Convolution``; the fused BN-ReLU against ``BatchNorm`` then ``relu``.
@@ -10,9 +10,8 @@ from mxnet import autograd
 from mxnet.gluon import HybridBlock
 
 from dso_nas.errors import ConfigError
-from dso_nas.models.ops import (OP_IMPLS, OPS, BNReLU, DepthwiseConv, PoolBNReLU, SepConv,
-                                build_op, default_op_impl, graph_cost, impl_for_contexts,
-                                op_cost, op_impl, pool2d)
+from dso_nas.ops import (BACKENDS, OPS, BNReLU, DepthwiseConv, PoolBNReLU, SepConv, backend_for_contexts,
+                         build_op, graph_cost, op_cost, pool2d)
 
 CHANNELS = 3
 
@@ -53,7 +52,7 @@ def test_fast_pool_equals_pooling(pool_type, stride, size, hybridize):
     shape = (2, CHANNELS) + size
     x = _distinct_input(shape, seed=stride * 100 + size[0] * 10 + size[1])
     results = []
-    for impl in ("reference", "fast"):
+    for impl in ("reference", "onednn"):
         block = _Pool(pool_type, stride, impl)
         if hybridize:
             block.hybridize(static_alloc=True)
@@ -72,8 +71,8 @@ def test_fast_pool_equals_pooling(pool_type, stride, size, hybridize):
 
 def test_avg_fast_excludes_padding_by_hand():
     x = mx.nd.array(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))
-    block = _Pool("avg", 1, "fast")
-    block.args = ("avg", 1, 3, 1, "fast")
+    block = _Pool("avg", 1, "onednn")
+    block.args = ("avg", 1, 3, 1, "onednn")
     out = block(x).asnumpy()[0, 0]
     assert out[0, 0] == pytest.approx((0 + 1 + 4 + 5) / 4.0)
     assert out[0, 1] == pytest.approx((0 + 1 + 2 + 4 + 5 + 6) / 6.0)
@@ -88,7 +87,7 @@ def test_max_fast_ties_go_to_the_first_position_like_pooling(stride):
     side = (5 - 1) // stride + 1
     out_shape = (1, CHANNELS, side, side)
     head = mx.nd.array(np.arange(np.prod(out_shape), dtype=np.float32).reshape(out_shape) + 1)
-    _, g_fast = _value_and_grad(_Pool("max", stride, "fast"), x, head)
+    _, g_fast = _value_and_grad(_Pool("max", stride, "onednn"), x, head)
     _, g_ref = _value_and_grad(_Pool("max", stride, "reference"), x, head)
     np.testing.assert_array_equal(g_fast, g_ref)
     assert g_fast.sum() == head.sum().asscalar()
@@ -98,41 +97,38 @@ def test_max_fast_ties_go_to_the_first_position_like_pooling(stride):
 def test_op_impls_agree_and_cost_is_the_math(name):
     x = _distinct_input((2, 4, 6, 6), seed=3)
     outs = []
-    for impl in OP_IMPLS:
-        with op_impl(impl):
-            block = build_op(name, 4, 1, affine=False, prefix="op_")
-        assert block.impl == impl
+    for impl in BACKENDS:
+        block = build_op(name, 4, 1, affine=False, prefix="op_", backend=impl)
+        assert block.backend == impl
         mx.random.seed(7)
         block.initialize(mx.init.Xavier())
         block.hybridize(static_alloc=True)
         outs.append(_value_and_grad(block, x, mx.nd.ones((2, 4, 6, 6))))
-        measured = graph_cost(block, (2, 4, 6, 6))
-        analytic = op_cost(name, 4, 6, 6, 1, affine=False)
-        assert (measured.params, measured.flops) == (analytic.params, analytic.flops)
-        assert block.impl == impl  # graph_cost restored it
+        if impl == "reference":
+            measured = graph_cost(block, (2, 4, 6, 6))
+            analytic = op_cost(name, 4, 6, 6, 1, affine=False)
+            assert (measured.params, measured.flops) == (analytic.params, analytic.flops)
+        else:  # the cost model is checked on the reference form only
+            with pytest.raises(ValueError, match="reference form"):
+                graph_cost(block, (2, 4, 6, 6))
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-5, atol=1e-5)
 
 
 def test_fast_pool_adds_no_parameters():
     names = []
-    for impl in OP_IMPLS:
-        block = PoolBNReLU("avg", 4, impl=impl, prefix="p_")
+    for impl in BACKENDS:
+        block = PoolBNReLU("avg", 4, backend=impl, prefix="p_")
         names.append(sorted(block.collect_params().keys()))
     assert names[0] == names[1]
 
 
-def test_op_impl_switch_is_scoped_and_checked():
-    before = default_op_impl()
-    with op_impl("reference"):
-        assert default_op_impl() == "reference"
-        assert SepConv(4, 5).depthwise.impl == "reference"
-    assert default_op_impl() == before == "fast"
-    with pytest.raises(ConfigError, match="unknown operation implementation"):
-        with op_impl("cudnn"):
-            pass
-    with pytest.raises(ConfigError, match="unknown operation implementation"):
-        PoolBNReLU("max", 4, impl="mkl")
+def test_backend_is_explicit_and_checked():
+    assert SepConv(4, 5).depthwise.backend == "reference"  # a plain default, no process-wide switch
+    assert SepConv(4, 5, backend="onednn").depthwise.backend == "onednn"
+    assert SepConv(4, 5).depthwise.backend == "reference"
+    with pytest.raises(ConfigError, match="unknown op backend"):
+        PoolBNReLU("max", 4, backend="mkl")
 
 
 # ----------------------------------------------------------------------------- depthwise
@@ -147,8 +143,8 @@ def test_depthwise_split_equals_one_convolution(kernel, stride, size, hybridize)
     x = mx.nd.array(rng.normal(size=(2, CHANNELS) + size))
     weight = mx.nd.array(rng.normal(size=(CHANNELS, 1, kernel, kernel)))
     results = []
-    for impl in ("reference", "fast"):
-        conv = DepthwiseConv(CHANNELS, kernel, stride, impl=impl, prefix="dw_")
+    for impl in ("reference", "onednn"):
+        conv = DepthwiseConv(CHANNELS, kernel, stride, backend=impl, prefix="dw_")
         conv.initialize()
         conv.weight.set_data(weight)
         if hybridize:
@@ -164,23 +160,24 @@ def test_depthwise_split_equals_one_convolution(kernel, stride, size, hybridize)
 
 def test_sep_conv_keeps_its_parameters_and_cost():
     names = []
-    for impl in OP_IMPLS:
-        block = SepConv(4, 5, 1, affine=False, impl=impl, prefix="sep_")
+    for impl in BACKENDS:
+        block = SepConv(4, 5, 1, affine=False, backend=impl, prefix="sep_")
         names.append(sorted(block.collect_params().keys()))
         block.initialize()
-        measured = graph_cost(block, (2, 4, 6, 6))
-        analytic = op_cost("sep_conv_5x5", 4, 6, 6, 1, affine=False)
-        assert (measured.params, measured.flops) == (analytic.params, analytic.flops)
-        assert block.depthwise.impl == impl
+        if impl == "reference":
+            measured = graph_cost(block, (2, 4, 6, 6))
+            analytic = op_cost("sep_conv_5x5", 4, 6, 6, 1, affine=False)
+            assert (measured.params, measured.flops) == (analytic.params, analytic.flops)
+        assert block.depthwise.backend == impl
     assert names[0] == names[1]
-    assert SepConv(4, 3, impl="fast").depthwise.weight.shape == (4, 1, 3, 3)
+    assert SepConv(4, 3, backend="onednn").depthwise.weight.shape == (4, 1, 3, 3)
 
 
 # ----------------------------------------------------------------------------- BN + ReLU
 
 
 def _bn_relu_run(impl, affine, x, head, train):
-    bn = BNReLU(x.shape[1], affine=affine, impl=impl, prefix="bn_")
+    bn = BNReLU(x.shape[1], affine=affine, backend=impl, prefix="bn_")
     bn.initialize()
     rng = np.random.RandomState(5)
     bn.beta.set_data(mx.nd.array(rng.normal(size=x.shape[1])))
@@ -207,7 +204,7 @@ def test_fused_bn_relu_equals_batchnorm_then_relu(affine, train):
     x = mx.nd.array(rng.normal(size=(4, 5, 6, 7)))
     head = mx.nd.array(rng.normal(size=(4, 5, 6, 7)))
     ref = _bn_relu_run("reference", affine, x, head, train)
-    fast = _bn_relu_run("fast", affine, x, head, train)
+    fast = _bn_relu_run("onednn", affine, x, head, train)
     assert len(fast) == len(ref) == (6 if affine else 5)
     assert (ref[0] == 0).any() and (ref[0] > 0).any()  # the ReLU is active both ways
     if not train:
@@ -219,35 +216,34 @@ def test_fused_bn_relu_equals_batchnorm_then_relu(affine, train):
 
 
 def test_bn_relu_parameters_do_not_depend_on_the_implementation():
-    names = [sorted(BNReLU(3, impl=impl, prefix="b_").collect_params().keys()) for impl in OP_IMPLS]
+    names = [sorted(BNReLU(3, backend=impl, prefix="b_").collect_params().keys()) for impl in BACKENDS]
     assert names[0] == names[1] == ["b_beta", "b_gamma", "b_running_mean", "b_running_var"]
 
 
-def test_impl_for_contexts():
-    expected = "fast" if mx.runtime.Features().is_enabled("MKLDNN") else "reference"
-    assert impl_for_contexts([mx.cpu()]) == expected
-    assert impl_for_contexts([mx.gpu(0)]) == "reference"
-    assert impl_for_contexts([mx.cpu(), mx.gpu(1)]) == "reference"
-    assert impl_for_contexts([mx.cpu(0), mx.cpu(1)]) == "reference"
+def test_backend_for_contexts():
+    expected = "onednn" if mx.runtime.Features().is_enabled("MKLDNN") else "reference"
+    assert backend_for_contexts([mx.cpu()]) == expected
+    assert backend_for_contexts([mx.gpu(0)]) == "reference"
+    assert backend_for_contexts([mx.cpu(), mx.gpu(1)]) == "reference"
+    assert backend_for_contexts([mx.cpu(0), mx.cpu(1)]) == "reference"
 
 
 # ----------------------------------------------------------------------------- whole networks
 
 
 def _net_value_and_grads(impl, derived):
-    from dso_nas.models.arch import Layout  # noqa: PLC0415
-    from dso_nas.models.baselines import full_architecture  # noqa: PLC0415
-    from dso_nas.models.derived import DerivedNet  # noqa: PLC0415
-    from dso_nas.models.supernet import SuperNet  # noqa: PLC0415
+    from dso_nas.spaces.dense.arch import Layout  # noqa: PLC0415
+    from dso_nas.spaces.dense.baselines import full_architecture  # noqa: PLC0415
+    from dso_nas.spaces.dense.derived import DerivedNet  # noqa: PLC0415
+    from dso_nas.spaces.dense.supernet import SuperNet  # noqa: PLC0415
 
     kwargs = dict(stem="cifar", in_channels=3, stem_channels=8, channels=(8, 16), blocks=(1, 1),
                   levels=2, ops=tuple(OPS)[:4], scope="full", num_classes=10)
-    with op_impl(impl):
-        net = SuperNet(prefix="net_", **kwargs)
-        if derived:
-            layout = Layout(**{k: v for k, v in kwargs.items() if k not in ("scope", "num_classes")})
-            net = DerivedNet(full_architecture(layout), num_classes=10, aux_weight=0.4, affine=True,
-                             prefix="net_")
+    net = SuperNet(prefix="net_", backend=impl, **kwargs)
+    if derived:
+        layout = Layout(**{k: v for k, v in kwargs.items() if k not in ("scope", "num_classes")})
+        net = DerivedNet(full_architecture(layout), num_classes=10, aux_weight=0.4, affine=True,
+                         prefix="net_", backend=impl)
     mx.random.seed(1)
     net.initialize(mx.init.Xavier())
     net.hybridize(static_alloc=True)
@@ -266,7 +262,7 @@ def _net_value_and_grads(impl, derived):
 
 @pytest.mark.parametrize("derived", [False, True], ids=["supernet", "derived_with_aux"])
 def test_networks_compute_the_same_in_both_implementations(derived):
-    (y_ref, g_ref), (y_fast, g_fast) = (_net_value_and_grads(impl, derived) for impl in OP_IMPLS[::-1])
+    (y_ref, g_ref), (y_fast, g_fast) = (_net_value_and_grads(impl, derived) for impl in BACKENDS[::-1])
     np.testing.assert_allclose(y_fast, y_ref, rtol=1e-4, atol=1e-5)
     assert sorted(g_fast) == sorted(g_ref)
     for name in g_ref:

@@ -8,7 +8,9 @@ gives identical bytes run after run). ``tests/golden/expected/`` holds what the 
 before the search-space / task / dataset registries were introduced: the architecture
 file, the final λ, ``result.json`` and every epoch record of ``log.jsonl`` (wall-clock
 fields and the run folder's path left out). A refactor must reproduce them exactly; a
-deliberate change of behaviour regenerates them (and says so in its commit).
+deliberate change of behaviour regenerates them (and says so in its commit). The one change
+so far: the registry renamed the space ``normal`` to ``dense`` (``normal`` is still read as
+an alias), so the architecture file's ``space:`` line says ``dense``; every number stayed.
 """
 from __future__ import annotations
 

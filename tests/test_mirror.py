@@ -7,19 +7,21 @@ from mxnet.gluon import nn
 
 from dso_nas.engine.loops import train_step
 from dso_nas.engine.mirror import MirrorExecutor, make_executors, mirror_step, plan_mirror
-from dso_nas.models.common import Classifier, ConvBNReLU
-from dso_nas.models.ops import impl_for_contexts, op_impl
-from dso_nas.models.supernet import SuperNet
+from dso_nas.models.common import ConvBNReLU
+from dso_nas.models.heads import Classifier
+from dso_nas.ops import backend_for_contexts
+from dso_nas.tasks import get_task
+from dso_nas.spaces.dense.supernet import SuperNet
 
 OPS = ["sep_conv_3x3", "max_pool_3x3"]
 BATCH, HW = 6, 8
 
 
-def _supernet(scope="full", ctx=None, prefix="net_"):
+def _supernet(scope="full", ctx=None, prefix="net_", backend="onednn"):
     mx.random.seed(1)
     net = SuperNet(stem="cifar", in_channels=3, stem_channels=8, channels=(8, 16), blocks=(2, 1),
                    levels=2, ops=OPS, scope=scope, num_classes=10, aggregation="fused",
-                   prefix=prefix)
+                   prefix=prefix, backend=backend)
     net.initialize(mx.init.Xavier(), ctx=ctx or mx.cpu())
     _perturb(net)
     net.hybridize(static_alloc=True)
@@ -159,7 +161,7 @@ def test_mirror_matches_gluon(build):
     plain, mirror = build(), build()
     x, y = _batch()
     t_plain, t_mirror = _trainer(plain), _trainer(mirror)
-    exe = MirrorExecutor(mirror, x.shape, mx.cpu(), num_classes=10, segments=3)
+    exe = MirrorExecutor(mirror, x.shape, mx.cpu(), loss=gluon.loss.SoftmaxCrossEntropyLoss(), segments=3)
     assert exe.plan["segments"] == 3 and exe.plan["mirrored"]
     for _ in range(2):
         loss, logits, grads = _plain_step(plain, x, y, t_plain)
@@ -175,7 +177,7 @@ def test_shared_lambda_gets_the_sum_over_segments():
     plain, mirror = _supernet("share"), _supernet("share")
     x, y = _batch()
     _, _, grads = _plain_step(plain, x, y, _trainer(plain))
-    exe = MirrorExecutor(mirror, x.shape, mx.cpu(), num_classes=10, segments=4)
+    exe = MirrorExecutor(mirror, x.shape, mx.cpu(), loss=gluon.loss.SoftmaxCrossEntropyLoss(), segments=4)
     exe.forward_backward(x, y)
     got = _state(mirror, "grad")
     assert np.abs(got["net_shared_lambda"]).max() > 0
@@ -184,7 +186,7 @@ def test_shared_lambda_gets_the_sum_over_segments():
 
 def test_any_batch_size_and_bn_statistics():
     plain, mirror = _supernet(), _supernet()
-    exe = MirrorExecutor(mirror, (BATCH, 3, HW, HW), mx.cpu(), num_classes=10)
+    exe = MirrorExecutor(mirror, (BATCH, 3, HW, HW), mx.cpu(), loss=gluon.loss.SoftmaxCrossEntropyLoss())
     x, y = _batch(BATCH - 2)                          # a smaller last batch
     loss, _, grads = _plain_step(plain, x, y, _trainer(plain))
     m_loss, _ = exe.forward_backward(x, y)
@@ -198,13 +200,13 @@ def test_any_batch_size_and_bn_statistics():
 
 def test_two_contexts_match_plain_gluon():
     ctxs = [mx.cpu(0), mx.cpu(1)]
-    with op_impl(impl_for_contexts(ctxs)):  # as dso_nas.pipeline builds it
-        plain, mirror = _supernet(ctx=ctxs), _supernet(ctx=ctxs)
+    backend = backend_for_contexts(ctxs)  # as dso_nas.run.build builds it
+    plain, mirror = _supernet(ctx=ctxs, backend=backend), _supernet(ctx=ctxs, backend=backend)
     t_plain, t_mirror = _trainer(plain), _trainer(mirror)
-    exes = make_executors(mirror, (BATCH + 1, 3, HW, HW), ctxs, num_classes=10, segments=3)
+    exes = make_executors(mirror, (BATCH + 1, 3, HW, HW), ctxs, loss=gluon.loss.SoftmaxCrossEntropyLoss(), segments=3)
     for n in (BATCH + 1, BATCH - 1):                  # uneven and smaller batches
         x, y = _batch(n)
-        train_step(plain, t_plain, gluon.loss.SoftmaxCrossEntropyLoss(), x, y, ctxs)
+        train_step(plain, t_plain, get_task("classification"), gluon.loss.SoftmaxCrossEntropyLoss(), x, y, ctxs)
         pairs = mirror_step(exes, x, y, t_mirror, n)
         assert [p[0].shape[0] for p in pairs] == [(n + 1) // 2, n // 2]
         for ctx in ctxs:
@@ -220,10 +222,13 @@ def test_rejects_a_network_that_is_not_a_sequence():
                 self.features.add(nn.Dense(4, in_units=3))
                 self.classifier = nn.Dense(10, in_units=4)
 
+        def sequential_layers(self):
+            return [self.features, self.classifier]
+
         def hybrid_forward(self, F, x):
             return self.classifier(self.features(x) * 2)
 
     net = Twice()
     net.initialize()
     with pytest.raises(ValueError, match="applies its layers in sequence"):
-        MirrorExecutor(net, (2, 3), mx.cpu(), num_classes=10)
+        MirrorExecutor(net, (2, 3), mx.cpu(), loss=gluon.loss.SoftmaxCrossEntropyLoss())

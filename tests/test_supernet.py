@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 from mxnet import autograd
 
-from dso_nas.models.common import stem_cost, reduction_cost, classifier_cost
-from dso_nas.models.ops import Cost, bn_cost, conv_cost, graph_cost, op_cost, sum_cost
-from dso_nas.models.search_block import SearchBlock, block_cost, live_edges, live_ops
-from dso_nas.models.space import block_edges, num_lambda
-from dso_nas.models.supernet import LAMBDA_PATTERN, SuperNet
+from dso_nas.models.common import reduction_cost, stem_cost
+from dso_nas.models.heads import classifier_cost
+from dso_nas.ops import Cost, bn_cost, conv_cost, graph_cost, op_cost, sum_cost
+from dso_nas.spaces.dense.block import SearchBlock, block_cost
+from dso_nas.spaces.dense.graph import live_edges, live_ops
+from dso_nas.spaces.dense.graph import block_edges, num_lambda
+from dso_nas.spaces.dense.supernet import LAMBDA_PATTERN, SuperNet
 
 OPS4 = ["sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3"]
 
@@ -102,12 +104,12 @@ def test_block_lambda_layout_and_selection():
 
 
 @pytest.mark.parametrize("ops", [OPS4, ("sep_conv_3x3",)], ids=["N4", "N1"])
-@pytest.mark.parametrize("impl", ["fast", "reference"])
+@pytest.mark.parametrize("impl", ["onednn", "reference"])
 def test_block_fused_equals_per_edge(impl, ops):
     rng = np.random.RandomState(0)
     blocks = []
     for aggregation in ("fused", "per_edge"):
-        block = SearchBlock(4, 4, ops, aggregation=aggregation, prefix="blk_", impl=impl)
+        block = SearchBlock(4, 4, ops, aggregation=aggregation, prefix="blk_", backend=impl)
         block.initialize()
         block.hybridize(static_alloc=True)
         blocks.append(block)

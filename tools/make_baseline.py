@@ -4,9 +4,10 @@
         --like runs/cifar_search/architecture.yaml --seed 1 --out runs/baselines/random_share.yaml
 
 A random baseline keeps each λ edge independently with probability ``--keep-rate``, or with
-the fraction of edges kept by the searched architecture given with ``--like``. Every file is
-then retrained with ``dso-nas retrain --arch FILE``, where the width multiplier scales it to
-the same parameter budget (``retrain.target_params``) as the searched model.
+the fraction of edges kept by the searched architecture given with ``--like``. The space of
+the config (``model.space``) builds it. Every file is then retrained with
+``dso-nas retrain --arch FILE``, where the width multiplier scales it to the same parameter
+budget (``retrain.target_params``) as the searched model.
 """
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ import sys
 
 from dso_nas.config import load_config
 from dso_nas.errors import UserError
-from dso_nas.models.arch import Layout, load_architecture, save_architecture
-from dso_nas.models.baselines import full_architecture, random_architecture
-from dso_nas.models.space import num_lambda
+from dso_nas.spaces import get_space
+from dso_nas.spaces.archfile import load_architecture, save_architecture
 
 LOG = logging.getLogger("dso_nas")
 KINDS = ("random-share", "random-full", "full")
@@ -27,8 +27,7 @@ KINDS = ("random-share", "random-full", "full")
 def kept_edge_rate(path: str) -> float:
     """Fraction of λ edges an architecture file keeps, over all its cells."""
     arch = load_architecture(path)
-    kept = sum(int(cell.mask(arch.levels, len(arch.ops)).sum()) for cell in arch.cells)
-    return kept / float(num_lambda(arch.levels, len(arch.ops)) * len(arch.cells))
+    return get_space(arch.space).kept_rate(arch)
 
 
 def main(argv=None) -> int:
@@ -44,12 +43,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        layout = Layout.from_config(load_config(args.config, args.overrides).model)
-        if args.kind == "full":
-            arch = full_architecture(layout)
-        else:
-            rate = args.keep_rate if args.keep_rate is not None else kept_edge_rate(args.like) if args.like else 0.5
-            arch = random_architecture(layout, scope=args.kind.split("-")[1], keep_rate=rate, seed=args.seed)
+        cfg = load_config(args.config, args.overrides)
+        rate = args.keep_rate if args.keep_rate is not None else kept_edge_rate(args.like) if args.like else 0.5
+        arch = get_space(cfg.model.space).baseline(args.kind, cfg, keep_rate=rate, seed=args.seed)
         save_architecture(arch, args.out)
     except (UserError, ValueError) as e:
         print(f"make_baseline: error: {e}", file=sys.stderr)

@@ -1,26 +1,29 @@
-"""Datasets, the D_w / D_λ split and reproducible batch loaders.
+"""Datasets by ``data.name`` (:data:`DATASETS`), the D_w / D_λ split and reproducible loaders.
 
 :func:`load_dataset` reads Fashion-MNIST or CIFAR-10 from local files into a
 :class:`Dataset`; :func:`build_loaders` splits the training images into the weight set
 D_w and the structure set D_λ (TPAMI Sec. 4.1: 25K / 25K on CIFAR-10) and wraps every
-part in an :class:`~dso_nas.data.loader.ArrayLoader`.
+part in a :class:`~dso_nas.data.loader.Loader` (today the in-memory
+:class:`~dso_nas.data.loader.ArrayLoader`). A new dataset is one reader module plus one
+``DATASETS.register`` line below; RecordIO (ImageNet) and VOC bring loaders of their own
+behind the same protocol.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Tuple
+from typing import Callable, Tuple
 
 import numpy as np
 
-from ..errors import ConfigError, UserError
-from .augment import Augment, train_augment
+from ..errors import ConfigError
+from ..registry import Registry
+from .augment import Augment
 from .cifar import check_cifar10, load_cifar10
 from .fashion_mnist import DEFAULT_ROOT as FASHION_MNIST_ROOT, check_fashion_mnist, load_fashion_mnist
-from .loader import ArrayLoader
+from .loader import ArrayLoader, Loader, ShardedLoader
 
-__all__ = ["Dataset", "DatasetSpec", "Loaders", "ArrayLoader", "Augment", "DATASETS",
-           "check_dataset", "dataset_spec", "load_dataset",
-           "split_indices", "build_loaders", "train_augment"]
+__all__ = ["Dataset", "DatasetSpec", "Loaders", "Loader", "ArrayLoader", "ShardedLoader", "Augment", "DATASETS",
+           "check_dataset", "dataset_spec", "load_dataset", "split_indices", "build_loaders", "train_augment"]
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -41,6 +44,9 @@ class DatasetSpec:
         Side of the (square) images.
     num_classes : int
         Number of classes.
+    pad, flip : int, bool
+        Training augmentation: zero padding before the random crop back to ``image_size``,
+        and random horizontal flips.
     """
 
     reader: Callable[[str], Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
@@ -50,16 +56,27 @@ class DatasetSpec:
     std: Tuple[float, ...]
     image_size: int
     num_classes: int = 10
+    pad: int = 4
+    flip: bool = True
+
+    def augment(self, cutout: int = 0) -> Augment:
+        """The training augmentation of this dataset, with cutout of side ``cutout``."""
+        return Augment(pad=self.pad, flip=self.flip, cutout=cutout)
 
 
 #: The datasets by ``data.name``. The CIFAR-10 statistics are CIFAR-10's own (the authors'
-#: release used CIFAR-100's by mistake).
-DATASETS: Dict[str, DatasetSpec] = {
-    "fashion_mnist": DatasetSpec(load_fashion_mnist, check_fashion_mnist, FASHION_MNIST_ROOT,
-                                 (0.2860,), (0.3530,), 28),
-    "cifar10": DatasetSpec(load_cifar10, check_cifar10, "", (0.4914, 0.4822, 0.4465),
-                           (0.2470, 0.2435, 0.2616), 32),
-}
+#: release used CIFAR-100's by mistake); CIFAR-10 pads to 40x40 and crops 32x32 (the paper)
+#: with the standard flip, Fashion-MNIST reuses it (pad 4, crop 28).
+DATASETS: Registry[DatasetSpec] = Registry("dataset", "data.name")
+DATASETS.register("fashion_mnist", DatasetSpec(load_fashion_mnist, check_fashion_mnist, FASHION_MNIST_ROOT,
+                                               (0.2860,), (0.3530,), 28))
+DATASETS.register("cifar10", DatasetSpec(load_cifar10, check_cifar10, "", (0.4914, 0.4822, 0.4465),
+                                         (0.2470, 0.2435, 0.2616), 32))
+
+
+def train_augment(name: str, cutout: int = 0) -> Augment:
+    """The training augmentation of dataset ``name``, with cutout of side ``cutout``."""
+    return dataset_spec(name).augment(cutout)
 
 
 def check_dataset(name: str, root: str = "") -> None:
@@ -69,10 +86,8 @@ def check_dataset(name: str, root: str = "") -> None:
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    """The :class:`DatasetSpec` of ``name``; ``UserError`` listing the valid names if unknown."""
-    if name not in DATASETS:
-        raise UserError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name]
+    """The :class:`DatasetSpec` of ``name``; ``ConfigError`` listing the valid names if unknown."""
+    return DATASETS.get(name)
 
 
 @dataclass
@@ -98,10 +113,10 @@ class Dataset:
 class Loaders:
     """Loaders of D_w (``weights``), D_λ (``lambdas``), all training images and the test set."""
 
-    weights: ArrayLoader
-    lambdas: ArrayLoader
-    full: ArrayLoader
-    test: ArrayLoader
+    weights: Loader
+    lambdas: Loader
+    full: Loader
+    test: Loader
 
 
 def load_dataset(name: str, root: str) -> Dataset:
@@ -157,7 +172,7 @@ def build_loaders(ds: Dataset, *, batch_size: int, eval_batch_size: int, limit: 
     """
     n = len(ds.train_x) if limit <= 0 else min(limit, len(ds.train_x))
     x, y = ds.train_x[:n], ds.train_y[:n]
-    aug = train_augment(ds.name, cutout) if augment else None
+    aug = dataset_spec(ds.name).augment(cutout) if augment else None
     s_w, s_lam, s_full = _child_seeds(seed, 3)
 
     def train(xs: np.ndarray, ys: np.ndarray, s: int) -> ArrayLoader:

@@ -14,12 +14,6 @@ from typing import Optional
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..errors import UserError
-
-#: Per-dataset training augmentation: (pad, flip). CIFAR-10 follows the paper (pad to
-#: 40x40, crop 32x32) plus the standard flip; Fashion-MNIST reuses it (pad 4, crop 28).
-TRAIN_AUGMENT = {"cifar10": (4, True), "fashion_mnist": (4, True)}
-
 
 @dataclass(frozen=True)
 class Augment:
@@ -67,12 +61,3 @@ class Augment:
         in_rows = (ys >= top[:, None]) & (ys < top[:, None] + self.cutout)
         in_cols = (xs >= left[:, None]) & (xs < left[:, None] + self.cutout)
         return (~(in_rows[:, :, None] & in_cols[:, None, :]))[:, None].astype(np.float32)
-
-
-def train_augment(name: str, cutout: int = 0) -> Augment:
-    """The training augmentation of dataset ``name``, with cutout of side ``cutout``."""
-    if name not in TRAIN_AUGMENT:
-        raise UserError(f"no augmentation defined for dataset {name!r}; "
-                        f"valid: {', '.join(sorted(TRAIN_AUGMENT))}")
-    pad, flip = TRAIN_AUGMENT[name]
-    return Augment(pad=pad, flip=flip, cutout=cutout)

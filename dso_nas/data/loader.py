@@ -1,4 +1,12 @@
-"""A reproducible, resumable batch iterator over in-memory uint8 image arrays.
+"""Loaders: the :class:`Loader` protocol and the in-memory :class:`ArrayLoader`.
+
+Every loader the loops read has ``len(loader)`` (batches per epoch), ``epoch(e, start)``
+(batches ``start, start + 1, ...`` of epoch ``e``, a pure function of the loader's seed, ``e``
+and the batch index) and ``shard(rank, world)`` (the rank's part of every batch, for
+several workers). The RecordIO and VOC loaders of the coming issues implement the same three.
+
+:class:`ArrayLoader` is a reproducible, resumable batch iterator over in-memory uint8 image
+arrays.
 
 Every random choice is a pure function of ``(seed, epoch, batch)``: the order of epoch
 ``e`` comes from ``np.random.default_rng([seed, e])`` and the augmentation of its batch
@@ -12,7 +20,7 @@ Batches are converted and normalised with ``mx.nd.image.to_tensor`` and
 """
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Iterator, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import mxnet as mx
 import numpy as np
@@ -21,6 +29,29 @@ from ..errors import ConfigError
 from .augment import Augment
 
 Batch = Tuple[mx.nd.NDArray, mx.nd.NDArray]
+
+__all__ = ["Batch", "Loader", "ArrayLoader", "ShardedLoader", "shard_bounds"]
+
+
+@runtime_checkable
+class Loader(Protocol):
+    """What the training loops read (see the module docstring)."""
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]: ...
+
+    def shard(self, rank: int, world: int) -> "Loader": ...
+
+
+def shard_bounds(size: int, rank: int, world: int) -> Tuple[int, int]:
+    """``[begin, end)`` of rank ``rank``'s rows in a batch of ``size`` split over ``world``
+    parts, as ``gluon.utils.split_and_load(..., even_split=False)`` splits over contexts
+    (equal parts, the last one takes the remainder)."""
+    if not 0 <= rank < world:
+        raise ValueError(f"rank must be in [0, {world}), got {rank}")
+    step = size // world
+    return rank * step, (size if rank == world - 1 else (rank + 1) * step)
 
 
 class ArrayLoader:
@@ -101,3 +132,38 @@ class ArrayLoader:
         if mask is not None:
             data = data * mx.nd.array(mask)
         return data, mx.nd.array(self.y[idx])
+
+    def shard(self, rank: int, world: int) -> "ShardedLoader":
+        """Rank ``rank``'s part of every batch when ``world`` workers share this loader."""
+        return ShardedLoader(self, rank, world)
+
+
+class ShardedLoader:
+    """One worker's rows of every batch of a loader: the global batch order and augmentation
+    are those of the whole loader, so ``world`` shards together see exactly what one process
+    sees (each shard builds the whole batch and keeps its rows: cheap for in-memory arrays).
+    """
+
+    def __init__(self, base: ArrayLoader, rank: int, world: int):
+        if world < 1 or not 0 <= rank < world:
+            raise ValueError(f"need 0 <= rank < world, got rank {rank}, world {world}")
+        if base.batch_size < world:
+            raise ConfigError(f"a batch of {base.batch_size} cannot be split over {world} workers")
+        self.base, self.rank, self.world = base, rank, world
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    @property
+    def num_samples(self) -> int:
+        """Images the whole loader iterates (all shards together)."""
+        return self.base.num_samples
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """This rank's rows of batches ``start, start + 1, ...`` of ``epoch``."""
+        for data, label in self.base.epoch(epoch, start):
+            begin, end = shard_bounds(data.shape[0], self.rank, self.world)
+            yield data[begin:end], label[begin:end]
+
+    def shard(self, rank: int, world: int) -> "ShardedLoader":
+        raise ValueError("a sharded loader cannot be sharded again")

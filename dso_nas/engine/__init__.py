@@ -1,4 +1,5 @@
-"""Training loops shared by pre-training, search and retraining."""
+"""Training machinery shared by pre-training, search and retraining: loops (task-agnostic),
+mirror mode, devices and the distributed seam."""
 from .loops import (DivergedError, EpochResult, StopFlag, evaluate, search_epoch, search_rounds, train_epoch,
                     train_step)
 

@@ -1,11 +1,12 @@
 """Training loops: :func:`train_epoch` (pre-training and retraining), :func:`search_epoch`
 (Algorithm 1: λ steps on D_λ with APG-NAG alternating with weight steps on D_w with NAG)
-and :func:`evaluate`.
+and :func:`evaluate`. Each takes the task (:mod:`dso_nas.tasks`): its loss, how the outputs
+combine into the objective, and its metric; nothing here knows what is being predicted.
 
 Every loop can start mid-epoch (``start``) and stops early, after a whole step, when its
 :class:`StopFlag` is raised (SIGINT/SIGTERM); it then reports how far it got so the caller
 can write a checkpoint that resumes exactly there. Batches are a pure function of
-``(seed, epoch, index)`` (see :class:`dso_nas.data.loader.ArrayLoader`) and MXNet's RNG is
+``(seed, epoch, index)`` (see :class:`dso_nas.data.loader.Loader`) and MXNet's RNG is
 reseeded per step from the same triple, so an interrupted and resumed run repeats the same
 arithmetic as an uninterrupted one.
 """
@@ -22,6 +23,7 @@ from mxnet import autograd, gluon
 
 from ..errors import UserError
 from ..runlog import progress
+from ..tasks.base import Metric, Task
 from .mirror import mirror_step
 
 Context = mx.Context
@@ -55,24 +57,6 @@ class StopFlag:
 
 
 @dataclass
-class Meter:
-    """Running sums of loss and accuracy over a phase."""
-
-    loss: float = 0.0
-    correct: int = 0
-    count: int = 0
-
-    def add(self, loss_sum: float, correct: int, count: int) -> None:
-        self.loss += loss_sum
-        self.correct += correct
-        self.count += count
-
-    def result(self) -> Dict[str, float]:
-        n = max(self.count, 1)
-        return {"loss": self.loss / n, "acc": self.correct / n}
-
-
-@dataclass
 class EpochResult:
     """What a loop did: metrics per split and the position reached (steps or rounds)."""
 
@@ -90,20 +74,9 @@ def _split(data: mx.nd.NDArray, ctxs: Sequence[Context]) -> List[mx.nd.NDArray]:
     return gluon.utils.split_and_load(data, list(ctxs), even_split=False)
 
 
-def _loss_and_logits(net: gluon.Block, loss_fn: gluon.loss.Loss, x, y, aux_weight: float):
-    out = net(x)
-    if isinstance(out, (list, tuple)):
-        logits, aux = out
-        loss = loss_fn(logits, y)
-        if aux_weight > 0:
-            loss = loss + aux_weight * loss_fn(aux, y)
-        return loss, logits
-    return loss_fn(out, y), out
-
-
-def train_step(net: gluon.Block, trainer: gluon.Trainer, loss_fn: gluon.loss.Loss, data, label,
-               ctxs: Sequence[Context], aux_weight: float = 0.0, executors: Optional[Sequence] = None) -> Meter:
-    """One forward/backward/update on a batch split over ``ctxs``; returns its metrics.
+def train_step(net: gluon.Block, trainer: gluon.Trainer, task: Task, loss_fn: gluon.loss.Loss, data, label,
+               ctxs: Sequence[Context], aux_weight: float = 0.0, executors: Optional[Sequence] = None) -> Metric:
+    """One forward/backward/update on a batch split over ``ctxs``; returns its metric.
 
     With ``executors`` (:func:`dso_nas.engine.mirror.make_executors`, ``train.mirror=true``) the
     forward/backward recomputes segments instead of storing every activation.
@@ -114,20 +87,19 @@ def train_step(net: gluon.Block, trainer: gluon.Trainer, loss_fn: gluon.loss.Los
     else:
         xs = _split(data, ctxs)
         with autograd.record():
-            pairs = [_loss_and_logits(net, loss_fn, x, y, aux_weight) for x, y in zip(xs, ys)]
+            pairs = [task.objective(loss_fn, net(x), y, aux_weight) for x, y in zip(xs, ys)]
         autograd.backward([loss for loss, _ in pairs])
         trainer.step(data.shape[0])
-    meter = Meter()
-    for (loss, logits), y in zip(pairs, ys):
+    meter = task.metric()
+    for (loss, out), y in zip(pairs, ys):
         loss_sum = float(loss.sum().asscalar())
         if not math.isfinite(loss_sum):
             raise DivergedError("the loss became NaN/inf; the run stopped and the last good checkpoint is kept")
-        correct = int((logits.argmax(axis=1) == y.astype(logits.dtype)).sum().asscalar())
-        meter.add(loss_sum, correct, y.shape[0])
+        meter.update(loss_sum, out, y)
     return meter
 
 
-def train_epoch(net: gluon.Block, loader, trainer: gluon.Trainer, *, epoch: int, start: int = 0,
+def train_epoch(net: gluon.Block, loader, trainer: gluon.Trainer, *, task: Task, epoch: int, start: int = 0,
                 ctxs: Sequence[Context], seed: int, aux_weight: float = 0.0,
                 stop: Optional[StopFlag] = None, show_progress: bool = True, desc: str = "train",
                 executors: Optional[Sequence] = None) -> EpochResult:
@@ -135,15 +107,14 @@ def train_epoch(net: gluon.Block, loader, trainer: gluon.Trainer, *, epoch: int,
 
     Returns the epoch's metrics under ``"train"`` and the number of batches done.
     """
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    meter = Meter()
+    loss_fn = task.loss()
+    meter = task.metric()
     total = len(loader)
     position = start
     for k, (data, label) in enumerate(progress(loader.epoch(epoch, start), total=total - start,
                                                desc=f"{desc} {epoch}", enabled=show_progress), start):
         mx.random.seed(step_seed(seed, epoch, k))
-        m = train_step(net, trainer, loss_fn, data, label, ctxs, aux_weight, executors)
-        meter.add(m.loss, m.correct, m.count)
+        meter.merge(train_step(net, trainer, task, loss_fn, data, label, ctxs, aux_weight, executors))
         position = k + 1
         if stop is not None and stop.requested and position < total:
             return EpochResult({"train": meter.result()}, position, finished=False)
@@ -156,7 +127,7 @@ def search_rounds(num_weight_batches: int, ratio: Sequence[int]) -> int:
 
 
 def search_epoch(net: gluon.Block, w_loader, lam_loader, w_trainer: gluon.Trainer, lam_trainer: gluon.Trainer, *,
-                 epoch: int, start: int = 0, ratio: Sequence[int], ctxs: Sequence[Context], seed: int,
+                 task: Task, epoch: int, start: int = 0, ratio: Sequence[int], ctxs: Sequence[Context], seed: int,
                  before_lambda_step: Optional[Callable[[int], None]] = None,
                  stop: Optional[StopFlag] = None, show_progress: bool = True,
                  executors: Optional[Sequence] = None) -> EpochResult:
@@ -168,8 +139,8 @@ def search_epoch(net: gluon.Block, w_loader, lam_loader, w_trainer: gluon.Traine
     ``before_lambda_step(g)`` runs before each λ step (the budget's γ refresh).
     """
     x, y = int(ratio[0]), int(ratio[1])
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    w_meter, lam_meter = Meter(), Meter()
+    loss_fn = task.loss()
+    w_meter, lam_meter = task.metric(), task.metric()
     n_w, n_lam = len(w_loader), len(lam_loader)
     rounds = search_rounds(n_w, ratio)
     w_iter = w_loader.epoch(epoch, start * x)
@@ -185,30 +156,27 @@ def search_epoch(net: gluon.Block, w_loader, lam_loader, w_trainer: gluon.Traine
             if before_lambda_step is not None:
                 before_lambda_step(g)
             mx.random.seed(step_seed(seed, epoch, r * (x + y) + j, 1))
-            m = train_step(net, lam_trainer, loss_fn, data, label, ctxs, executors=executors)
-            lam_meter.add(m.loss, m.correct, m.count)
+            lam_meter.merge(train_step(net, lam_trainer, task, loss_fn, data, label, ctxs, executors=executors))
         for i in range(x):
             if r * x + i >= n_w:
                 break
             data, label = next(w_iter)
             mx.random.seed(step_seed(seed, epoch, r * (x + y) + y + i, 2))
-            m = train_step(net, w_trainer, loss_fn, data, label, ctxs, executors=executors)
-            w_meter.add(m.loss, m.correct, m.count)
+            w_meter.merge(train_step(net, w_trainer, task, loss_fn, data, label, ctxs, executors=executors))
         position = r + 1
         if stop is not None and stop.requested and position < rounds:
             return EpochResult({"weights": w_meter.result(), "lambda": lam_meter.result()}, position, finished=False)
     return EpochResult({"weights": w_meter.result(), "lambda": lam_meter.result()}, position, finished=True)
 
 
-def evaluate(net: gluon.Block, loader, ctxs: Sequence[Context], show_progress: bool = False) -> Dict[str, float]:
-    """Loss and accuracy of ``net`` on every batch of ``loader`` (inference mode)."""
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    meter = Meter()
+def evaluate(net: gluon.Block, loader, ctxs: Sequence[Context], *, task: Task,
+             show_progress: bool = False) -> Dict[str, float]:
+    """The task's metric of ``net`` on every batch of ``loader`` (inference mode)."""
+    loss_fn = task.loss()
+    meter = task.metric()
     for data, label in progress(loader.epoch(0), total=len(loader), desc="eval", enabled=show_progress):
         for x, y in zip(_split(data, ctxs), _split(label, ctxs)):
             out = net(x)
-            logits = out[0] if isinstance(out, (list, tuple)) else out
-            loss = loss_fn(logits, y)
-            correct = int((logits.argmax(axis=1) == y.astype(logits.dtype)).sum().asscalar())
-            meter.add(float(loss.sum().asscalar()), correct, y.shape[0])
+            main = out[0] if isinstance(out, (list, tuple)) else out
+            meter.update(float(loss_fn(main, y).sum().asscalar()), main, y)
     return meter.result()

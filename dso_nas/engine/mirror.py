@@ -50,7 +50,7 @@ each (7.5 GiB of activations estimated down to 0.56 GiB at batch 16).
 
 Semantics kept equal to ``autograd`` + ``Trainer.step``
 -----------------------------------------------------
-Loss: Gluon's :class:`~mxnet.gluon.loss.SoftmaxCrossEntropyLoss`, per sample, back-propagated
+Loss: the task's per-sample Gluon loss (:meth:`dso_nas.tasks.Task.loss`), back-propagated
 with a head gradient of one per sample (as ``autograd.backward`` of the per-sample loss).
 Gradients follow each Parameter's ``grad_req``; a ``write`` Parameter read by several
 segments (the ``share``-scope λ) gets the sum of its segments' gradients (equal to the
@@ -271,13 +271,13 @@ def describe_plan(plan: dict) -> str:
 
 
 def _layers(net: gluon.HybridBlock) -> List[gluon.HybridBlock]:
-    """The top-level sequence of a network: a ``HybridSequential``'s children, or
-    ``features`` followed by ``classifier`` (the supernet), nested sequences flattened."""
+    """The top-level sequence of a network, nested sequences flattened: a
+    ``HybridSequential``'s children, or what its ``sequential_layers()`` returns (the
+    supernets of :mod:`dso_nas.spaces`), or the network itself."""
     if isinstance(net, nn.HybridSequential):
         return [leaf for child in net for leaf in _layers(child)]
-    features, classifier = getattr(net, "features", None), getattr(net, "classifier", None)
-    if isinstance(features, gluon.HybridBlock) and isinstance(classifier, gluon.HybridBlock):
-        return _layers(features) + [classifier]
+    if callable(getattr(net, "sequential_layers", None)):
+        return [leaf for child in net.sequential_layers() for leaf in _layers(child)]
     return [net]
 
 
@@ -305,8 +305,7 @@ def _structure(sym: mx.sym.Symbol) -> list:
 
 
 class MirrorExecutor:
-    """Forward/backward of ``net`` + softmax cross-entropy with recomputed segments, on one
-    context.
+    """Forward/backward of ``net`` + the task's loss with recomputed segments, on one context.
 
     Works on ``net``'s own Parameters for ``ctx``: gradients land in ``param.grad(ctx)``,
     BN running statistics in the aux Parameters, and a ``gluon.Trainer`` over
@@ -318,13 +317,13 @@ class MirrorExecutor:
     ----------
     net : HybridBlock
         An initialized network that applies its layers in sequence (``HybridSequential``,
-        or ``features`` then ``classifier`` like the supernet) and outputs logits.
+        or a block with ``sequential_layers()`` like the supernets) and has one output.
     data_shape : tuple of int
         ``(B, C, H, W)`` used to weight the plan.
     ctx : Context
         The context of this executor's Parameter copies.
-    num_classes : int
-        Classifier outputs (checked against the network).
+    loss : gluon.loss.Loss
+        The task's per-sample loss of the network's output.
     segments : int, optional
         Mirror segments (see :func:`plan_mirror`).
 
@@ -335,8 +334,8 @@ class MirrorExecutor:
     """
 
     def __init__(self, net: gluon.HybridBlock, data_shape: Tuple[int, ...], ctx: mx.Context, *,
-                 num_classes: int, segments: Optional[int] = None):
-        self.net, self.ctx, self.num_classes = net, ctx, int(num_classes)
+                 loss: gluon.loss.Loss, segments: Optional[int] = None):
+        self.net, self.ctx = net, ctx
         self.data_shape = tuple(int(s) for s in data_shape)
         self.layers = _layers(net)
         composed, outputs = _compose(self.layers)
@@ -345,15 +344,14 @@ class MirrorExecutor:
                              f"{net.name} computes something else than "
                              f"{' -> '.join(layer.name for layer in self.layers)}")
         out_shape = composed.infer_shape(**{DATA: self.data_shape})[1][0]
-        if tuple(out_shape) != (self.data_shape[0], self.num_classes):
-            raise ValueError(f"the network maps {self.data_shape} to {tuple(out_shape)}, "
-                             f"expected ({self.data_shape[0]}, {self.num_classes})")
+        if not out_shape or out_shape[0] != self.data_shape[0]:
+            raise ValueError(f"the network maps {self.data_shape} to {out_shape}: no per-sample output")
         self.plan = plan_mirror(composed, segments, shapes={DATA: self.data_shape},
                                 candidates=outputs[:-1])
         ends = [outputs.index(name) for name in self.plan["boundaries"]] + [len(self.layers) - 1]
         starts = [0] + [end + 1 for end in ends[:-1]]
         self._segments = [self.layers[a:b + 1] for a, b in zip(starts, ends)]
-        self._loss = gluon.loss.SoftmaxCrossEntropyLoss()
+        self._loss = loss
         self._users = self._segment_users()
         aux_names = set(composed.list_auxiliary_states())
         self._aux = [p for segment in self._segments[:-1] for layer in segment
@@ -389,7 +387,7 @@ class MirrorExecutor:
     def forward_backward(self, data: NDArray, label: NDArray) -> Tuple[NDArray, NDArray]:
         """One training forward and backward on a batch (any batch size).
 
-        Returns the per-sample loss and the logits. The gradients are written (or added,
+        Returns the per-sample loss and the network's output. The gradients are written (or added,
         per ``grad_req``) into the Parameters' gradient arrays on this context; BN running
         statistics move once, as in a Gluon training step.
         """
@@ -442,14 +440,14 @@ class MirrorExecutor:
 
 
 def make_executors(net: gluon.HybridBlock, data_shape: Tuple[int, ...],
-                   ctxs: Sequence[mx.Context], *, num_classes: int,
+                   ctxs: Sequence[mx.Context], *, loss: gluon.loss.Loss,
                    segments: Optional[int] = None) -> List[MirrorExecutor]:
     """One :class:`MirrorExecutor` per context, planned for the largest slice of a
     ``data_shape`` batch that ``gluon.utils.split_and_load(..., even_split=False)`` gives."""
     ctxs = list(ctxs)
     per_ctx = -(-int(data_shape[0]) // len(ctxs))
     shape = (per_ctx,) + tuple(data_shape[1:])
-    return [MirrorExecutor(net, shape, ctx, num_classes=num_classes, segments=segments)
+    return [MirrorExecutor(net, shape, ctx, loss=loss, segments=segments)
             for ctx in ctxs]
 
 

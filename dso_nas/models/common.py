@@ -11,8 +11,12 @@ functions (:func:`conv_bn_relu_cost`, :func:`stem_cost`, :func:`reduction_cost`,
   ``in_channels=1``); ``"imagenet"``: ``3 x 3`` stride-2 ConvBNReLU to ``channels // 2``, then
   ``3 x 3`` stride-2 ConvBNReLU to ``channels`` (the release: 14 then 28).
 * :class:`ReductionBlock` - a ``1 x 1`` and a ``3 x 3`` stride-2 ConvBNReLU, outputs summed
-  (TPAMI §3.1). It carries no λ: it is fixed, not searched.
-* :class:`Classifier` - global average pooling -> dropout -> dense.
+  (TPAMI §3.1). It carries no λ: it is fixed, not searched. ``stride=1, dilation=2`` keeps
+  the resolution instead (DeepLabv3's output stride 16: the last reduction's stride becomes
+  a dilation).
+
+Every piece takes its op form as ``backend`` (:mod:`dso_nas.ops.backends`) and passes it to
+its BN-ReLUs. Heads (classifier, auxiliary classifier) live in :mod:`dso_nas.models.heads`.
 """
 from __future__ import annotations
 
@@ -21,20 +25,17 @@ from typing import Optional, Tuple
 from mxnet.gluon import HybridBlock, nn
 
 from dso_nas.errors import ConfigError
-from dso_nas.models.ops import (BNReLU, Cost, bn_cost, conv_cost, conv_out_size, dense_cost,
-                                global_avg_pool, resolve_impl, sum_cost)
+from dso_nas.ops import REFERENCE, BNReLU, Cost, bn_cost, check_backend, conv_cost, conv_out_size, sum_cost
 
 __all__ = [
     "STEM_KINDS",
     "ConvBNReLU",
     "Stem",
     "ReductionBlock",
-    "Classifier",
     "conv_bn_relu_cost",
     "stem_cost",
     "stem_out_shape",
     "reduction_cost",
-    "classifier_cost",
 ]
 
 Shape = Tuple[int, int, int]
@@ -55,38 +56,43 @@ class ConvBNReLU(HybridBlock):
     kernel, stride : int
         Convolution window and stride.
     affine, bn_eps, bn_momentum
-        BatchNorm settings (see :class:`dso_nas.models.ops.BNReLU`).
+        BatchNorm settings (see :class:`dso_nas.ops.BNReLU`).
+    backend : {"onednn", "reference"}
+        Form of the BN-ReLU.
+    dilation : int
+        Dilation of the convolution (padding ``dilation·(kernel // 2)`` keeps "same" size).
     """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1,
                  affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
-                 **kwargs):
+                 backend: str = REFERENCE, dilation: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.c_in, self.c_out, self.kernel, self.stride = c_in, c_out, kernel, stride
-        self.affine = affine
+        self.affine, self.dilation, self.backend = affine, dilation, check_backend(backend)
         with self.name_scope():
-            self.conv = nn.Conv2D(c_out, kernel, strides=stride, padding=kernel // 2,
-                                  use_bias=False, in_channels=c_in)
-            self.bn = BNReLU(c_out, affine, bn_eps, bn_momentum)
+            self.conv = nn.Conv2D(c_out, kernel, strides=stride, padding=dilation * (kernel // 2),
+                                  dilation=dilation, use_bias=False, in_channels=c_in)
+            self.bn = BNReLU(c_out, affine, bn_eps, bn_momentum, self.backend)
 
     def hybrid_forward(self, F, x):
         return self.bn(self.conv(x))
 
     def out_shape(self, height: int, width: int) -> Shape:
         """``(C, H, W)`` of the output for an input of ``height x width``."""
-        return (self.c_out, conv_out_size(height, self.kernel, self.stride),
-                conv_out_size(width, self.kernel, self.stride))
+        return (self.c_out, conv_out_size(height, self.kernel, self.stride, dilation=self.dilation),
+                conv_out_size(width, self.kernel, self.stride, dilation=self.dilation))
 
     def cost(self, height: int, width: int) -> Cost:
         """Analytic cost for an input of ``height x width``."""
         return conv_bn_relu_cost(self.c_in, self.c_out, self.kernel, height, width,
-                                 self.stride, self.affine)
+                                 self.stride, self.affine, self.dilation)
 
 
 def conv_bn_relu_cost(c_in: int, c_out: int, kernel: int, height: int, width: int,
-                      stride: int = 1, affine: bool = True) -> Cost:
+                      stride: int = 1, affine: bool = True, dilation: int = 1) -> Cost:
     """Analytic cost of :class:`ConvBNReLU`."""
-    return conv_cost(c_in, c_out, kernel, height, width, stride) + bn_cost(c_out, affine=affine)
+    return (conv_cost(c_in, c_out, kernel, height, width, stride, dilation=dilation)
+            + bn_cost(c_out, affine=affine))
 
 
 # ----------------------------------------------------------------------------- Stem
@@ -115,10 +121,12 @@ class Stem(HybridBlock):
         Output channels.
     affine, bn_eps, bn_momentum
         BatchNorm settings.
+    backend : {"onednn", "reference"}
+        Form of the BN-ReLUs.
     """
 
     def __init__(self, kind: str, in_channels: int, channels: int, affine: bool = True,
-                 bn_eps: float = 2e-5, bn_momentum: float = 0.9, **kwargs):
+                 bn_eps: float = 2e-5, bn_momentum: float = 0.9, backend: str = REFERENCE, **kwargs):
         super().__init__(**kwargs)
         self.kind, self.in_channels, self.channels = kind, in_channels, channels
         self.affine = affine
@@ -126,7 +134,7 @@ class Stem(HybridBlock):
         with self.name_scope():
             self.body = nn.HybridSequential(prefix="")
             for c_in, c_out, kernel, stride in layers:
-                self.body.add(ConvBNReLU(c_in, c_out, kernel, stride, affine, bn_eps, bn_momentum))
+                self.body.add(ConvBNReLU(c_in, c_out, kernel, stride, affine, bn_eps, bn_momentum, backend))
 
     def hybrid_forward(self, F, x):
         return self.body(x)
@@ -173,77 +181,43 @@ class ReductionBlock(HybridBlock):
         Input and output channels (the paper doubles the width).
     affine, bn_eps, bn_momentum
         BatchNorm settings.
+    backend : {"onednn", "reference"}
+        Form of the BN-ReLUs.
+    stride, dilation : int
+        ``2, 1`` (the paper); ``1, 2`` keeps the resolution and dilates the ``3 x 3`` branch
+        (output stride 16 for segmentation).
     """
 
     def __init__(self, c_in: int, c_out: int, affine: bool = True, bn_eps: float = 2e-5,
-                 bn_momentum: float = 0.9, **kwargs):
+                 bn_momentum: float = 0.9, backend: str = REFERENCE, stride: int = 2,
+                 dilation: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.c_in, self.c_out, self.affine = c_in, c_out, affine
+        self.stride, self.dilation = stride, dilation
         with self.name_scope():
-            self.conv1 = ConvBNReLU(c_in, c_out, 1, 2, affine, bn_eps, bn_momentum,
+            self.conv1 = ConvBNReLU(c_in, c_out, 1, stride, affine, bn_eps, bn_momentum, backend,
                                     prefix="conv1x1_")
-            self.conv3 = ConvBNReLU(c_in, c_out, 3, 2, affine, bn_eps, bn_momentum,
-                                    prefix="conv3x3_")
+            self.conv3 = ConvBNReLU(c_in, c_out, 3, stride, affine, bn_eps, bn_momentum, backend,
+                                    dilation=dilation, prefix="conv3x3_")
 
     def hybrid_forward(self, F, x):
         return self.conv1(x) + self.conv3(x)
 
     def out_shape(self, height: int, width: int) -> Shape:
         """``(C, H, W)`` of the output for an input of ``height x width``."""
-        return self.c_out, conv_out_size(height, 3, 2), conv_out_size(width, 3, 2)
+        return (self.c_out, conv_out_size(height, 3, self.stride, dilation=self.dilation),
+                conv_out_size(width, 3, self.stride, dilation=self.dilation))
 
     def cost(self, height: int, width: int) -> Cost:
         """Analytic cost for an input of ``height x width``."""
-        return reduction_cost(self.c_in, self.c_out, height, width, self.affine)
+        return reduction_cost(self.c_in, self.c_out, height, width, self.affine, self.stride, self.dilation)
 
 
-def reduction_cost(c_in: int, c_out: int, height: int, width: int, affine: bool = True) -> Cost:
+def reduction_cost(c_in: int, c_out: int, height: int, width: int, affine: bool = True,
+                   stride: int = 2, dilation: int = 1) -> Cost:
     """Analytic cost of :class:`ReductionBlock` (two branches plus the sum)."""
-    h_out, w_out = conv_out_size(height, 3, 2), conv_out_size(width, 3, 2)
-    return (conv_bn_relu_cost(c_in, c_out, 1, height, width, 2, affine)
-            + conv_bn_relu_cost(c_in, c_out, 3, height, width, 2, affine)
+    h_out = conv_out_size(height, 3, stride, dilation=dilation)
+    w_out = conv_out_size(width, 3, stride, dilation=dilation)
+    return (conv_bn_relu_cost(c_in, c_out, 1, height, width, stride, affine)
+            + conv_bn_relu_cost(c_in, c_out, 3, height, width, stride, affine, dilation)
             + sum_cost(2, c_out, h_out, w_out))
-
-
-# ----------------------------------------------------------------------------- Classifier
-
-
-class Classifier(HybridBlock):
-    """Global average pooling -> dropout (when ``dropout > 0``) -> dense.
-
-    Parameters
-    ----------
-    in_channels : int
-        Channels of the last feature map.
-    num_classes : int
-        Output units.
-    dropout : float
-        Dropout rate before the dense layer.
-    impl : {"fast", "reference"}, optional
-        How the pooling is computed (:func:`dso_nas.models.ops.global_avg_pool`).
-    """
-
-    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0,
-                 impl: Optional[str] = None, **kwargs):
-        super().__init__(**kwargs)
-        self.in_channels, self.num_classes, self.dropout = in_channels, num_classes, dropout
-        self.impl = resolve_impl(impl)
-        with self.name_scope():
-            self.drop = nn.Dropout(dropout) if dropout > 0 else None
-            self.fc = nn.Dense(num_classes, in_units=in_channels)
-
-    def hybrid_forward(self, F, x):
-        x = global_avg_pool(F, x, self.impl)
-        if self.drop is not None:
-            x = self.drop(x)
-        return self.fc(x)
-
-    def cost(self, height: int, width: int) -> Cost:
-        """Analytic cost for an input of ``in_channels x height x width``."""
-        return classifier_cost(self.in_channels, self.num_classes, height, width)
-
-
-def classifier_cost(in_channels: int, num_classes: int, height: int, width: int) -> Cost:
-    """Analytic cost of :class:`Classifier` (global pooling as a whole-map window)."""
-    plane = in_channels * height * width
-    return Cost(0, plane, plane + in_channels) + dense_cost(in_channels, num_classes)

@@ -1,6 +1,7 @@
-"""Atomic checkpoints: weights, λ, optimizer states, RNG states, position and config.
+"""Atomic checkpoint files and the pieces they hold (network arrays, Trainer states).
 
-A checkpoint is one pickle file written to a temporary name in the same folder and
+What a search or a retraining puts in one is typed in :mod:`dso_nas.run.payloads`. A
+checkpoint is one pickle file written to a temporary name in the same folder and
 renamed over the old one (``os.replace`` is atomic on POSIX), so a run killed at any
 moment leaves either the previous or the new checkpoint, never a torn one.
 """
@@ -15,7 +16,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 FORMAT_VERSION = 1
 

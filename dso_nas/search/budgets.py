@@ -1,7 +1,7 @@
 """Budget-aware sparsity: per-connection multipliers of γ (TPAMI 2020, §3.4, Eqs. 17-19).
 
 The APG-NAG step thresholds entry ``i`` of a λ parameter ``p`` at ``η γ scale_p[i]``
-(:meth:`dso_nas.optim.apgnag.APGNAG.set_gamma_scale`). A :class:`Budget` computes the
+(:meth:`dso_nas.search.apgnag.APGNAG.set_gamma_scale`). A :class:`Budget` computes the
 ``scale`` arrays from the current λ iterates and hands them to ``trainer.optimizer`` (looked
 up at every call: ``Trainer.load_states`` replaces the optimizer object, and the multipliers
 travel with it through ``save_states``/``load_states``).
@@ -13,7 +13,8 @@ Kinds (:func:`make_budget`)
 
 ``"flops"`` - Adaptive FLOPs, Eq. 17: ``γ_t = γ · FLOPs_t / FLOPs_block``.
     ``FLOPs_t`` is the analytic FLOPs of what the λ mask (``λ != 0``) keeps of the block
-    (:meth:`SearchBlock.cost`: live ops and the ``1 x 1`` reduction over the live outputs);
+    (:attr:`BudgetBlock.cost`, from the space; dense: live ops and the ``1 x 1`` reduction over
+    the live outputs);
     ``FLOPs_block`` that of the complete block. Every λ of the block gets the ratio. In the
     ``share`` scope one λ vector serves every block, so its ratio is
     ``Σ_b FLOPs_t(b) / Σ_b FLOPs_block(b)`` over the blocks that use it (each block at its own
@@ -23,7 +24,8 @@ Kinds (:func:`make_budget`)
 
 ``"mac"`` - Adaptive MAC, Eq. 18: ``γ_(m,n) = γ · MAC_(m,n) / MAC_max``.
     ``MAC_(m,n)`` is the analytic MAC of operation ``(m, n)`` alone (:func:`op_cost`: input
-    read, weights read, output written) at its block's ``(C, H, W)``; ``MAC_max`` the largest
+    read, weights read, output written) at its block's ``(C, H, W)`` (the space gives it per
+    λ entry: :attr:`BudgetBlock.entry_mac`); ``MAC_max`` the largest
     such value over every operation of every block. An edge into an operation ``(i, j)``
     gets the MAC of ``(i, j)`` (the op it feeds: removing all of them removes that op); an
     edge into the block output gets the MAC of its source op (the op whose survival it
@@ -36,7 +38,8 @@ Kinds (:func:`make_budget`)
     The paper defines the latency of a connection as "the latency deduction of the whole
     network when this connection is removed"; that is what ``LAT_c`` is here:
     ``LAT_c = latency(net with c) - latency(net without c)``, both nets derived
-    (:func:`derive_block`) from the current λ mask with entry ``c`` switched on or off - for a
+    (by the space's :class:`~dso_nas.spaces.base.LambdaDeriver`) from the current λ mask with
+    entry ``c`` switched on or off - for a
     live edge the first is the current network, for a pruned edge the second is. A
     connection that costs more time therefore gets the larger penalty, as with Eqs. 17-18.
     (The "where" clause under Eq. 19 calls ``LAT_c`` "the latency of the network when the
@@ -48,7 +51,8 @@ Kinds (:func:`make_budget`)
     derived net, e.g. an edge into a dead op). Re-measured at the start of every
     ``latency_every``-th epoch (:meth:`Budget.start_epoch`); between re-measurements the
     multipliers stay as they are in the optimizer. ``measure`` is injectable; the default,
-    :func:`wall_clock_latency`, times the :class:`DerivedNet` at width 1, batch 1.
+    :func:`wall_clock_latency`, times the network ``latency_net(arch)`` builds (the pipeline
+    passes the space's derived net at width 1, in the op form of the run's context), batch 1.
 
 Multipliers versus γ
 --------------------
@@ -68,22 +72,17 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import ConfigError
-from ..models.arch import Architecture, Cell, Layout, derive_block
-from ..models.ops import op_cost
-from ..models.space import block_edges, op_nodes, output_node
+from ..spaces.base import BudgetBlock, LambdaDeriver
 
 __all__ = [
     "BUDGET_KINDS",
     "Measure",
-    "BlockInfo",
     "Budget",
     "FlopsBudget",
     "MacBudget",
     "LatencyBudget",
     "make_budget",
-    "network_blocks",
     "flops_ratios",
-    "edge_op",
     "mac_multipliers",
     "min_max_ratio",
     "wall_clock_latency",
@@ -94,38 +93,7 @@ LOG = logging.getLogger("dso_nas")
 BUDGET_KINDS = ("none", "flops", "mac", "latency")
 
 #: A latency probe: architecture -> latency (any unit, the same for every call).
-Measure = Callable[[Architecture], float]
-
-
-# --------------------------------------------------------------------------- the network's blocks
-@dataclass(frozen=True)
-class BlockInfo:
-    """One search block as the budgets see it.
-
-    Attributes
-    ----------
-    block : SearchBlock
-        The block (for ``levels``, ``ops``, ``affine`` and :meth:`SearchBlock.cost`).
-    param : int
-        Index of its λ parameter in ``net.lambda_params()``.
-    shape : (int, int, int)
-        ``(C, H, W)`` of its input.
-    """
-
-    block: Any
-    param: int
-    shape: Tuple[int, int, int]
-
-
-def network_blocks(net: Any, input_hw: Tuple[int, int]) -> List[BlockInfo]:
-    """The search blocks of a SuperNet in network order, with their λ index and input shape."""
-    blocks = list(net.search_blocks())
-    index = list(net.block_lambda_index())
-    shapes = [tuple(int(v) for v in s) for s in net.block_shapes(tuple(input_hw))]
-    if not len(blocks) == len(index) == len(shapes):
-        raise ValueError(f"supernet reports {len(blocks)} blocks, {len(index)} λ indices and "
-                         f"{len(shapes)} block shapes")
-    return [BlockInfo(b, int(i), s) for b, i, s in zip(blocks, index, shapes)]
+Measure = Callable[[Any], float]
 
 
 def _masks(lambdas: Sequence[np.ndarray], n_params: int) -> List[np.ndarray]:
@@ -135,18 +103,18 @@ def _masks(lambdas: Sequence[np.ndarray], n_params: int) -> List[np.ndarray]:
 
 
 # --------------------------------------------------------------------------- Eq. 17
-def flops_ratios(blocks: Sequence[BlockInfo], masks: Sequence[np.ndarray],
+def flops_ratios(blocks: Sequence[BudgetBlock], masks: Sequence[np.ndarray],
                  block_flops: Optional[Callable[[int, np.ndarray], int]] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Kept-to-complete FLOPs ratios of Eq. 17.
 
     Parameters
     ----------
-    blocks : sequence of BlockInfo
+    blocks : sequence of BudgetBlock
     masks : sequence of numpy.ndarray of bool
         One flat λ mask per λ parameter.
     block_flops : callable, optional
-        ``(block index, mask) -> FLOPs``; default ``blocks[b].block.cost(H, W, mask).flops``
-        (lets a caller cache).
+        ``(block index, mask) -> FLOPs``; default ``blocks[b].cost(mask).flops`` (lets a
+        caller cache).
 
     Returns
     -------
@@ -156,8 +124,7 @@ def flops_ratios(blocks: Sequence[BlockInfo], masks: Sequence[np.ndarray],
     """
     if block_flops is None:
         def block_flops(b: int, mask: np.ndarray) -> int:
-            info = blocks[b]
-            return int(info.block.cost(info.shape[1], info.shape[2], mask).flops)
+            return int(blocks[b].cost(mask).flops)
     kept = np.zeros(len(masks))
     full = np.zeros(len(masks))
     own = np.ones(len(blocks))
@@ -172,14 +139,7 @@ def flops_ratios(blocks: Sequence[BlockInfo], masks: Sequence[np.ndarray],
 
 
 # --------------------------------------------------------------------------- Eq. 18
-def edge_op(edge: Tuple[Tuple[int, int], Tuple[int, int]], levels: int) -> Tuple[int, int]:
-    """The operation whose MAC an edge's λ is weighted by: its consumer, or its source for
-    an edge into the block output."""
-    src, dst = edge
-    return src if dst == output_node(levels) else dst
-
-
-def mac_multipliers(blocks: Sequence[BlockInfo], n_params: int) -> Tuple[List[np.ndarray], int]:
+def mac_multipliers(blocks: Sequence[BudgetBlock], n_params: int) -> Tuple[List[np.ndarray], int]:
     """Per-entry ``MAC_op / MAC_max`` of Eq. 18 (see the module docstring).
 
     Returns
@@ -188,14 +148,7 @@ def mac_multipliers(blocks: Sequence[BlockInfo], n_params: int) -> Tuple[List[np
         One multiplier array per λ parameter (entries of a parameter no block uses are 1)
         and ``MAC_max``.
     """
-    per_block: List[np.ndarray] = []
-    for info in blocks:
-        blk = info.block
-        c, h, w = info.shape
-        op_mac = {node: op_cost(blk.ops[node[1]], c, h, w, 1, blk.affine).mac
-                  for node in op_nodes(blk.levels, len(blk.ops))}
-        per_block.append(np.array([op_mac[edge_op(e, blk.levels)]
-                                   for e in block_edges(blk.levels, len(blk.ops))], dtype=np.float64))
+    per_block = [np.asarray(info.entry_mac, dtype=np.float64) for info in blocks]
     mac_max = max((float(m.max()) for m in per_block), default=0.0)
     sums: List[Optional[np.ndarray]] = [None] * n_params
     counts = [0] * n_params
@@ -223,29 +176,31 @@ def min_max_ratio(values: Sequence[np.ndarray]) -> List[np.ndarray]:
     return [(np.asarray(v, dtype=np.float64) - lo) / span for v in values]
 
 
-def wall_clock_latency(arch: Architecture, *, num_classes: int, input_size: int, runs: int = 5,
-                       warmup: int = 2, ctx: Optional[mx.Context] = None) -> float:
-    """Mean wall-clock forward time (milliseconds) of the architecture's network at batch 1.
+def wall_clock_latency(net: Any, input_shape: Tuple[int, ...], *, runs: int = 5, warmup: int = 2,
+                       ctx: Optional[mx.Context] = None) -> float:
+    """Mean wall-clock forward time (milliseconds) of an uninitialized network.
 
-    Builds the :class:`DerivedNet` at width 1 on ``ctx`` (default CPU), hybridized with
-    ``static_alloc``, weights set to constants (no random draw: the search's random streams
-    are untouched), input ``(1, in_channels, input_size, input_size)`` of ones. ``max(1,
-    warmup)`` untimed forwards (the first one builds the graph), then the mean of ``runs``
-    timed forwards, each synchronised with ``wait_to_read``.
+    ``net`` is initialized on ``ctx`` (default CPU) with constant weights (no random draw: the
+    search's random streams are untouched) and hybridized with ``static_alloc``; the input,
+    ``input_shape`` of ones, is usually batch 1. ``max(1, warmup)`` untimed forwards (the first
+    one builds the graph), then the mean of ``runs`` timed forwards, each synchronised with
+    ``wait_to_read``.
     """
-    from ..models.derived import DerivedNet  # noqa: PLC0415 - avoids an import cycle at load time
-
     ctx = ctx or mx.cpu()
-    net = DerivedNet(arch, width_mult=1.0, num_classes=num_classes)
     net.initialize(mx.init.Constant(0.01), ctx=ctx)
     net.hybridize(static_alloc=True)
-    x = mx.nd.ones((1, arch.in_channels, input_size, input_size), ctx=ctx)
+    x = mx.nd.ones(tuple(input_shape), ctx=ctx)
+
+    def forward() -> None:
+        out = net(x)
+        (out[0] if isinstance(out, (list, tuple)) else out).wait_to_read()
+
     for _ in range(max(1, int(warmup))):
-        net(x).wait_to_read()
+        forward()
     times = []
     for _ in range(max(1, int(runs))):
         start = time.perf_counter()
-        net(x).wait_to_read()
+        forward()
         times.append(time.perf_counter() - start)
     return 1000.0 * float(np.mean(times))
 
@@ -318,7 +273,7 @@ class FlopsBudget(Budget):
     kind = "flops"
 
     def __init__(self, trainer: mx.gluon.Trainer, params: Sequence[mx.gluon.Parameter],
-                 blocks: Sequence[BlockInfo]) -> None:
+                 blocks: Sequence[BudgetBlock]) -> None:
         super().__init__(trainer, params)
         self.blocks = list(blocks)
         self._last: Dict[Tuple[int, bytes], int] = {}
@@ -329,8 +284,7 @@ class FlopsBudget(Budget):
         if key not in self._last:
             if len(self._last) > 4 * len(self.blocks) + 8:
                 self._last.clear()
-            info = self.blocks[b]
-            self._last[key] = int(info.block.cost(info.shape[1], info.shape[2], mask).flops)
+            self._last[key] = int(self.blocks[b].cost(mask).flops)
         return self._last[key]
 
     def multipliers(self, lambdas: Sequence[np.ndarray]) -> List[np.ndarray]:
@@ -350,7 +304,7 @@ class MacBudget(Budget):
     kind = "mac"
 
     def __init__(self, trainer: mx.gluon.Trainer, params: Sequence[mx.gluon.Parameter],
-                 blocks: Sequence[BlockInfo]) -> None:
+                 blocks: Sequence[BudgetBlock]) -> None:
         super().__init__(trainer, params)
         self._scales, self.mac_max = mac_multipliers(blocks, len(self.params))
 
@@ -369,13 +323,10 @@ class LatencyBudget(Budget):
     ----------
     trainer, params
         As for :class:`Budget`.
-    layout : Layout
-        The searched network's layout (to build the derived architectures).
-    scope : {"share", "full"}
-    lambda_index : sequence of int
-        The λ parameter of every block, network order.
+    deriver : LambdaDeriver
+        The space's derivation of λ masks to architectures.
     measure : callable
-        ``Architecture -> latency``.
+        ``architecture -> latency``.
     gamma, gamma0 : float
         γ of the optimizer and γ₀ of Eq. 19.
     every : int
@@ -385,15 +336,14 @@ class LatencyBudget(Budget):
     kind = "latency"
 
     def __init__(self, trainer: mx.gluon.Trainer, params: Sequence[mx.gluon.Parameter], *,
-                 layout: Layout, scope: str, lambda_index: Sequence[int], measure: Measure,
-                 gamma: float, gamma0: float = 0.0, every: int = 1) -> None:
+                 deriver: LambdaDeriver, measure: Measure, gamma: float, gamma0: float = 0.0,
+                 every: int = 1) -> None:
         super().__init__(trainer, params)
         if int(every) < 1:
             raise ConfigError(f"search.latency_every must be >= 1, got {every}")
-        self.layout, self.scope = layout, scope
-        self.lambda_index = [int(i) for i in lambda_index]
+        self.deriver = deriver
         self.measure, self.gamma, self.gamma0, self.every = measure, float(gamma), float(gamma0), int(every)
-        self.cache: Dict[Tuple[Cell, ...], float] = {}
+        self.cache: Dict[Tuple[Any, ...], float] = {}
         self.measurements = 0
         self.cache_hits = 0
         self.last: Dict[str, Any] = {}
@@ -414,15 +364,13 @@ class LatencyBudget(Budget):
                 "measurements": self.measurements, "cache_hits": self.cache_hits}
 
     # -- mechanics -----------------------------------------------------------------------
-    def latency(self, cells: Sequence[Cell]) -> float:
-        """Latency of the network whose per-parameter cells are ``cells`` (cached)."""
-        key = tuple(cells)
+    def latency(self, parts: Tuple[Any, ...]) -> float:
+        """Latency of the network the per-parameter derived parts make up (cached)."""
+        key = tuple(parts)
         if key in self.cache:
             self.cache_hits += 1
             return self.cache[key]
-        block_cells = [cells[0]] if self.scope == "share" else [cells[i] for i in self.lambda_index]
-        arch = Architecture.from_layout(self.layout, self.scope, block_cells)
-        value = float(self.measure(arch))
+        value = float(self.measure(self.deriver.architecture(key)))
         if not np.isfinite(value):
             raise ValueError(f"latency measure returned {value} for a derived architecture")
         self.cache[key] = value
@@ -433,8 +381,7 @@ class LatencyBudget(Budget):
         """``LAT_c = latency(with c) - latency(without c)`` of every λ entry, and the
         current network's latency."""
         masks = _masks(lambdas, len(self.params))
-        levels, ops = self.layout.levels, self.layout.ops
-        base = [derive_block(m, levels, ops) for m in masks]
+        base = self.deriver.parts(masks)
         current = self.latency(base)
         out = []
         for p, mask in enumerate(masks):
@@ -442,9 +389,7 @@ class LatencyBudget(Budget):
             for k in range(mask.size):
                 toggled = mask.copy()
                 toggled[k] = not mask[k]
-                cells = list(base)
-                cells[p] = derive_block(toggled, levels, ops)
-                other = self.latency(cells)
+                other = self.latency(self.deriver.toggled(base, p, toggled))
                 lat[k] = current - other if mask[k] else other - current
             out.append(lat.reshape(self.params[p].shape))
         return out, current
@@ -461,24 +406,19 @@ class LatencyBudget(Budget):
 
 
 # --------------------------------------------------------------------------- factory
-def _layout_of(net: Any) -> Layout:
-    """The search-time layout of a SuperNet (its stem is ``features[0]``)."""
-    stem = net.features[0]
-    return Layout(stem=stem.kind, in_channels=int(net.in_channels), stem_channels=int(stem.channels),
-                  channels=tuple(int(c) for c in net.channels), blocks=tuple(int(b) for b in net.blocks),
-                  levels=int(net.levels), ops=tuple(net.ops))
-
-
-def make_budget(kind: str, *, net: Any, trainer: mx.gluon.Trainer, input_shape: Tuple[int, int, int],
+def make_budget(kind: str, *, space: Any, net: Any, trainer: mx.gluon.Trainer, input_shape: Tuple[int, int, int],
                 gamma: float, gamma0: float = 0.0, latency_runs: int = 5, latency_warmup: int = 2,
                 latency_input: int = 224, latency_every: int = 1, ctx: Optional[mx.Context] = None,
-                measure: Optional[Measure] = None) -> Budget:
+                measure: Optional[Measure] = None,
+                latency_net: Optional[Callable[[Any], Any]] = None) -> Budget:
     """The budget of ``search.budget``.
 
     Parameters
     ----------
     kind : {"none", "flops", "mac", "latency"}
-    net : SuperNet
+    space : SearchSpace
+        The supernet's space (:mod:`dso_nas.spaces`): its blocks' costs and derivation.
+    net : HybridBlock
         The supernet (λ parameters, blocks, their λ index and shapes).
     trainer : gluon.Trainer
         Its λ Trainer (APG-NAG).
@@ -491,7 +431,10 @@ def make_budget(kind: str, *, net: Any, trainer: mx.gluon.Trainer, input_shape: 
     latency_every : int
         Re-measure latencies at the start of every this many epochs.
     measure : callable, optional
-        ``Architecture -> latency`` replacing the wall-clock probe (tests, lookup tables).
+        ``architecture -> latency`` replacing the wall-clock probe (tests, lookup tables).
+    latency_net : callable, optional
+        ``architecture -> uninitialized network`` that the wall-clock probe times (needed
+        for ``"latency"`` without ``measure``).
 
     Raises
     ------
@@ -504,17 +447,17 @@ def make_budget(kind: str, *, net: Any, trainer: mx.gluon.Trainer, input_shape: 
     if kind == "none":
         return Budget(trainer, params)
     if kind in ("flops", "mac"):
-        blocks = network_blocks(net, tuple(input_shape[1:]))
+        blocks = space.budget_blocks(net, tuple(input_shape[1:]))
         return (FlopsBudget if kind == "flops" else MacBudget)(trainer, params, blocks)
     if gamma0 > 0 and not gamma > 0:
         raise ConfigError("search.gamma0 > 0 needs search.gamma > 0: the λ optimizer's threshold is "
                           "η·γ·multiplier, so γ₀ cannot act when γ = 0")
-    layout = _layout_of(net)
     if measure is None:
-        num_classes = int(net.classifier.num_classes)
+        if latency_net is None:
+            raise ValueError("the latency budget needs measure or latency_net")
+        shape = (1, int(input_shape[0]), int(latency_input), int(latency_input))
 
-        def measure(arch: Architecture) -> float:
-            return wall_clock_latency(arch, num_classes=num_classes, input_size=int(latency_input),
-                                      runs=latency_runs, warmup=latency_warmup, ctx=ctx)
-    return LatencyBudget(trainer, params, layout=layout, scope=net.scope, lambda_index=net.block_lambda_index(),
-                         measure=measure, gamma=gamma, gamma0=gamma0, every=latency_every)
+        def measure(arch: Any) -> float:
+            return wall_clock_latency(latency_net(arch), shape, runs=latency_runs, warmup=latency_warmup, ctx=ctx)
+    return LatencyBudget(trainer, params, deriver=space.lambda_deriver(net), measure=measure, gamma=gamma,
+                         gamma0=gamma0, every=latency_every)

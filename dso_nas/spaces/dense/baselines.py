@@ -8,16 +8,16 @@
 All of them are then brought to the same budget as the searched models (Table 1:
 about 3.0M parameters) by :func:`dso_nas.models.width.find_width_multiplier`.
 
-The ``template`` argument is a :class:`~dso_nas.models.arch.Layout` (stem, widths, stages,
+The ``template`` argument is a :class:`~dso_nas.spaces.dense.arch.Layout` (stem, widths, stages,
 levels, ops), e.g. ``Layout.from_config(cfg.model)``, or an existing
-:class:`~dso_nas.models.arch.Architecture` (a ``Layout`` too) whose layout is reused.
+:class:`~dso_nas.spaces.dense.arch.Architecture` (a ``Layout`` too) whose layout is reused.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .arch import SCOPES, Architecture, Layout, derive_architecture
-from .space import num_lambda
+from .graph import num_lambda
 
 
 def random_architecture(template: Layout, *, scope: str, keep_rate: float,

@@ -13,7 +13,8 @@ import math
 import os
 from typing import Dict, List, Optional, Tuple
 
-from .arch import Architecture, Cell
+from .arch import Architecture
+from .cell import Cell
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
-"""The derived (retraining) network built from an :class:`~dso_nas.models.arch.Architecture`.
+"""The derived (retraining) network built from an :class:`~dso_nas.spaces.dense.arch.Architecture`.
 
-A :class:`DerivedCell` keeps only the ops and edges of its :class:`~dso_nas.models.arch.Cell`,
-built from the same op table as the supernet (:func:`dso_nas.models.ops.build_op`); λ are
+A :class:`DerivedCell` keeps only the ops and edges of its :class:`~dso_nas.spaces.dense.cell.Cell`,
+built from the same op table as the supernet (:func:`dso_nas.ops.build_op`); λ are
 gone (TPAMI §4.1: the final architecture is retrained from scratch). Each kept op sums its
 kept inputs, the kept output nodes are concatenated and reduced by ``1 x 1`` conv -> BN ->
 ReLU, and the shortcut is added (Eq. 2). A cell with no kept op is exactly the identity.
@@ -24,23 +24,26 @@ for the stem and for every stage independently (:func:`scaled_width`).
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mxnet.gluon import HybridBlock, nn
 
 from dso_nas.errors import ArchitectureError
-from dso_nas.models.arch import Architecture, Cell
-from dso_nas.models.common import (Classifier, ConvBNReLU, ReductionBlock, Stem, classifier_cost,
-                                   conv_bn_relu_cost, reduction_cost, stem_cost, stem_out_shape)
-from dso_nas.models.ops import (BNReLU, Cost, bn_cost, build_op, conv_cost, conv_out_size, dense_cost,
-                                global_avg_pool, pool_cost, resolve_impl)
-from dso_nas.models.search_block import block_cost
+from dso_nas.models.common import (ConvBNReLU, ReductionBlock, Stem, conv_bn_relu_cost, reduction_cost,
+                                   stem_cost, stem_out_shape)
+from dso_nas.models.heads import AuxHead, Classifier, classifier_cost
+from dso_nas.ops import REFERENCE, BNReLU, Cost, build_op, check_backend, conv_out_size
+from dso_nas.spaces.dense.arch import Architecture
+from dso_nas.spaces.dense.block import block_cost
+from dso_nas.spaces.dense.cell import Cell
 
 __all__ = ["SHORTCUTS", "scaled_width", "network_widths", "DerivedCell", "derived_cell_cost",
-           "AuxHead", "aux_head_cost", "DerivedNet", "arch_cost", "default_aux_stage"]
+           "DerivedNet", "arch_cost", "default_aux_stage", "aux_pool_stride"]
 
 SHORTCUTS = ("identity", "conv")
-AUX_MID, AUX_OUT = 128, 768
+
+#: Builds a head: ``(in_channels, prefix) -> HybridBlock``.
+HeadFactory = Callable[[int, str], HybridBlock]
 
 
 def scaled_width(channels: int, width_mult: float) -> int:
@@ -81,34 +84,37 @@ class DerivedCell(HybridBlock):
         cell computes the shortcut alone.
     affine, bn_eps, bn_momentum
         BatchNorm settings.
+    backend : {"onednn", "reference"}
+        Op form of every layer.
     """
 
     def __init__(self, cell: Cell, channels: int, *, drop_path: float = 0.0,
                  shortcut: str = "identity", affine: bool = True, bn_eps: float = 2e-5,
-                 bn_momentum: float = 0.9, **kwargs):
+                 bn_momentum: float = 0.9, backend: str = REFERENCE, **kwargs):
         super().__init__(**kwargs)
         if shortcut not in SHORTCUTS:
             raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {shortcut!r}")
         if not 0.0 <= drop_path < 1.0:
             raise ValueError(f"drop_path must be in [0, 1), got {drop_path}")
         self.cell, self.channels, self.drop_path, self.shortcut = cell, channels, drop_path, shortcut
-        self.affine = affine
+        self.affine, self.backend = affine, check_backend(backend)
         self._ops: List[Tuple[str, HybridBlock, Tuple[str, ...]]] = []
         with self.name_scope():
             for k in cell.ops:
                 tag = f"op{k.level}_{k.index}"
-                block = build_op(k.op, channels, 1, affine, bn_eps, bn_momentum, prefix=f"{tag}_")
+                block = build_op(k.op, channels, 1, affine, bn_eps, bn_momentum, prefix=f"{tag}_",
+                                 backend=self.backend)
                 self.register_child(block, tag)
                 self._ops.append((k.node, block, k.inputs))
             if cell.ops:
                 n_out = len(cell.output_nodes)
                 self.reduce = nn.Conv2D(channels, 1, use_bias=False, in_channels=n_out * channels,
                                         prefix="reduce_")
-                self.reduce_bn = BNReLU(channels, affine, bn_eps, bn_momentum, prefix="reduce_bn_")
+                self.reduce_bn = BNReLU(channels, affine, bn_eps, bn_momentum, self.backend, prefix="reduce_bn_")
             self.proj = None
             if shortcut == "conv":
                 self.proj = ConvBNReLU(channels, channels, 1, 1, affine, bn_eps, bn_momentum,
-                                       prefix="shortcut_")
+                                       self.backend, prefix="shortcut_")
 
     def hybrid_forward(self, F, x):
         skip = self.proj(x) if self.proj is not None else x
@@ -137,7 +143,7 @@ def derived_cell_cost(cell: Cell, channels: int, levels: int, ops, height: int, 
     """Analytic cost of a :class:`DerivedCell`.
 
     The same count as the supernet block under the cell's mask
-    (:func:`dso_nas.models.search_block.block_cost`: kept ops, their input sums, the
+    (:func:`dso_nas.spaces.dense.block.block_cost`: kept ops, their input sums, the
     ``1 x 1`` reduction with its BN, the residual sum), plus the conv shortcut if any.
     """
     total = block_cost(channels, levels, ops, height, width, cell.mask(levels, len(ops)), affine)
@@ -149,57 +155,13 @@ def derived_cell_cost(cell: Cell, channels: int, levels: int, ops, height: int, 
 # ----------------------------------------------------------------------------- aux head
 
 
-class AuxHead(HybridBlock):
-    """Auxiliary classifier (release/NASNet style).
-
-    BN -> ReLU -> ``5 x 5`` average pooling (stride ``pool_stride``, no padding) ->
-    ``1 x 1`` conv 128 -> BN -> ReLU -> ``2 x 2`` conv 768 (no padding) -> BN -> ReLU ->
-    global average pooling -> dense. Needs an input of at least ``5 x 5`` (CIFAR: 8x8
-    after the second reduction with stride 3; ImageNet: 7x7 with stride 2).
-    """
-
-    def __init__(self, in_channels: int, num_classes: int, pool_stride: int = 3,
-                 affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
-                 impl: Optional[str] = None, **kwargs):
-        super().__init__(**kwargs)
-        self.in_channels, self.num_classes, self.pool_stride = in_channels, num_classes, pool_stride
-        self.impl = resolve_impl(impl)
-        with self.name_scope():
-            self.bn0 = BNReLU(in_channels, affine, bn_eps, bn_momentum, self.impl, prefix="bn0_")
-            self.conv1 = nn.Conv2D(AUX_MID, 1, use_bias=False, in_channels=in_channels, prefix="conv1_")
-            self.bn1 = BNReLU(AUX_MID, affine, bn_eps, bn_momentum, self.impl, prefix="bn1_")
-            self.conv2 = nn.Conv2D(AUX_OUT, 2, use_bias=False, in_channels=AUX_MID, prefix="conv2_")
-            self.bn2 = BNReLU(AUX_OUT, affine, bn_eps, bn_momentum, self.impl, prefix="bn2_")
-            self.fc = nn.Dense(num_classes, in_units=AUX_OUT, prefix="fc_")
-
-    def hybrid_forward(self, F, x):
-        x = F.Pooling(self.bn0(x), kernel=(5, 5), stride=(self.pool_stride,) * 2,
-                      pool_type="avg")
-        x = self.bn1(self.conv1(x))
-        x = self.bn2(self.conv2(x))
-        return self.fc(global_avg_pool(F, x, self.impl))
-
-
-def aux_head_cost(in_channels: int, num_classes: int, height: int, width: int,
-                  pool_stride: int = 3, affine: bool = True) -> Cost:
-    """Analytic cost of :class:`AuxHead` on an ``in_channels x height x width`` input."""
-    h = conv_out_size(height, 5, pool_stride, 0)
-    w = conv_out_size(width, 5, pool_stride, 0)
-    h2, w2 = conv_out_size(h, 2, 1, 0), conv_out_size(w, 2, 1, 0)
-    return (bn_cost(in_channels, affine=affine)
-            + pool_cost(in_channels, 5, height, width, pool_stride, 0)
-            + conv_cost(in_channels, AUX_MID, 1, h, w) + bn_cost(AUX_MID, affine=affine)
-            + conv_cost(AUX_MID, AUX_OUT, 2, h, w, pad=0) + bn_cost(AUX_OUT, affine=affine)
-            + Cost(0, AUX_OUT * h2 * w2, AUX_OUT * h2 * w2 + AUX_OUT)
-            + dense_cost(AUX_OUT, num_classes))
-
-
 def default_aux_stage(stem: str) -> int:
     """1-based stage after whose reduction block the aux head sits (release: 2 CIFAR, 3 ImageNet)."""
     return 3 if stem == "imagenet" else 2
 
 
-def _aux_pool_stride(stem: str) -> int:
+def aux_pool_stride(stem: str) -> int:
+    """Stride of the auxiliary head's 5 x 5 pooling (release: 3 CIFAR, 2 ImageNet)."""
     return 2 if stem == "imagenet" else 3
 
 
@@ -207,7 +169,12 @@ def _aux_pool_stride(stem: str) -> int:
 
 
 class DerivedNet(HybridBlock):
-    """The retraining network of an architecture.
+    """The retraining network of an architecture: a backbone of stages, then the heads.
+
+    :meth:`features` gives the feature map after every stage (after its reduction block,
+    for all stages but the last), with :attr:`output_strides`; the head (the task's; default
+    a :class:`~dso_nas.models.heads.Classifier`) reads the last one, the auxiliary head the
+    one after stage ``aux_stage``.
 
     Parameters
     ----------
@@ -216,9 +183,9 @@ class DerivedNet(HybridBlock):
     width_mult : float
         Global width multiplier applied to the stem and every stage width.
     num_classes : int
-        Classifier outputs.
+        Outputs of the default classifier and of the auxiliary head.
     dropout : float
-        Dropout before the classifier (paper CIFAR: 0.6).
+        Dropout before the default classifier (paper CIFAR: 0.6).
     drop_path : float
         Maximal drop-path probability (last block); block ``b`` uses ``p·(b+1)/B``.
     aux_weight : float
@@ -232,15 +199,20 @@ class DerivedNet(HybridBlock):
         Shortcut of the first block of each stage (``"conv"``: the release's 1x1 conv-BN-ReLU).
     affine, bn_eps, bn_momentum
         BatchNorm settings.
+    backend : {"onednn", "reference"}
+        Op form of every layer.
+    head : callable, optional
+        ``(in_channels, prefix) -> HybridBlock``: the task's head on the last feature map.
     """
 
     def __init__(self, arch: Architecture, *, width_mult: float = 1.0, num_classes: int,
                  dropout: float = 0.0, drop_path: float = 0.0, aux_weight: float = 0.0,
                  aux_stage: Optional[int] = None, first_shortcut: str = "identity",
-                 affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9, **kwargs):
+                 affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
+                 backend: str = REFERENCE, head: Optional[HeadFactory] = None, **kwargs):
         super().__init__(**kwargs)
         self.arch, self.width_mult, self.num_classes = arch, width_mult, num_classes
-        self.first_shortcut = first_shortcut
+        self.first_shortcut, self.backend = first_shortcut, check_backend(backend)
         stem_c, widths = network_widths(arch, width_mult)
         if stem_c != widths[0]:
             raise ArchitectureError(f"stem_channels ({arch.stem_channels}) must equal the first stage width "
@@ -251,7 +223,10 @@ class DerivedNet(HybridBlock):
         self.aux_stage = (aux_stage or default_stage) if aux_weight > 0 else 0
         if self.aux_stage and not 1 <= self.aux_stage <= n_stages:
             raise ValueError(f"aux_stage must be in [1, {n_stages}], got {self.aux_stage}")
-        bn = dict(affine=affine, bn_eps=bn_eps, bn_momentum=bn_momentum)
+        stem_stride = 4 if arch.stem == "imagenet" else 1
+        #: Output stride of every stage's feature map (input side / map side).
+        self.output_strides = [stem_stride * 2 ** min(s + 1, n_stages - 1) for s in range(n_stages)]
+        bn = dict(affine=affine, bn_eps=bn_eps, bn_momentum=bn_momentum, backend=self.backend)
         cells = arch.block_cells()
         with self.name_scope():
             self.stem = Stem(arch.stem, arch.in_channels, stem_c, prefix="stem_", **bn)
@@ -268,10 +243,13 @@ class DerivedNet(HybridBlock):
                 self.stages.add(stage)
                 if s + 1 < n_stages:
                     self.reductions.add(ReductionBlock(c, widths[s + 1], prefix=f"reduce{s + 1}_", **bn))
-            self.classifier = Classifier(widths[-1], num_classes, dropout, prefix="classifier_")
+            if head is None:
+                self.classifier = Classifier(widths[-1], num_classes, dropout, self.backend, prefix="classifier_")
+            else:
+                self.classifier = head(widths[-1], "classifier_")
             self.aux_head = None
             if self.aux_stage:
-                self.aux_head = AuxHead(self._aux_channels(), num_classes, _aux_pool_stride(arch.stem),
+                self.aux_head = AuxHead(self._aux_channels(), num_classes, aux_pool_stride(arch.stem),
                                         prefix="aux_", **bn)
         self.set_drop_path(drop_path)
 
@@ -296,22 +274,29 @@ class DerivedNet(HybridBlock):
         self.drop_path = drop_path
         self._clear_cached_op()
 
-    def hybrid_forward(self, F, x):
+    def features(self, F, x) -> List[Any]:
+        """The feature map after every stage (and its reduction block), input to output."""
         x = self.stem(x)
-        aux = None
+        maps = []
         n_stages = len(self.stages)
         for s in range(n_stages):
             x = self.stages[s](x)
             if s + 1 < n_stages:
                 x = self.reductions[s](x)
-            if s + 1 == self.aux_stage:
-                aux = self.aux_head(x)
-        logits = self.classifier(x)
-        return (logits, aux) if aux is not None else logits
+            maps.append(x)
+        return maps
+
+    def hybrid_forward(self, F, x):
+        maps = self.features(F, x)
+        logits = self.classifier(maps[-1])
+        if self.aux_head is None:
+            return logits
+        return logits, self.aux_head(maps[self.aux_stage - 1])
 
 
 def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], num_classes: int,
-              *, first_shortcut: str = "identity", affine: bool = True) -> Dict[str, Any]:
+              *, first_shortcut: str = "identity", affine: bool = True,
+              head_cost: Optional[Callable[[int, int, int], Cost]] = None) -> Dict[str, Any]:
     """Analytic cost of the :class:`DerivedNet` of ``arch`` (the auxiliary head excluded).
 
     Parameters
@@ -323,11 +308,14 @@ def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], 
     num_classes : int
     first_shortcut, affine
         As for :class:`DerivedNet`.
+    head_cost : callable, optional
+        ``(channels, height, width) -> Cost`` of the task's head on the last map; default the
+        classifier's (:func:`~dso_nas.models.heads.classifier_cost`).
 
     Returns
     -------
     dict
-        ``total`` (:class:`~dso_nas.models.ops.Cost`), its parts ``stem``, ``blocks`` (one
+        ``total`` (:class:`~dso_nas.ops.Cost`), its parts ``stem``, ``blocks`` (one
         Cost per normal block, network order; zero for an identity block), ``reductions``
         and ``classifier``, and ``widths`` (stem width, then every stage width) and
         ``width_mult``.
@@ -345,7 +333,7 @@ def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], 
         if s + 1 < len(widths):
             reductions.append(reduction_cost(c, widths[s + 1], h, w, affine))
             h, w = conv_out_size(h, 3, 2), conv_out_size(w, 3, 2)
-    classifier = classifier_cost(widths[-1], num_classes, h, w)
+    classifier = (head_cost or (lambda c, hh, ww: classifier_cost(c, num_classes, hh, ww)))(widths[-1], h, w)
     total = stem + sum(blocks, Cost.zero()) + sum(reductions, Cost.zero()) + classifier
     return {"total": total, "stem": stem, "blocks": blocks, "reductions": reductions,
             "classifier": classifier, "widths": [stem_c] + widths, "width_mult": width_mult}

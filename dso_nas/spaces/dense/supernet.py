@@ -19,7 +19,7 @@ selects exactly the architecture parameters.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -27,10 +27,14 @@ from mxnet import gluon
 from mxnet.gluon import HybridBlock, nn
 
 from dso_nas.errors import ConfigError
-from dso_nas.models.common import Classifier, ConvBNReLU, ReductionBlock, Stem
-from dso_nas.models.ops import Cost, check_ops
-from dso_nas.models.search_block import AGGREGATIONS, SearchBlock
-from dso_nas.models.space import num_lambda
+from dso_nas.models.common import ConvBNReLU, ReductionBlock, Stem
+from dso_nas.models.heads import Classifier
+from dso_nas.ops import REFERENCE, Cost, check_backend, check_ops
+from dso_nas.spaces.dense.block import AGGREGATIONS, SearchBlock
+from dso_nas.spaces.dense.graph import num_lambda
+
+#: Builds a network's head: ``(in_channels, prefix) -> HybridBlock`` (the task supplies it).
+HeadFactory = Callable[[int, str], HybridBlock]
 
 __all__ = ["SCOPES", "LAMBDA_PATTERN", "SuperNet"]
 
@@ -71,20 +75,28 @@ class SuperNet(HybridBlock):
         BatchNorm settings.
     dropout : float
         Dropout before the classifier.
+    backend : {"onednn", "reference"}
+        Op form of every layer (:mod:`dso_nas.ops.backends`).
+    head : callable, optional
+        ``(in_channels, prefix) -> HybridBlock`` building the head on the last feature map
+        (the task's; default: :class:`~dso_nas.models.heads.Classifier` with ``num_classes``).
     """
 
     def __init__(self, *, stem: str, in_channels: int, stem_channels: int,
                  channels: Sequence[int], blocks: Sequence[int], levels: int,
                  ops: Sequence[str], scope: str, num_classes: int, aggregation: str = "fused",
                  affine: bool = False, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
-                 dropout: float = 0.0, **kwargs):
+                 dropout: float = 0.0, backend: str = REFERENCE, head: Optional[HeadFactory] = None,
+                 **kwargs):
         super().__init__(**kwargs)
         channels, blocks, ops = tuple(channels), tuple(blocks), tuple(ops)
         _check_layout(channels, blocks, scope, aggregation)
         check_ops(ops)
         self.in_channels, self.channels, self.blocks = in_channels, channels, blocks
+        self.stem_kind, self.stem_channels = stem, stem_channels
         self.levels, self.ops, self.scope = levels, ops, scope
-        bn = dict(affine=affine, bn_eps=bn_eps, bn_momentum=bn_momentum)
+        self.backend = check_backend(backend)
+        bn = dict(affine=affine, bn_eps=bn_eps, bn_momentum=bn_momentum, backend=self.backend)
         self._block_lambda: List[int] = []
         self._lambdas: List[gluon.Parameter] = []
         with self.name_scope():
@@ -109,11 +121,27 @@ class SuperNet(HybridBlock):
                 if s + 1 < len(channels):
                     self.features.add(ReductionBlock(width, channels[s + 1],
                                                      prefix=f"reduce{s}_", **bn))
-            self.classifier = Classifier(channels[-1], num_classes, dropout,
-                                         prefix="classifier_")
+            if head is None:
+                self.classifier = Classifier(channels[-1], num_classes, dropout, self.backend,
+                                             prefix="classifier_")
+            else:
+                self.classifier = head(channels[-1], "classifier_")
 
     def hybrid_forward(self, F, x):
         return self.classifier(self.features(x))
+
+    def sequential_layers(self) -> List[HybridBlock]:
+        """The layers the network applies in sequence (stem, blocks, reductions, head), for
+        mirror mode (:mod:`dso_nas.engine.mirror`)."""
+        return list(self.features) + [self.classifier]
+
+    def layout(self):
+        """The :class:`~dso_nas.spaces.dense.arch.Layout` this supernet was built from."""
+        from dso_nas.spaces.dense.arch import Layout  # noqa: PLC0415
+
+        return Layout(stem=self.stem_kind, in_channels=int(self.in_channels), stem_channels=int(self.stem_channels),
+                      channels=tuple(int(c) for c in self.channels), blocks=tuple(int(b) for b in self.blocks),
+                      levels=int(self.levels), ops=tuple(self.ops))
 
     # -- parameter groups ------------------------------------------------------------------
 

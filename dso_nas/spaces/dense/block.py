@@ -1,6 +1,6 @@
 """One search block of the supernet (TPAMI Eqs. 1-2 and 8, ICLR Eqs. 3-4).
 
-A block has M levels of N candidate operations (:mod:`dso_nas.models.space` gives the graph
+A block has M levels of N candidate operations (:mod:`dso_nas.spaces.dense.graph` gives the graph
 and the flat λ layout). Level-1 operations read the block input directly; operation
 ``(i, j)`` with ``i >= 2`` reads ``Σ λ·h`` over the block input and every operation of the
 levels before it; every operation reaches the output through its own λ. The output is
@@ -19,11 +19,11 @@ Two numerically equivalent formulations (``aggregation``):
   weights (``W' = W ⊙ repeat(λ_out, C)`` along the input channels), so no feature map is
   ever multiplied by an output λ. Per-edge ``broadcast_mul`` backward (a reduction to a
   scalar per edge) dominated the CPU step time of the authors' release; the product
-  replaces it. It is computed in one of two forms (``impl``, as the operations are):
+  replaces it. It is computed in one of two forms (``backend``, as the operations are):
 
   - ``"reference"``: ``dot`` of the λ matrix with the 5-D stack ``(K, B, C, H, W)``, giving
     ``(N, B, C, H, W)``, split along the first axis (a BLAS GEMM);
-  - ``"fast"``: the inputs stacked on a new axis 1, ``(B, K, C, H, W)``, read as the NCHW map
+  - ``"onednn"``: the inputs stacked on a new axis 1, ``(B, K, C, H, W)``, read as the NCHW map
     ``(B, K, C·H, W)`` (the K inputs are its channels; a free reshape), and the λ matrix
     as the weight of a ``1 x 1`` convolution with N filters, whose ``(B, N, C·H, W)``
     output is split along axis 1 and reshaped back to ``(B, C, H, W)`` in place (C is
@@ -47,66 +47,16 @@ import numpy as np
 from mxnet.gluon import HybridBlock, Parameter
 
 from dso_nas.errors import ConfigError
-from dso_nas.models.ops import BNReLU, Cost, bn_cost, build_op, check_ops, conv_cost, op_cost, \
-    resolve_impl, sum_cost
-from dso_nas.models.space import (INPUT, Node, block_edges, level_slice, num_lambda,
-                                  op_nodes, output_node)
+from dso_nas.ops import REFERENCE, BNReLU, Cost, bn_cost, build_op, check_backend, check_ops, conv_cost, \
+    op_cost, sum_cost
+from dso_nas.spaces.dense.graph import level_slice, live_edges, live_ops, num_lambda, op_nodes, output_node
 
-__all__ = ["AGGREGATIONS", "SearchBlock", "live_ops", "live_edges"]
+__all__ = ["AGGREGATIONS", "SearchBlock", "block_cost"]
 
-AGGREGATIONS = ("fused", "per_edge")
-
-
-# ----------------------------------------------------------------------------- pure graph rule
-
-
-def _check_mask(mask, levels: int, n_ops: int) -> np.ndarray:
-    mask = np.asarray(mask).reshape(-1).astype(bool)
-    expected = num_lambda(levels, n_ops)
-    if mask.size != expected:
-        raise ValueError(f"λ mask has {mask.size} entries, a block of M={levels}, N={n_ops} "
-                         f"needs {expected}")
-    return mask
-
-
-def live_ops(mask, levels: int, n_ops: int) -> Set[Node]:
-    """Operation nodes that survive pruning under a boolean λ mask.
-
-    An operation is kept iff it has at least one live input (level-1 operations always
-    do: they read the block input without a λ; an edge from the block input is always
-    live) and at least one kept outgoing edge to a kept operation or to the block output.
-    The two conditions are re-applied until nothing changes.
-
-    Parameters
-    ----------
-    mask : array-like of bool, shape ``(num_lambda(levels, n_ops),)``
-        ``True`` where λ is non-zero, in the flat order of :func:`space.block_edges`.
-    levels, n_ops : int
-        M and N.
-
-    Returns
-    -------
-    set of (level, op) tuples
-    """
-    mask = _check_mask(mask, levels, n_ops)
-    edges = [edge for edge, keep in zip(block_edges(levels, n_ops), mask) if keep]
-    out = output_node(levels)
-    alive = set(op_nodes(levels, n_ops))
-    while True:
-        fed = {dst for src, dst in edges if src == INPUT or src in alive}
-        used = {src for src, dst in edges if dst == out or dst in alive}
-        new = {node for node in alive if (node[0] == 1 or node in fed) and node in used}
-        if new == alive:
-            return alive
-        alive = new
-
-
-def live_edges(mask, levels: int, n_ops: int) -> List[Tuple[Node, Node]]:
-    """The λ edges that remain after pruning: kept by ``mask`` and joining live nodes."""
-    mask = _check_mask(mask, levels, n_ops)
-    alive = live_ops(mask, levels, n_ops) | {INPUT, output_node(levels)}
-    return [(src, dst) for (src, dst), keep in zip(block_edges(levels, n_ops), mask)
-            if keep and src in alive and dst in alive]
+#: ``"ops_floor"`` is not a search: every op reads the block input, the outputs go straight
+#: into the plain ``1 x 1`` reduction and λ is not used - the lower bound of any λ formulation's
+#: step time, for ``make bench``.
+AGGREGATIONS = ("fused", "per_edge", "ops_floor")
 
 
 # ----------------------------------------------------------------------------- the block
@@ -122,7 +72,7 @@ class SearchBlock(HybridBlock):
     levels : int
         M, the number of levels.
     ops : sequence of str
-        The N operation names (keys of :data:`dso_nas.models.ops.OPS`).
+        The N operation names (keys of :data:`dso_nas.ops.OPS`).
     aggregation : {"fused", "per_edge"}
         How the λ-weighted sums are computed (same numbers, see the module docstring).
     lam : gluon.Parameter, optional
@@ -133,15 +83,15 @@ class SearchBlock(HybridBlock):
         and search.
     bn_eps, bn_momentum : float
         BatchNorm settings.
-    impl : {"fast", "reference"}, optional
+    backend : {"onednn", "reference"}
         How the operations, the reduction's BN-ReLU and the fused sums are computed (same
-        numbers; :data:`dso_nas.models.ops.OP_IMPLS`); ``None`` takes the default.
+        numbers; :mod:`dso_nas.ops.backends`).
     """
 
     def __init__(self, channels: int, levels: int, ops: Sequence[str], *,
                  aggregation: str = "fused", lam: Optional[Parameter] = None,
                  affine: bool = False, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
-                 impl: Optional[str] = None, **kwargs):
+                 backend: str = REFERENCE, **kwargs):
         super().__init__(**kwargs)
         ops = tuple(ops)
         check_ops(ops)
@@ -152,7 +102,7 @@ class SearchBlock(HybridBlock):
             raise ConfigError(f"a search block needs levels >= 1 and at least one op, got "
                               f"levels={levels}, ops={list(ops)}")
         self.channels, self.levels, self.ops, self.n_ops = channels, levels, ops, len(ops)
-        self.aggregation, self.affine, self.impl = aggregation, affine, resolve_impl(impl)
+        self.aggregation, self.affine, self.backend = aggregation, affine, check_backend(backend)
         self.n_lambda = num_lambda(levels, self.n_ops)
         with self.name_scope():
             if lam is None:
@@ -166,12 +116,12 @@ class SearchBlock(HybridBlock):
                 self.params.update({lam.name: lam})
             self.reduce_weight = self.params.get(
                 "reduce_weight", shape=(channels, levels * self.n_ops * channels, 1, 1))
-            self.reduce_bn = BNReLU(channels, affine, bn_eps, bn_momentum, self.impl,
+            self.reduce_bn = BNReLU(channels, affine, bn_eps, bn_momentum, self.backend,
                                     prefix="reduce_bn_")
             self._op_blocks = []
             for level, j in op_nodes(levels, self.n_ops):
                 block = build_op(ops[j], channels, 1, affine, bn_eps, bn_momentum,
-                                 prefix=f"l{level}_{j}_{ops[j]}_", impl=self.impl)
+                                 prefix=f"l{level}_{j}_{ops[j]}_", backend=self.backend)
                 self.register_child(block, f"l{level}_{j}")
                 self._op_blocks.append(block)
 
@@ -182,6 +132,11 @@ class SearchBlock(HybridBlock):
         return self._op_blocks[start:start + self.n_ops]
 
     def hybrid_forward(self, F, x, lam, reduce_weight):
+        if self.aggregation == "ops_floor":
+            merged = F.concat(*[op(x) for op in self._op_blocks], dim=1)
+            y = F.Convolution(merged, weight=reduce_weight, kernel=(1, 1), num_filter=self.channels,
+                              no_bias=True)
+            return self.reduce_bn(y) + x
         fused = self.aggregation == "fused"
         outs = [op(x) for op in self._level_ops(1)]
         for level in range(2, self.levels + 1):
@@ -189,7 +144,7 @@ class SearchBlock(HybridBlock):
             lam_level = F.slice_axis(lam, axis=0, begin=start, end=stop)
             sources = [x] + outs
             if fused:
-                inputs = _fused_sums(F, lam_level, sources, self.n_ops, self.channels, self.impl)
+                inputs = _fused_sums(F, lam_level, sources, self.n_ops, self.channels, self.backend)
             else:
                 inputs = _per_edge_sums(F, lam_level, sources, self.n_ops)
             outs.extend(op(inp) for op, inp in zip(self._level_ops(level), inputs))
@@ -272,16 +227,16 @@ def _per_edge_sums(F, lam_level, sources, n_ops: int):
     return inputs
 
 
-def _fused_sums(F, lam_level, sources, n_ops: int, channels: int, impl: str = "fast"):
+def _fused_sums(F, lam_level, sources, n_ops: int, channels: int, backend: str = "onednn"):
     """The N inputs of a level as one product ``(N x K) · (K x B x C x H x W)``.
 
     ``"reference"``: ``dot`` of the 2-D λ matrix with the 5-D stack gives ``(N, B, C, H, W)``
-    directly, and ``split(squeeze_axis=True)`` hands out the N maps. ``"fast"``: a ``1 x 1``
+    directly, and ``split(squeeze_axis=True)`` hands out the N maps. ``"onednn"``: a ``1 x 1``
     convolution of the ``(B, K, C·H, W)`` stack with the λ matrix as its ``(N, K, 1, 1)``
     weight, then split along axis 1; every reshape is in place.
     """
     k = len(sources)
-    if impl == "reference":
+    if backend == REFERENCE:
         sums = F.dot(F.reshape(lam_level, shape=(n_ops, k)), F.stack(*sources, axis=0))
         if n_ops == 1:
             return [F.reshape(sums, shape=(-3, -2))]

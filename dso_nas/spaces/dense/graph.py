@@ -18,7 +18,9 @@ output vector. The count is ``(M² - M)N²/2 + 2MN - N`` (124 for M = N = 4).
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Set, Tuple
+
+import numpy as np
 
 Node = Tuple[int, int]
 Edge = Tuple[Node, Node]
@@ -89,3 +91,55 @@ def parse_node(name: str, levels: int) -> Node:
     if not 1 <= node[0] <= levels or node[1] < 0:
         raise ValueError(f"node {name!r} is outside a block of {levels} levels")
     return node
+
+
+# ----------------------------------------------------------------------------- the dead-op rule (the only one)
+
+
+def _check_mask(mask, levels: int, n_ops: int) -> np.ndarray:
+    mask = np.asarray(mask).reshape(-1).astype(bool)
+    expected = num_lambda(levels, n_ops)
+    if mask.size != expected:
+        raise ValueError(f"λ mask has {mask.size} entries, a block of M={levels}, N={n_ops} "
+                         f"needs {expected}")
+    return mask
+
+
+def live_ops(mask, levels: int, n_ops: int) -> Set[Node]:
+    """Operation nodes that survive pruning under a boolean λ mask.
+
+    An operation is kept iff it has at least one live input (level-1 operations always
+    do: they read the block input without a λ; an edge from the block input is always
+    live) and at least one kept outgoing edge to a kept operation or to the block output.
+    The two conditions are re-applied until nothing changes.
+
+    Parameters
+    ----------
+    mask : array-like of bool, shape ``(num_lambda(levels, n_ops),)``
+        ``True`` where λ is non-zero, in the flat order of :func:`block_edges`.
+    levels, n_ops : int
+        M and N.
+
+    Returns
+    -------
+    set of (level, op) tuples
+    """
+    mask = _check_mask(mask, levels, n_ops)
+    edges = [edge for edge, keep in zip(block_edges(levels, n_ops), mask) if keep]
+    out = output_node(levels)
+    alive = set(op_nodes(levels, n_ops))
+    while True:
+        fed = {dst for src, dst in edges if src == INPUT or src in alive}
+        used = {src for src, dst in edges if dst == out or dst in alive}
+        new = {node for node in alive if (node[0] == 1 or node in fed) and node in used}
+        if new == alive:
+            return alive
+        alive = new
+
+
+def live_edges(mask, levels: int, n_ops: int) -> List[Tuple[Node, Node]]:
+    """The λ edges that remain after pruning: kept by ``mask`` and joining live nodes."""
+    mask = _check_mask(mask, levels, n_ops)
+    alive = live_ops(mask, levels, n_ops) | {INPUT, output_node(levels)}
+    return [(src, dst) for (src, dst), keep in zip(block_edges(levels, n_ops), mask)
+            if keep and src in alive and dst in alive]

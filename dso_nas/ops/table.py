@@ -1,0 +1,207 @@
+"""The op table: every candidate operation by name, with a uniform constructor and cost.
+
+One registry, :data:`OPS`, maps an operation name to an :class:`OpSpec`; the supernet and
+the derived network of every space build their operations from it, so the two can never
+disagree about what ``sep_conv_3x3`` is. A new operation is one spec plus one
+``OPS.register`` line; ``model.ops`` choices, the architecture-file check and the
+registry-driven tests (build, hybridize, forward+backward, analytic cost = graph cost)
+pick it up.
+
+Operations of the dense space (the authors' release):
+
+* ``sep_conv_kxk``: depthwise ``k x k`` conv (groups = C_in, pad ``k // 2``, no bias, carries
+  the stride) -> pointwise ``1 x 1`` conv to C_out (no bias) -> BN -> ReLU. One
+  depthwise/pointwise pair, no leading ReLU (TPAMI §3.1: "conv-batchnorm-ReLU").
+* ``avg_pool_3x3`` / ``max_pool_3x3``: ``3 x 3`` pooling (pad 1; average pooling excludes the
+  padding from the count) -> BN -> ReLU; C_in = C_out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+from mxnet.gluon import HybridBlock, nn
+
+from ..errors import ConfigError
+from ..registry import Registry
+from .backends import REFERENCE, check_backend
+from .cost import Cost, bn_cost, conv_cost, conv_out_size, pool_cost
+from .layers import BNReLU, DepthwiseConv, pool2d
+
+__all__ = ["OpSpec", "OPS", "SepConv", "PoolBNReLU", "sep_conv_cost", "pool_bn_relu_cost",
+           "build_op", "op_cost", "check_ops"]
+
+
+class SepConv(HybridBlock):
+    """Depthwise ``kernel x kernel`` conv -> pointwise ``1 x 1`` conv -> BN -> ReLU.
+
+    Parameters
+    ----------
+    c_in : int
+        Input channels (the depthwise convolution's groups).
+    kernel : int
+        Depthwise kernel size (odd); padding ``kernel // 2``.
+    stride : int
+        Stride of the depthwise convolution.
+    affine, bn_eps, bn_momentum
+        BatchNorm settings (see :class:`~dso_nas.ops.layers.BNReLU`).
+    backend : {"onednn", "reference"}
+        Form of the depthwise convolution and the BN-ReLU (:mod:`dso_nas.ops.backends`).
+    c_out : int, optional
+        Output channels (default ``c_in``).
+    """
+
+    def __init__(self, c_in: int, kernel: int, stride: int = 1, affine: bool = True,
+                 bn_eps: float = 2e-5, bn_momentum: float = 0.9, backend: str = REFERENCE,
+                 c_out: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        c_out = c_in if c_out is None else c_out
+        self.backend = check_backend(backend)
+        with self.name_scope():
+            self.depthwise = DepthwiseConv(c_in, kernel, stride, self.backend)
+            self.pointwise = nn.Conv2D(c_out, 1, use_bias=False, in_channels=c_in)
+            self.bn = BNReLU(c_out, affine, bn_eps, bn_momentum, self.backend)
+
+    def hybrid_forward(self, F, x):
+        return self.bn(self.pointwise(self.depthwise(x)))
+
+
+def sep_conv_cost(c_in: int, kernel: int, height: int, width: int, stride: int = 1,
+                  affine: bool = True, c_out: Optional[int] = None) -> Cost:
+    """Analytic cost of :class:`SepConv`."""
+    c_out = c_in if c_out is None else c_out
+    h_out = conv_out_size(height, kernel, stride)
+    w_out = conv_out_size(width, kernel, stride)
+    return (conv_cost(c_in, c_in, kernel, height, width, stride, groups=c_in)
+            + conv_cost(c_in, c_out, 1, h_out, w_out)
+            + bn_cost(c_out, affine=affine))
+
+
+class PoolBNReLU(HybridBlock):
+    """``k x k`` max or average pooling (pad ``k // 2``) -> BN -> ReLU.
+
+    Parameters
+    ----------
+    pool_type : {"max", "avg"}
+        Average pooling does not count the padding.
+    channels : int
+        Input and output channels (for the BN).
+    kernel, stride
+        Pooling window and stride; padding ``kernel // 2``.
+    affine, bn_eps, bn_momentum
+        BatchNorm settings.
+    backend : {"onednn", "reference"}
+        Form of the pooling (:func:`~dso_nas.ops.layers.pool2d`) and of the BN-ReLU.
+    """
+
+    def __init__(self, pool_type: str, channels: int, kernel: int = 3, stride: int = 1,
+                 affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
+                 backend: str = REFERENCE, **kwargs):
+        super().__init__(**kwargs)
+        if pool_type not in ("max", "avg"):
+            raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
+        self.pool_type, self.channels, self.kernel, self.stride = pool_type, channels, kernel, stride
+        self.backend = check_backend(backend)
+        with self.name_scope():
+            self.bn = BNReLU(channels, affine, bn_eps, bn_momentum, self.backend)
+
+    def hybrid_forward(self, F, x):
+        return self.bn(pool2d(F, x, self.pool_type, self.channels, self.kernel, self.stride,
+                              self.backend))
+
+
+def pool_bn_relu_cost(channels: int, kernel: int, height: int, width: int, stride: int = 1,
+                      affine: bool = True) -> Cost:
+    """Analytic cost of :class:`PoolBNReLU`."""
+    return pool_cost(channels, kernel, height, width, stride) + bn_cost(channels, affine=affine)
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One candidate operation: how to build it and what it costs.
+
+    Attributes
+    ----------
+    name : str
+        The op's name in configs and architecture files.
+    family : str
+        What kind of op it is (``"sep_conv"``, ``"pool"``, ``"mbconv"``...): drawings colour by it.
+    builder : callable
+        ``(c_in, c_out, stride, affine, bn_eps, bn_momentum, backend, **kwargs) -> HybridBlock``.
+    coster : callable
+        ``(c_in, c_out, height, width, stride, affine) -> Cost`` for a ``c_in x height x width``
+        input.
+    expansion : float
+        Width expansion inside the op (1 for the dense space's ops; MBConv's ratio).
+    changes_width : bool
+        Whether ``c_out`` may differ from ``c_in``.
+    """
+
+    name: str
+    family: str
+    builder: Callable[..., HybridBlock]
+    coster: Callable[..., Cost]
+    expansion: float = 1.0
+    changes_width: bool = True
+
+    def _c_out(self, c_in: int, c_out: Optional[int]) -> int:
+        c_out = c_in if c_out is None else int(c_out)
+        if c_out != c_in and not self.changes_width:
+            raise ValueError(f"operation {self.name!r} keeps the width: c_out ({c_out}) must equal c_in ({c_in})")
+        return c_out
+
+    def build(self, c_in: int, stride: int = 1, affine: bool = True, bn_eps: float = 2e-5,
+              bn_momentum: float = 0.9, *, c_out: Optional[int] = None, backend: str = REFERENCE,
+              **kwargs) -> HybridBlock:
+        """A fresh block of this op (``kwargs`` go to its constructor, e.g. ``prefix``)."""
+        return self.builder(c_in, self._c_out(c_in, c_out), stride, affine, bn_eps, bn_momentum,
+                            check_backend(backend), **kwargs)
+
+    def cost(self, c_in: int, height: int, width: int, stride: int = 1, affine: bool = True, *,
+             c_out: Optional[int] = None) -> Cost:
+        """Analytic cost on a ``c_in x height x width`` input."""
+        return self.coster(c_in, self._c_out(c_in, c_out), height, width, stride, affine)
+
+
+def _sep_conv(kernel: int) -> OpSpec:
+    return OpSpec(
+        name=f"sep_conv_{kernel}x{kernel}", family="sep_conv",
+        builder=lambda ci, co, s, a, eps, mom, backend, **kw: SepConv(ci, kernel, s, a, eps, mom, backend,
+                                                                      c_out=co, **kw),
+        coster=lambda ci, co, h, w, s, a: sep_conv_cost(ci, kernel, h, w, s, a, c_out=co),
+    )
+
+
+def _pool(pool_type: str) -> OpSpec:
+    return OpSpec(
+        name=f"{pool_type}_pool_3x3", family=f"{pool_type}_pool", changes_width=False,
+        builder=lambda ci, co, s, a, eps, mom, backend, **kw: PoolBNReLU(pool_type, ci, 3, s, a, eps, mom,
+                                                                         backend, **kw),
+        coster=lambda ci, co, h, w, s, a: pool_bn_relu_cost(ci, 3, h, w, s, a),
+    )
+
+
+#: The operation table, in the paper's order (the first four) plus ``sep_conv_7x7`` for the
+#: N = 5 ablation (Tables 8-9).
+OPS: Registry[OpSpec] = Registry("operation", "model.ops")
+for _spec in (_sep_conv(3), _sep_conv(5), _pool("avg"), _pool("max"), _sep_conv(7)):
+    OPS.register(_spec.name, _spec)
+
+
+def build_op(name: str, c_in: int, stride: int = 1, affine: bool = True, bn_eps: float = 2e-5,
+             bn_momentum: float = 0.9, **kwargs) -> HybridBlock:
+    """Build operation ``name`` (see :data:`OPS`); raises ``ConfigError`` on an unknown name."""
+    return OPS.get(name).build(c_in, stride, affine, bn_eps, bn_momentum, **kwargs)
+
+
+def op_cost(name: str, c_in: int, height: int, width: int, stride: int = 1, affine: bool = True,
+            *, c_out: Optional[int] = None) -> Cost:
+    """Analytic cost of operation ``name``; raises ``ConfigError`` on an unknown name."""
+    return OPS.get(name).cost(c_in, height, width, stride, affine, c_out=c_out)
+
+
+def check_ops(names: Iterable[str]) -> None:
+    """Raise ``ConfigError`` if any name is not in :data:`OPS`."""
+    for name in names:
+        if name not in OPS:
+            raise ConfigError(f"unknown operation {name!r}; valid operations: {', '.join(OPS.names())}")

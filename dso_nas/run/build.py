@@ -1,0 +1,132 @@
+"""Builders shared by the pipeline, the benchmarks and the tools: everything a run makes from
+its config - data, networks in the context's op form, initialisation, the two trainers.
+
+The registries decide: ``model.space`` gives the network (:mod:`dso_nas.spaces`), ``task.name``
+its head, loss and metric (:mod:`dso_nas.tasks`), ``data.name`` the dataset
+(:mod:`dso_nas.data`); the op form is decided once from ``context``
+(:func:`dso_nas.engine.devices.backend_for`) and passed to every builder.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Sequence, Tuple
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+from ..config import CfgNode
+from ..data import Loaders, build_loaders, load_dataset
+from ..engine.devices import backend_for, contexts
+from ..engine.distributed import Distributed, from_config
+from ..errors import ConfigError
+from ..models.width import find_width_multiplier
+from ..search.apgnag import APGNAG, lambda_iterates
+from ..spaces import SearchSpace, get_space
+from ..tasks import Task, get_task
+
+__all__ = ["Parts", "parts_of", "load_data", "initialize", "build_supernet", "build_derived", "nag_trainer",
+           "lambda_trainer", "lambda_values", "width_for", "sgdr_schedule"]
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a config selects: its space, task, contexts, op form and distributed seam."""
+
+    space: SearchSpace
+    task: Task
+    ctxs: List[mx.Context]
+    backend: str
+    dist: Distributed
+
+
+def parts_of(cfg: CfgNode) -> Parts:
+    """The registered parts and devices of ``cfg`` (the op form decided here, once)."""
+    return Parts(get_space(cfg.model.space), get_task(cfg.task.name), contexts(cfg), backend_for(cfg),
+                 from_config(cfg))
+
+
+def load_data(cfg: CfgNode, *, retrain: bool) -> Tuple[Loaders, Tuple[int, int, int]]:
+    """The dataset's loaders (cutout only when retraining) and its ``(C, H, W)``."""
+    ds = load_dataset(cfg.data.name, cfg.data.root)
+    h, w, c = ds.image_shape
+    if c != cfg.model.in_channels:
+        raise ConfigError(f"data.name={cfg.data.name} has {c} channel(s) but model.in_channels={cfg.model.in_channels}")
+    loaders = build_loaders(
+        ds, batch_size=cfg.retrain.batch_size if retrain else cfg.train.batch_size,
+        eval_batch_size=cfg.train.eval_batch_size, limit=cfg.data.limit, weight_fraction=cfg.data.weight_fraction,
+        split=cfg.search.split, seed=cfg.seed, cutout=cfg.data.cutout if retrain else 0,
+        augment=cfg.data.augment, test_limit=cfg.data.test_limit,
+    )
+    return loaders, (c, h, w)
+
+
+def initialize(net: gluon.Block, ctxs: Sequence[mx.Context], seed: int) -> None:
+    """Seeded Xavier initialisation (release: gaussian, fan-in, magnitude 2); no weight decay
+    on BN parameters and biases."""
+    mx.random.seed(seed)
+    np.random.seed(seed)
+    net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2), ctx=list(ctxs))
+    net.collect_params(".*gamma|.*beta|.*bias").setattr("wd_mult", 0.0)
+
+
+def build_supernet(cfg: CfgNode, parts: Parts) -> Any:
+    """The supernet of the config's space with the task's head (BN γ fixed unless
+    ``train.fix_gamma`` is off), in ``parts.backend``."""
+    head = parts.task.head(cfg, parts.backend)
+    return parts.space.build_supernet(cfg, backend=parts.backend, head=head)
+
+
+def build_derived(arch: Any, cfg: CfgNode, width_mult: float, parts: Parts) -> Any:
+    """The retraining network of an architecture under the config's retraining options."""
+    head = parts.task.head(cfg, parts.backend, dropout=cfg.retrain.dropout)
+    return parts.space.build_net(arch, cfg, width_mult=width_mult, backend=parts.backend, head=head)
+
+
+def nag_trainer(params, lr: float, momentum: float, wd: float, clip: float, kvstore: str = "local",
+                **extra) -> gluon.Trainer:
+    """A NAG Trainer (weights); ``lr_scheduler`` in ``extra`` replaces the constant rate."""
+    opts = {"momentum": momentum, "wd": wd, **extra}
+    if "lr_scheduler" not in extra:  # a schedule sets the rate itself (MXNet warns when both are given)
+        opts["learning_rate"] = lr
+    if clip > 0:
+        opts["clip_gradient"] = clip
+    return gluon.Trainer(params, "nag", opts, kvstore=kvstore)
+
+
+def lambda_trainer(net: Any, cfg: CfgNode, kvstore: str = "local") -> gluon.Trainer:
+    """The APG-NAG Trainer of the λ parameters (TPAMI §3.3)."""
+    s = cfg.search
+    opt = APGNAG(learning_rate=s.lambda_lr, momentum=s.lambda_momentum, gamma=s.gamma,
+                 clip_gradient=cfg.train.clip_gradient if cfg.train.clip_gradient > 0 else None)
+    return gluon.Trainer(net.lambda_params(), opt, kvstore=kvstore)
+
+
+def lambda_values(net: Any, lam_trainer: gluon.Trainer) -> List[np.ndarray]:
+    """The λ iterates S(z) (exact zeros) in network order; λ′ itself before any λ step."""
+    its = lambda_iterates(lam_trainer, net.lambda_params())
+    return [its[p.name] for p in net.lambda_params()]
+
+
+def width_for(arch: Any, cfg: CfgNode, input_hw: Tuple[int, int], parts: Parts) -> float:
+    """The global width multiplier: meets ``retrain.target_params`` / ``target_flops`` if set,
+    counting the space's derived net with the task's head."""
+    r = cfg.retrain
+    if r.target_params > 0 or r.target_flops > 0:
+        head_cost = parts.task.head_cost(cfg)
+        return find_width_multiplier(lambda m: parts.space.net_cost(arch, cfg, m, input_hw, head_cost)["total"],
+                                     target_params=r.target_params, target_flops=r.target_flops)
+    return r.width_mult
+
+
+def sgdr_schedule(epochs: int, iters_per_epoch: int, lr_max: float, lr_min: float, t0: int, t_mul: int):
+    """SGDR (Loshchilov & Hutter): cosine periods T0, T0·T_mul, … covering ``epochs``, via gluoncv."""
+    from gluoncv.utils import LRScheduler, LRSequential  # noqa: PLC0415 - gluoncv import is slow
+
+    periods, total, t = [], 0, t0
+    while total < epochs:
+        periods.append(min(t, epochs - total))
+        total += periods[-1]
+        t *= t_mul
+    return LRSequential([LRScheduler("cosine", base_lr=lr_max, target_lr=lr_min, nepochs=p,
+                                      iters_per_epoch=iters_per_epoch) for p in periods])

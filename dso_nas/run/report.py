@@ -1,0 +1,67 @@
+"""``dso-nas report``: our result beside the paper's Table 1 row for the same setting."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Tuple
+
+from ..config import load_config
+from ..errors import UserError
+from ..runlog import CONFIG_NAME, read_jsonl
+from .folder import RESULT_FILE
+
+__all__ = ["PAPER_TABLE1", "paper_row", "report"]
+
+
+# TPAMI Table 1 (CIFAR-10): test error % (mean ± std over 5 runs) and params.
+PAPER_TABLE1 = {
+    "DSO-NAS-share": (2.74, 0.07, 3.0e6),
+    "DSO-NAS-full": (2.83, 0.12, 3.0e6),
+    "random-share": (3.48, 0.21, 3.0e6),
+    "random-full": (3.46, 0.19, 3.0e6),
+    "full network": (3.32, 0.05, 3.0e6),
+}
+
+
+def paper_row(arch: Any) -> str:
+    """The Table-1 row an architecture is compared with: its baseline kind, else DSO-NAS-<scope>."""
+    source = str(getattr(arch, "meta", {}).get("source", ""))
+    return {"random-share": "random-share", "random-full": "random-full", "full": "full network"}.get(
+        source, "DSO-NAS-" + getattr(arch, "scope", "share"))
+
+
+def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
+    """Our result beside the paper's Table 1 row for the same setting, with search cost and plots."""
+    result_path = next((p for p in (os.path.join(run_dir, RESULT_FILE), os.path.join(run_dir, "retrain", RESULT_FILE))
+                        if os.path.exists(p)), None)
+    if result_path is None and not os.path.exists(os.path.join(run_dir, "log.jsonl")):
+        raise UserError(f"{run_dir} is not a run folder (no log.jsonl or {RESULT_FILE})")
+    result = {}
+    if result_path:
+        with open(result_path, encoding="utf-8") as f:
+            result = json.load(f)
+    recs = read_jsonl(run_dir)
+    seconds = {p: max([r.get("seconds", 0.0) for r in recs if r.get("phase") == p] or [0.0])
+               for p in ("pretrain", "search")}
+    row = result.get("paper_row") or "DSO-NAS-" + load_config(os.path.join(run_dir, CONFIG_NAME)).model.scope
+    err, std, params = PAPER_TABLE1[row]
+    pngs = sorted(f for f in os.listdir(run_dir) if f.endswith(".png"))
+    data = {"run": run_dir, "paper_row": row, "paper_error": err, "paper_error_std": std, "paper_params": params,
+            "search_hours": (seconds["pretrain"] + seconds["search"]) / 3600.0, **result,
+            "drawings": [p for p in pngs if p.startswith("cell")], "plots": [p for p in pngs if not p.startswith("cell")]}
+    lines = [f"run: {run_dir}",
+             f"{'':32s}{'test error %':>14s}{'params':>10s}",
+             f"{'paper ' + row + ' (CIFAR-10)':32s}{f'{err:.2f} ± {std:.2f}':>14s}{params / 1e6:>9.2f}M"]
+    if result:
+        lines.append(f"{'ours (' + result.get('dataset', '?') + ')':32s}{100 * result['test_error']:>14.2f}"
+                     f"{result['params'] / 1e6:>9.2f}M")
+        lines.append(f"test accuracy: {100 * result['test_acc']:.2f}%  (width multiplier {result['width_mult']:.3f}, "
+                     f"{result['flops'] / 1e6:.1f}M FLOPs)")
+        if result.get("block_params"):
+            lines.append("derived blocks: params " + ", ".join(f"{p / 1e3:.1f}k" for p in result["block_params"])
+                         + " | FLOPs " + ", ".join(f"{f / 1e6:.2f}M" for f in result["block_flops"]))
+    lines.append(f"search cost here: {seconds['pretrain'] / 3600:.3f} h pre-train + {seconds['search'] / 3600:.3f} h search")
+    for key in ("drawings", "plots"):
+        if data[key]:
+            lines.append(f"{key}: " + ", ".join(os.path.join(run_dir, p) for p in data[key]))
+    return "\n".join(lines), data

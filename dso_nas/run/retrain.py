@@ -1,0 +1,148 @@
+"""``dso-nas retrain``: train a derived architecture from scratch on all training data, evaluate.
+
+:class:`RetrainRun` holds one run's state and saves and restores it as a
+:class:`~dso_nas.run.payloads.RetrainPayload`, as :class:`~dso_nas.run.search.SearchRun`
+does for the search.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Dict, Optional, Sequence
+
+import mxnet as mx
+
+from ..config import CfgNode
+from ..engine import StopFlag, evaluate, train_epoch
+from ..errors import UserError
+from ..runlog import write_jsonl
+from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture
+from . import checkpoint as ckpt
+from .build import build_derived, initialize, load_data, nag_trainer, parts_of, sgdr_schedule, width_for
+from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run
+from .payloads import RetrainPayload, save_payload
+from .plotting import plot
+from .report import paper_row
+
+__all__ = ["RetrainRun", "retrain", "retrain_in"]
+
+LOG = logging.getLogger("dso_nas")
+
+
+class RetrainRun:
+    """State of one retraining run: the derived net at its width, the trainer, the position."""
+
+    def __init__(self, cfg: CfgNode, run_dir: str, arch: Any, state: Optional[RetrainPayload]):
+        self.cfg, self.run_dir, self.arch = cfg, run_dir, arch
+        self.parts = parts = parts_of(cfg)
+        parts.space.check_arch(arch, cfg)
+        self.task, self.ctxs = parts.task, parts.ctxs
+        self.loaders, self.shape = load_data(cfg, retrain=True)
+        self.width = state.width_mult if state else width_for(arch, cfg, self.shape[1:], parts)
+        self.net = build_derived(arch, cfg, self.width, parts)
+        initialize(self.net, self.ctxs, cfg.seed)
+        self.net.hybridize(static_alloc=True)
+        self.net(mx.nd.zeros((1,) + tuple(self.shape), ctx=self.ctxs[0]))
+        r = cfg.retrain
+        sched = sgdr_schedule(r.epochs, len(self.loaders.full), r.lr_max, r.lr_min, r.t0, r.t_mul)
+        self.trainer = nag_trainer(self.net.collect_params(), r.lr_max, r.momentum, r.wd, 0.0,
+                                   parts.dist.kvstore, lr_scheduler=sched)
+        self.epoch, self.position, self.elapsed = 0, 0, 0.0
+        if state is not None:
+            self.restore(state)
+        costs = parts.space.net_cost(arch, cfg, self.width, self.shape[1:], self.task.head_cost(cfg))
+        self.cost, self.block_costs = costs["total"], costs["blocks"]
+
+    def payload(self, done: bool = False, result: Optional[Dict[str, Any]] = None) -> RetrainPayload:
+        """The run's state as a typed payload."""
+        return RetrainPayload(config=self.cfg.to_dict(), arch=self.arch.to_dict(), width_mult=self.width,
+                              net=ckpt.net_arrays(self.net), trainer=ckpt.trainer_state(self.trainer),
+                              epoch=self.epoch, position=self.position, elapsed=self.elapsed, done=done,
+                              result=result, seed=self.cfg.seed)
+
+    def restore(self, state: RetrainPayload) -> None:
+        """Put a saved payload back (the net must be built and warmed up)."""
+        ckpt.load_net_arrays(self.net, state.net, source=f"checkpoint in {self.run_dir}")
+        ckpt.restore_trainer_state(self.trainer, state.trainer)
+        self.epoch, self.position, self.elapsed = state.epoch, state.position, state.elapsed
+
+    def save(self, done: bool = False, result: Optional[Dict[str, Any]] = None) -> None:
+        """Write the checkpoint (the writer process only)."""
+        if self.parts.dist.is_writer:
+            save_payload(os.path.join(self.run_dir, RETRAIN_CKPT), self.payload(done, result))
+
+    def train(self, stop: StopFlag, resume_command: str) -> None:
+        """Train from the saved position to ``retrain.epochs``, a checkpoint per epoch."""
+        r, cfg = self.cfg.retrain, self.cfg
+        while self.epoch < r.epochs:
+            self.net.set_drop_path(r.drop_path * self.epoch / r.epochs)  # linear ramp, as in DARTS' recipe
+            t0 = time.time()
+            res = train_epoch(self.net, self.loaders.full, self.trainer, task=self.task, epoch=self.epoch,
+                              start=self.position, ctxs=self.ctxs, seed=cfg.seed, aux_weight=r.aux_weight, stop=stop,
+                              show_progress=cfg.progress, desc="retrain")
+            self.elapsed += time.time() - t0
+            if not res.finished:
+                self.position = res.position
+                self.save()
+                raise UserError(f"interrupted; checkpoint saved, continue with: dso-nas {resume_command} "
+                                f"--resume {self.run_dir}")
+            rec = {"phase": "retrain", "epoch": self.epoch, **res.metrics["train"], "lr": self.trainer.learning_rate,
+                   "seconds": self.elapsed}
+            if r.eval_every and (self.epoch + 1) % r.eval_every == 0:
+                rec.update({f"test_{k}": v for k, v in evaluate(self.net, self.loaders.test, self.ctxs,
+                                                                task=self.task).items()})
+            if self.parts.dist.is_writer:
+                write_jsonl(self.run_dir, rec)
+            LOG.info("retrain epoch %d/%d: %s lr %.4g", self.epoch + 1, r.epochs,
+                     self.task.summary(res.metrics["train"]), self.trainer.learning_rate)
+            self.epoch, self.position = self.epoch + 1, 0
+            self.save()
+
+    def result(self) -> Dict[str, Any]:
+        """Evaluate on the test set: the ``result.json`` record."""
+        test = evaluate(self.net, self.loaders.test, self.ctxs, task=self.task)
+        cost, blocks = self.cost, self.block_costs
+        return {**self.task.result_fields(test),
+                "params": cost.params, "flops": cost.flops, "mac": cost.mac, "width_mult": self.width,
+                "block_params": [c.params for c in blocks], "block_flops": [c.flops for c in blocks],
+                "retrain_seconds": self.elapsed, "scope": getattr(self.arch, "scope", ""),
+                "dataset": self.cfg.data.name, "paper_row": paper_row(self.arch)}
+
+
+def retrain(config_path: Optional[str], overrides: Sequence[str] = (), arch_path: Optional[str] = None,
+            resume: Optional[str] = None) -> Dict[str, Any]:
+    """Train a derived architecture from scratch on all training data and evaluate it."""
+    cfg, run_dir, state = open_run(config_path, overrides, resume, RETRAIN_CKPT, RetrainPayload)
+    if state is not None:
+        arch = architecture_from_dict(state.arch)
+    elif resume and os.path.exists(os.path.join(run_dir, ARCH_FILE)):
+        arch = load_architecture(os.path.join(run_dir, ARCH_FILE))
+    elif arch_path:
+        arch = load_architecture(arch_path)
+    else:
+        raise UserError("retrain needs --arch ARCH_FILE (an architecture.yaml from a search or a baseline)")
+    return retrain_in(cfg, run_dir, arch, state)
+
+
+def retrain_in(cfg: CfgNode, run_dir: str, arch: Any, state: Optional[RetrainPayload],
+               resume_command: str = "retrain") -> Dict[str, Any]:
+    """The retraining of an opened run folder (``state``: its checkpoint, if resuming)."""
+    if state is None:
+        save_architecture(arch, os.path.join(run_dir, ARCH_FILE))
+    elif state.done:
+        LOG.info("retraining already finished in %s", run_dir)
+        return state.result
+    run = RetrainRun(cfg, run_dir, arch, state)
+    LOG.info("retraining at width %.3f: %d params, %.2fM FLOPs", run.width, run.cost.params, run.cost.flops / 1e6)
+    with StopFlag() as stop:
+        run.train(stop, resume_command)
+    result = run.result()
+    if run.parts.dist.is_writer:
+        ckpt.atomic_write_bytes(os.path.join(run_dir, RESULT_FILE), json.dumps(result, indent=2).encode())
+    run.save(done=True, result=result)
+    plot(run_dir)
+    LOG.info("test %s with %d params", run.task.summary({k[5:]: v for k, v in result.items()
+                                                          if k in ("test_loss", "test_acc")}), run.cost.params)
+    return result

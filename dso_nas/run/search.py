@@ -1,0 +1,221 @@
+"""``dso-nas search``: pre-train the supernet on D_w, search λ (Algorithm 1), derive.
+
+:class:`SearchRun` holds one run's state (net, both trainers, budget, history) and saves
+and restores it as a :class:`~dso_nas.run.payloads.SearchPayload`, as
+:class:`~dso_nas.run.retrain.RetrainRun` does for retraining.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, List, Optional, Sequence
+
+import mxnet as mx
+import numpy as np
+
+from ..config import CfgNode
+from ..engine import EpochResult, StopFlag, search_epoch, train_epoch
+from ..engine.mirror import make_executors
+from ..errors import UserError
+from ..runlog import write_jsonl
+from ..search.budgets import make_budget
+from ..spaces.archfile import save_architecture
+from . import checkpoint as ckpt
+from .build import (build_derived, build_supernet, initialize, lambda_trainer, lambda_values, load_data,
+                    nag_trainer, parts_of)
+from .folder import ARCH_FILE, SEARCH_CKPT, open_run
+from .payloads import SearchPayload, save_payload
+from .plotting import plot
+
+__all__ = ["SearchRun", "search", "search_in"]
+
+LOG = logging.getLogger("dso_nas")
+TRAINERS = ("pre_trainer", "w_trainer", "lam_trainer")
+
+
+class SearchRun:
+    """State of one search run: the net, both trainers, the budget, the history."""
+
+    def __init__(self, cfg: CfgNode, run_dir: str, state: Optional[SearchPayload]):
+        self.cfg, self.run_dir = cfg, run_dir
+        self.parts = parts = parts_of(cfg)
+        self.space, self.task, self.ctxs = parts.space, parts.task, parts.ctxs
+        self.loaders, self.shape = load_data(cfg, retrain=False)
+        self.net = build_supernet(cfg, parts)
+        initialize(self.net, self.ctxs, cfg.seed)
+        self.net.hybridize(static_alloc=True)
+        kv = parts.dist.kvstore
+        self.pre_trainer = nag_trainer(self.net.weight_params(), cfg.pretrain.lr, cfg.pretrain.momentum,
+                                       cfg.pretrain.wd, cfg.train.clip_gradient, kv)
+        self.w_trainer = nag_trainer(self.net.weight_params(), cfg.search.lr, cfg.search.momentum, cfg.search.wd,
+                                     cfg.train.clip_gradient, kv)
+        self.lam_trainer = lambda_trainer(self.net, cfg, kv)
+        self.phase, self.epoch, self.position = "pretrain", 0, 0
+        self.history: List[List[np.ndarray]] = []
+        self.unchanged, self.support = 0, None
+        self.elapsed = {"pretrain": 0.0, "search": 0.0}
+        self._warm_up()
+        self.executors = None
+        if cfg.train.mirror:  # recompute segments in the backward pass instead of storing them
+            self.executors = make_executors(self.net, (cfg.train.batch_size,) + tuple(self.shape), self.ctxs,
+                                            loss=self.task.loss())
+        if state is not None:
+            self.restore(state)
+        self.budget = make_budget(cfg.search.budget, space=self.space, net=self.net, trainer=self.lam_trainer,
+                                  input_shape=self.shape, gamma=cfg.search.gamma, gamma0=cfg.search.gamma0,
+                                  latency_runs=cfg.latency.runs, latency_warmup=cfg.latency.warmup,
+                                  latency_input=cfg.latency.input_size, latency_every=cfg.search.latency_every,
+                                  ctx=self.ctxs[0], latency_net=lambda arch: build_derived(arch, cfg, 1.0, parts))
+
+    def _warm_up(self) -> None:
+        """Run one forward so deferred shapes exist before states are restored."""
+        c, h, w = self.shape
+        self.net(mx.nd.zeros((1, c, h, w), ctx=self.ctxs[0]))
+
+    # -- checkpoint ----------------------------------------------------------------------
+    def payload(self) -> SearchPayload:
+        """The run's state as a typed payload."""
+        return SearchPayload(config=self.cfg.to_dict(), net=ckpt.net_arrays(self.net),
+                             **{n: ckpt.trainer_state(getattr(self, n)) for n in TRAINERS},
+                             phase=self.phase, epoch=self.epoch, position=self.position, history=self.history,
+                             unchanged=self.unchanged, support=self.support, elapsed=self.elapsed,
+                             seed=self.cfg.seed)
+
+    def restore(self, state: SearchPayload) -> None:
+        """Put a saved payload back (the net must be built and warmed up)."""
+        ckpt.load_net_arrays(self.net, state.net, source=f"checkpoint in {self.run_dir}")
+        for name in TRAINERS:
+            ckpt.restore_trainer_state(getattr(self, name), getattr(state, name))
+        self.phase, self.epoch, self.position = state.phase, state.epoch, state.position
+        self.history = [list(h) for h in state.history]
+        self.unchanged, self.support = state.unchanged, state.support
+        self.elapsed = dict(state.elapsed)
+
+    def save(self) -> None:
+        """Write the checkpoint (the writer process only)."""
+        if self.parts.dist.is_writer:
+            save_payload(os.path.join(self.run_dir, SEARCH_CKPT), self.payload())
+
+    # -- epochs --------------------------------------------------------------------------
+    def epoch_from_position(self, phase: str, loop, stop: StopFlag, **kwargs) -> Optional[EpochResult]:
+        """Run ``loop`` (train_epoch / search_epoch) for the current epoch from the saved position.
+
+        Returns its result, or ``None`` after saving a mid-epoch checkpoint when ``stop`` was raised.
+        """
+        t0 = time.time()
+        res = loop(self.net, task=self.task, epoch=self.epoch, start=self.position, ctxs=self.ctxs,
+                   seed=self.cfg.seed, stop=stop, show_progress=self.cfg.progress, executors=self.executors,
+                   **kwargs)
+        self.elapsed[phase] += time.time() - t0
+        if res.finished:
+            return res
+        self.position = res.position
+        self.save()
+        return None
+
+    def lambdas(self) -> List[np.ndarray]:
+        """The current λ iterates, one array per λ parameter."""
+        return lambda_values(self.net, self.lam_trainer)
+
+    def log(self, record: dict) -> None:
+        """Append one epoch record to ``log.jsonl`` (the writer process only)."""
+        if self.parts.dist.is_writer:
+            write_jsonl(self.run_dir, record)
+
+
+def _run_pretrain(run: SearchRun, stop: StopFlag) -> bool:
+    cfg = run.cfg
+    while run.phase == "pretrain" and run.epoch < cfg.pretrain.epochs:
+        res = run.epoch_from_position("pretrain", train_epoch, stop, loader=run.loaders.weights,
+                                      trainer=run.pre_trainer, desc="pretrain")
+        if res is None:
+            return False
+        run.log({"phase": "pretrain", "epoch": run.epoch, **res.metrics["train"], "seconds": run.elapsed["pretrain"]})
+        LOG.info("pretrain epoch %d/%d: %s", run.epoch + 1, cfg.pretrain.epochs, run.task.summary(res.metrics["train"]))
+        run.epoch, run.position = run.epoch + 1, 0
+        run.save()
+    if run.phase == "pretrain":
+        run.phase, run.epoch, run.position = "search", 0, 0
+        run.save()
+    return True
+
+
+def _run_search(run: SearchRun, stop: StopFlag) -> bool:
+    cfg = run.cfg
+    budget, every = run.budget, max(cfg.search.budget_every, 1)
+
+    def refresh(g: int) -> None:
+        if g % every == 0:
+            budget.refresh(run.lambdas())
+
+    while run.phase == "search" and run.epoch < cfg.search.epochs:
+        budget.start_epoch(run.epoch, run.lambdas())
+        res = run.epoch_from_position("search", search_epoch, stop, w_loader=run.loaders.weights,
+                                      lam_loader=run.loaders.lambdas, w_trainer=run.w_trainer,
+                                      lam_trainer=run.lam_trainer, ratio=cfg.search.ratio,
+                                      before_lambda_step=refresh)
+        if res is None:
+            return False
+        lambdas = run.lambdas()
+        support = [np.flatnonzero(lam).tolist() for lam in lambdas]
+        run.unchanged = run.unchanged + 1 if support == run.support else 0
+        run.support = support
+        run.history.append(lambdas)
+        report = run.space.search_report(run.net, run.shape[1:], lambdas)
+        run.log({"phase": "search", "epoch": run.epoch,
+                 **{f"{k}_{m}": v for k, d in res.metrics.items() for m, v in d.items()},
+                 **report, "gamma": budget.summary(), "seconds": run.elapsed["search"]})
+        LOG.info("search epoch %d/%d: D_w %s | D_λ %s | zero λ %d/%d | FLOPs %.1fM", run.epoch + 1,
+                 cfg.search.epochs, run.task.summary(res.metrics["weights"]), run.task.summary(res.metrics["lambda"]),
+                 report["zero_lambda"], report["num_lambda"], report["flops"] / 1e6)
+        run.epoch, run.position = run.epoch + 1, 0
+        if cfg.search.patience and run.unchanged >= cfg.search.patience:
+            LOG.info("λ support unchanged for %d epochs: search converged", run.unchanged)
+            run.phase = "derive"
+        run.save()
+    if run.phase == "search":
+        run.phase = "derive"
+        run.save()
+    return True
+
+
+def _derive(run: SearchRun) -> Any:
+    cfg = run.cfg
+    arch = run.space.derive(cfg, run.lambdas(), {"run": os.path.abspath(run.run_dir)})
+    if not run.parts.dist.is_writer:
+        return arch
+    save_architecture(arch, os.path.join(run.run_dir, ARCH_FILE))
+    np.savez_compressed(os.path.join(run.run_dir, "lambda_history.npz"),
+                        **{f"epoch{e}_param{i}": lam for e, lams in enumerate(run.history) for i, lam in enumerate(lams)})
+    drawings = run.space.draw(arch, run.run_dir)
+    cost = run.space.net_cost(arch, cfg, 1.0, run.shape[1:], run.task.head_cost(cfg))
+    LOG.info("derived %s: %d params, %.2fM FLOPs at search width; drawing: %s",
+             os.path.join(run.run_dir, ARCH_FILE), cost["total"].params, cost["total"].flops / 1e6, ", ".join(drawings))
+    return arch
+
+
+def search(config_path: Optional[str], overrides: Sequence[str] = (), resume: Optional[str] = None) -> str:
+    """Pre-train the supernet on D_w, search λ (Algorithm 1), derive the architecture.
+
+    Returns the run folder; bad input raises :class:`~dso_nas.errors.UserError` (one line).
+    """
+    cfg, run_dir, state = open_run(config_path, overrides, resume, SEARCH_CKPT, SearchPayload)
+    return search_in(cfg, run_dir, state)
+
+
+def search_in(cfg: CfgNode, run_dir: str, state: Optional[SearchPayload], resume_command: str = "search") -> str:
+    """The search of an opened run folder (``state``: its checkpoint, if resuming)."""
+    if state is not None and state.phase == "done":
+        LOG.info("search already finished in %s", run_dir)
+        return run_dir
+    run = SearchRun(cfg, run_dir, state)
+    with StopFlag() as stop:
+        finished = _run_pretrain(run, stop) and _run_search(run, stop)
+    if not finished:
+        raise UserError(f"interrupted; checkpoint saved, continue with: dso-nas {resume_command} --resume {run_dir}")
+    _derive(run)
+    plot(run_dir)
+    run.phase = "done"
+    run.save()
+    return run_dir

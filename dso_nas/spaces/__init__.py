@@ -1,0 +1,24 @@
+"""Search spaces by ``model.space`` (:data:`SPACES`), each a :class:`~dso_nas.spaces.base.SearchSpace`.
+
+* ``dense`` (alias ``normal``): the M-level x N-op fully connected block of TPAMI §3.1
+  (:mod:`dso_nas.spaces.dense`).
+
+The mobile (ProxylessNAS) space lands as ``spaces/mobile/`` plus one line below.
+"""
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import BudgetBlock, HeadCost, HeadFactory, LambdaDeriver, SearchSpace
+
+__all__ = ["SPACES", "SearchSpace", "BudgetBlock", "LambdaDeriver", "HeadFactory", "HeadCost", "get_space"]
+
+SPACES: Registry[SearchSpace] = Registry("search space", "model.space")
+
+from .dense import DenseSpace  # noqa: E402 - registers after SPACES exists
+
+SPACES.register(DenseSpace.name, DenseSpace(), aliases=DenseSpace.aliases)
+
+
+def get_space(name: str) -> SearchSpace:
+    """The space registered as ``name`` (or an alias); ``ConfigError`` listing the valid names."""
+    return SPACES.get(name)

@@ -1,0 +1,106 @@
+"""The architecture file: a small versioned YAML that names its space and round-trips.
+
+Every space writes ``version`` and ``space`` first; the rest is the space's own
+(:meth:`SearchSpace.arch_from_dict`). :func:`load_architecture` reads the ``space`` key and
+hands the mapping to that space, so a derived network is always rebuilt from this file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import yaml
+
+from ..errors import ArchitectureError, ConfigError
+
+__all__ = ["architecture_yaml", "save_architecture", "load_architecture", "architecture_from_dict"]
+
+
+class _FlowDict(dict):
+    """A mapping written on one line in the architecture file."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    _FlowDict, lambda dumper, v: dumper.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True))
+
+
+def _flow(value: Any) -> Any:
+    """Lists of lists of mappings (cells of op entries) are written one entry per line."""
+    if isinstance(value, list):
+        return [_FlowDict(v) if isinstance(v, dict) else _flow(v) for v in value]
+    return value
+
+
+def architecture_yaml(arch: Any) -> str:
+    """The architecture file's text (``arch.to_dict()``; its ``cells`` entries one per line)."""
+    d = arch.to_dict()
+    if "cells" in d:
+        d["cells"] = _flow(d["cells"])
+    return yaml.dump(d, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=120,
+                     allow_unicode=True)
+
+
+def save_architecture(arch: Any, path: str) -> None:
+    """Write the architecture file atomically (temporary file + ``os.replace``)."""
+    text = architecture_yaml(arch)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".arch-", suffix=".yaml.tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def architecture_from_dict(data: Any) -> Any:
+    """Build an architecture of the space its ``space`` key names (``ArchitectureError``)."""
+    from . import SPACES  # noqa: PLC0415 - the registry imports every space
+
+    if not isinstance(data, dict):
+        raise ArchitectureError(f"an architecture must be a mapping of keys, got {type(data).__name__}")
+    try:
+        space = SPACES.get(data.get("space", ""))
+    except ConfigError:
+        raise ArchitectureError(f"architecture key 'space' must be one of {list(SPACES.choices())}, "
+                                f"got {data.get('space')!r}") from None
+    return space.arch_from_dict(data)
+
+
+def load_architecture(path: str) -> Any:
+    """Read and validate an architecture file.
+
+    Raises
+    ------
+    ArchitectureError
+        When the file is missing, unreadable, not YAML, or describes no valid architecture;
+        the one-line message names the file and the problem.
+    """
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ArchitectureError(f"architecture file not found: {path}") from None
+    except IsADirectoryError:
+        raise ArchitectureError(f"architecture file {path} is a folder") from None
+    except OSError as e:
+        raise ArchitectureError(f"cannot read architecture file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ArchitectureError(f"architecture file {path} is not UTF-8 text") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = str(getattr(e, "problem", None) or e).splitlines()[0]
+        raise ArchitectureError(f"architecture file {path}{where} is not valid YAML: {problem}") from None
+    try:
+        return architecture_from_dict(data)
+    except ArchitectureError as e:
+        raise ArchitectureError(f"architecture file {path}: {e}") from None

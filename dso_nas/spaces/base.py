@@ -1,0 +1,142 @@
+"""What a search space provides: the API the pipeline, the budgets and the tools call.
+
+A space owns its supernet, its derivation rule, its architecture file form, its derived
+network, the analytic cost of both, and its drawings and baselines. The rest of the package
+sees only this API, so a new space (the mobile one) is one package plus one registration
+line in :mod:`dso_nas.spaces`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from mxnet.gluon import HybridBlock
+
+from ..ops import Cost
+
+__all__ = ["SearchSpace", "BudgetBlock", "LambdaDeriver", "HeadFactory", "HeadCost"]
+
+#: ``(in_channels, prefix) -> HybridBlock``: a task's head on a backbone's last feature map.
+HeadFactory = Callable[[int, str], HybridBlock]
+#: ``(channels, height, width) -> Cost``: the analytic cost of that head.
+HeadCost = Callable[[int, int, int], Cost]
+
+
+@dataclass(frozen=True)
+class BudgetBlock:
+    """One searched block as the budgets (Eqs. 17-18) see it, whatever the space.
+
+    Attributes
+    ----------
+    param : int
+        Index of its λ parameter in ``net.lambda_params()``.
+    shape : (int, int, int)
+        ``(C, H, W)`` of its input.
+    cost : callable
+        ``mask -> Cost`` of what a flat boolean λ mask keeps of the block.
+    entry_mac : numpy.ndarray
+        Per λ entry, the MAC of the operation whose survival the entry decides (Eq. 18).
+    """
+
+    param: int
+    shape: Tuple[int, int, int]
+    cost: Callable[[np.ndarray], Cost]
+    entry_mac: np.ndarray
+
+
+class LambdaDeriver:
+    """Turns λ masks into derived architectures for the latency budget (Eq. 19).
+
+    :meth:`parts` gives one hashable part per λ parameter (the derived cell), so the budget
+    caches measurements by what the masks derive to; :meth:`architecture` assembles them.
+    """
+
+    def parts(self, masks: Sequence[np.ndarray]) -> Tuple[Hashable, ...]:
+        """One hashable derived part per λ parameter."""
+        raise NotImplementedError
+
+    def toggled(self, parts: Tuple[Hashable, ...], param: int, mask: np.ndarray) -> Tuple[Hashable, ...]:
+        """``parts`` with parameter ``param``'s part re-derived from ``mask``."""
+        raise NotImplementedError
+
+    def architecture(self, parts: Tuple[Hashable, ...]) -> Any:
+        """The architecture the parts make up."""
+        raise NotImplementedError
+
+
+class SearchSpace:
+    """Base of the registered search spaces (:data:`dso_nas.spaces.SPACES`)."""
+
+    #: Registered name (``model.space``).
+    name = ""
+    #: Table-1 baseline kinds :meth:`baseline` builds.
+    baseline_kinds: Tuple[str, ...] = ()
+
+    # -- config --------------------------------------------------------------------------
+    def check_config(self, cfg: Any) -> None:
+        """Space-specific cross-key checks of a resolved config (``ConfigError``)."""
+
+    # -- search --------------------------------------------------------------------------
+    def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory]) -> HybridBlock:
+        """The supernet of ``cfg`` in op form ``backend``, with the task's head.
+
+        It has ``lambda_params()``, ``weight_params()``, ``cost(input_hw, masks)`` and
+        ``sequential_layers()`` (for mirror mode).
+        """
+        raise NotImplementedError
+
+    def derive(self, cfg: Any, lambdas: Sequence[np.ndarray], meta: Dict[str, Any]) -> Any:
+        """The architecture the λ iterates leave (zero λ removed)."""
+        raise NotImplementedError
+
+    def search_report(self, net: HybridBlock, input_hw: Tuple[int, int],
+                      lambdas: Sequence[np.ndarray]) -> Dict[str, Any]:
+        """Per-epoch figures of the search (zero λ, kept FLOPs per block, ...), JSON-able."""
+        raise NotImplementedError
+
+    def budget_blocks(self, net: HybridBlock, input_hw: Tuple[int, int]) -> List[BudgetBlock]:
+        """The searched blocks with their λ index, shapes and cost functions."""
+        raise NotImplementedError
+
+    def lambda_deriver(self, net: HybridBlock) -> LambdaDeriver:
+        """Derivation of λ masks to architectures, for the latency budget."""
+        raise NotImplementedError
+
+    def supernet_info(self, net: HybridBlock, cfg: Any) -> Dict[str, Any]:
+        """``dso-nas info`` figures of the supernet beyond its cost."""
+        raise NotImplementedError
+
+    # -- architectures -------------------------------------------------------------------
+    def arch_from_dict(self, data: Dict[str, Any]) -> Any:
+        """Validate and build an architecture from its file form (``ArchitectureError``)."""
+        raise NotImplementedError
+
+    def check_arch(self, arch: Any, cfg: Any) -> None:
+        """Refuse an architecture that does not fit ``cfg`` (``ConfigError``)."""
+
+    def build_net(self, arch: Any, cfg: Any, *, width_mult: float, backend: str,
+                  head: Optional[HeadFactory]) -> HybridBlock:
+        """The retraining network of ``arch`` under ``cfg``'s retraining options."""
+        raise NotImplementedError
+
+    def net_cost(self, arch: Any, cfg: Any, width_mult: float, input_hw: Tuple[int, int],
+                 head_cost: Optional[HeadCost]) -> Dict[str, Any]:
+        """Analytic cost of :meth:`build_net`'s network: ``total``, ``blocks``, ``widths``..."""
+        raise NotImplementedError
+
+    def arch_info(self, arch: Any) -> Dict[str, Any]:
+        """``dso-nas info --arch`` figures beyond the cost (kept ops...)."""
+        return {}
+
+    def draw(self, arch: Any, folder: str) -> List[str]:
+        """Drawings of the architecture's blocks; the written paths."""
+        return []
+
+    def baseline(self, kind: str, cfg: Any, *, keep_rate: float, seed: int) -> Any:
+        """A Table-1 baseline architecture of ``kind`` (one of :attr:`baseline_kinds`)."""
+        raise NotImplementedError
+
+    def kept_rate(self, arch: Any) -> float:
+        """Fraction of the supernet's λ connections an architecture keeps."""
+        raise NotImplementedError

@@ -1,0 +1,69 @@
+"""What a task provides to the loops, the mirror executor, the builders and the report."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+from mxnet import gluon
+
+from ..spaces.base import HeadCost, HeadFactory
+
+__all__ = ["Task", "Metric"]
+
+
+class Metric:
+    """Running figures of one phase: ``update`` per batch slice, ``result`` at the end."""
+
+    def update(self, loss_sum: float, outputs: Any, labels: Any) -> None:
+        """Add one batch slice: its summed loss, the main output and the labels."""
+        raise NotImplementedError
+
+    def merge(self, other: "Metric") -> None:
+        """Add another meter's running sums to this one."""
+        raise NotImplementedError
+
+    def result(self) -> Dict[str, float]:
+        """The figures so far (``loss`` and the task's own), JSON-able."""
+        raise NotImplementedError
+
+
+class Task:
+    """Base of the registered tasks (:data:`dso_nas.tasks.TASKS`)."""
+
+    #: Registered name (``task.name``).
+    name = ""
+
+    def loss(self) -> gluon.loss.Loss:
+        """The per-sample training loss (a Gluon loss: ``loss(output, label) -> (B,)``)."""
+        raise NotImplementedError
+
+    def objective(self, loss_fn: gluon.loss.Loss, outputs: Any, labels: Any,
+                  aux_weight: float = 0.0) -> Tuple[Any, Any]:
+        """``(per-sample loss, main output)`` of a network's outputs: the main output's loss,
+        plus ``aux_weight`` times the auxiliary output's when the network returns two."""
+        if isinstance(outputs, (list, tuple)):
+            main, aux = outputs
+            loss = loss_fn(main, labels)
+            if aux_weight > 0:
+                loss = loss + aux_weight * loss_fn(aux, labels)
+            return loss, main
+        return loss_fn(outputs, labels), outputs
+
+    def metric(self) -> Metric:
+        """A fresh meter."""
+        raise NotImplementedError
+
+    def head(self, cfg: Any, backend: str, *, dropout: float = 0.0) -> HeadFactory:
+        """``(in_channels, prefix) -> HybridBlock``: the head a backbone's last map feeds."""
+        raise NotImplementedError
+
+    def head_cost(self, cfg: Any) -> Optional[HeadCost]:
+        """``(channels, height, width) -> Cost`` of :meth:`head` (counted by the width search)."""
+        raise NotImplementedError
+
+    def result_fields(self, metrics: Dict[str, float]) -> Dict[str, float]:
+        """The test figures written to ``result.json`` (``test_acc``, ``test_error``...)."""
+        raise NotImplementedError
+
+    def summary(self, metrics: Dict[str, float]) -> str:
+        """One short log phrase of a meter's result (``loss 0.31 acc 0.90``)."""
+        return " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
