@@ -8,5 +8,5 @@ setup(
     packages=find_packages(include=["dso_nas", "dso_nas.*"]),
     python_requires=">=3.8",
     install_requires=["mxnet>=1.9.1", "numpy", "pyyaml", "matplotlib", "tqdm"],
-    entry_points={"console_scripts": ["dso-nas=dso_nas.cli:main"]},
+    entry_points={"console_scripts": ["dso-nas=dso_nas.cli:entry"]},
 )

@@ -1,3 +1,4 @@
-from .cli import main
-import sys
-sys.exit(main())
+"""``python -m dso_nas``: the ``dso-nas`` program."""
+from .cli import entry
+
+entry()

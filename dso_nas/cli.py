@@ -22,6 +22,7 @@ import sys
 from typing import List, Optional
 
 from . import tune_allocator, use_all_cores
+from .quiet import filter_native_stderr
 from .errors import UserError
 
 LOG = logging.getLogger("dso_nas")
@@ -108,5 +109,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The ``dso-nas`` program: :func:`main` with MXNet's native INFO lines filtered out of
+    the console (:mod:`dso_nas.quiet`; the filter is process-wide, so only the program sets it)."""
+    filter_native_stderr()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

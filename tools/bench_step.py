@@ -4,11 +4,16 @@
     python tools/bench_step.py --configs small --steps 3        # the quick one
     python tools/bench_step.py --configs cifar_paper --modes fused,fused_mirror
     python tools/bench_step.py --configs cifar_paper --modes fused+ops_floor   # interleaved
-    python tools/bench_step.py --micro                          # fast vs reference ops
 
-One timed step is what a search step costs at most: forward and backward of the
-softmax cross-entropy on one batch, then ``step`` of both Trainers (weights: NAG; λ:
-APG-NAG), as ``dso_nas.pipeline`` builds them, the net hybridized with
+A config is an experiment file ``experiments/bench/<name>.yaml`` (``--configs`` also takes a
+path to any experiment YAML); a mode is a set of config overrides (:data:`MODES`). The
+network, the task's loss and both Trainers are built by :mod:`dso_nas.run.build` from the
+resolved config, exactly as ``dso-nas search`` builds them. The op forms of each operation
+alone are timed by ``tools/bench_ops.py``.
+
+One timed step is what a search step costs at most: forward and backward of the task's
+loss on one batch, then ``step`` of both Trainers (weights: NAG; λ: APG-NAG), the net
+hybridized with
 ``static_alloc=True`` (``--static-shape`` adds ``static_shape=True``: ~13 % faster on the
 paper config, ~1.8x the peak RSS). Each
 ``(config, mode)`` runs in a fresh Python process (its peak RSS, ``VmHWM``, is its own): a
@@ -20,14 +25,15 @@ than those of separate processes.
 
 Modes
 -----
-``per_edge``      the authors' formulation: every λ edge a ``broadcast_mul``, ``add_n`` sums.
-``fused``         one λ-matrix product per level, output λ folded into the ``1 x 1`` weights
-                  (the default; a ``1 x 1`` convolution with the ``"fast"`` operations).
-``fused_mirror``  ``fused`` trained through :mod:`dso_nas.engine.mirror` (recomputation).
-``ops_floor``     the same operations without any λ work: every operation reads the block
-                  input, the 16 outputs are concatenated straight into the ``1 x 1``
-                  reduction (plain weights), BN-ReLU, residual. λ are not used (so only
-                  the weight Trainer steps). A lower bound of what any λ formulation costs.
+``per_edge``      ``model.aggregation=per_edge``: the authors' formulation, every λ edge a
+                  ``broadcast_mul``, ``add_n`` sums.
+``fused``         ``model.aggregation=fused``: one λ-matrix product per level, output λ
+                  folded into the ``1 x 1`` weights (a ``1 x 1`` convolution in the oneDNN form).
+``fused_mirror``  ``fused`` with ``train.mirror=true`` (:mod:`dso_nas.engine.mirror`).
+``ops_floor``     ``model.aggregation=ops_floor``: the same operations without any λ work -
+                  every operation reads the block input, the 16 outputs go straight into the
+                  ``1 x 1`` reduction, BN-ReLU, residual. λ are not used (so only the weight
+                  Trainer steps). A lower bound of what any λ formulation costs.
                   Its child runs with ``MXNET_ELIMINATE_COMMON_EXPR=0``: otherwise MXNet
                   merges the four identical parameter-free poolings of the same input
                   (one per level) into one, and the floor would skip 3/4 of the poolings.
@@ -35,7 +41,7 @@ Modes
 FLOPs utilisation
 -----------------
 ``step_gflop = 2 x 3 x MACs x batch``: ``MACs`` is the supernet's analytic forward cost per
-image (:meth:`SuperNet.cost`: convolutions, poolings, dense; λ aggregation not counted),
+image (the supernet's ``cost``: convolutions, poolings, dense; λ aggregation not counted),
 ``x 3`` for forward + backward (data and weight gradients), ``x 2`` FLOP per multiply-add.
 ``utilisation = step_gflop x steps/s / gemm_gflops``, the GEMM rate of a square
 ``mx.nd.dot`` (``2 n^3`` FLOP) measured in the same process with the same threads.
@@ -50,34 +56,50 @@ import platform
 import subprocess
 import sys
 import time
-import types
 import warnings
+import dataclasses
 from typing import Dict, List, Optional, Sequence
 
 from dso_nas import tune_allocator, use_all_cores
+from dso_nas.quiet import filter_native_stderr
 
 LOG = logging.getLogger("bench_step")
 
-MODES = ("per_edge", "fused", "fused_mirror", "ops_floor")
-OPS4 = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_DIR = os.path.join(ROOT, "experiments", "bench")
 
-#: Benchmark configurations: the paper's CIFAR-10 full supernet and a one-block-per-stage
-#: version of it that runs in seconds.
-CONFIGS: Dict[str, dict] = {
-    "cifar_paper": dict(channels=(48, 96, 192), blocks=(8, 8, 8), batch=16),
-    "small": dict(channels=(48, 96, 192), blocks=(1, 1, 1), batch=16),
-    "cifar_paper_b32": dict(channels=(48, 96, 192), blocks=(8, 8, 8), batch=32),
+#: Each mode as config overrides of the benchmark config.
+MODES: Dict[str, List[str]] = {
+    "per_edge": ["model.aggregation=per_edge"],
+    "fused": ["model.aggregation=fused"],
+    "fused_mirror": ["model.aggregation=fused", "train.mirror=true"],
+    "ops_floor": ["model.aggregation=ops_floor"],
 }
 #: What ``make bench`` runs when no ``--configs``/``--modes`` are given: every mode of the
-#: first two configs, batch 32 of the paper config in mirror mode only (the issue's "fits
-#: in 24 GB" check; without mirror it would need ~12 GB), and the paper config's fused,
-#: floor and mirror steps interleaved in one process (``a+b+c``, see :func:`run_interleaved`).
+#: paper config and of the small one, batch 32 of the paper config in mirror mode only, and
+#: the paper config's fused, floor and mirror steps interleaved in one process (``a+b+c``,
+#: see :func:`run_interleaved`).
 DEFAULT_RUNS = [(c, m) for c in ("cifar_paper", "small") for m in MODES] + [
     ("cifar_paper_b32", "fused_mirror"), ("cifar_paper", "fused+ops_floor+fused_mirror")]
 #: Common-subexpression elimination switch of MXNet's graph passes (off for ``ops_floor``).
 FLOOR_CSE_ENV = "MXNET_ELIMINATE_COMMON_EXPR"
-COMMON = dict(stem="cifar", in_channels=3, levels=4, ops=OPS4, scope="full", num_classes=10,
-              image=(32, 32))
+
+
+def config_path(name: str) -> str:
+    """``experiments/bench/<name>.yaml``, or ``name`` itself when it is a file."""
+    return name if os.path.isfile(name) else os.path.join(BENCH_DIR, f"{name}.yaml")
+
+
+def bench_config(name: str, mode: str, backend: Optional[str] = None):
+    """The resolved config of benchmark ``name`` in ``mode`` (and its parts)."""
+    from dso_nas.config import load_config
+    from dso_nas.run.build import parts_of
+
+    cfg = load_config(config_path(name), MODES[mode] + ["progress=false"])
+    parts = parts_of(cfg)
+    if backend is not None:
+        parts = dataclasses.replace(parts, backend=backend)
+    return cfg, parts
 
 
 # ----------------------------------------------------------------------------- child side
@@ -96,35 +118,6 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _floor_forward(self, F, x, lam, reduce_weight):
-    """:data:`MODES` ``ops_floor``: the block's operations and reduction, no λ work."""
-    del lam
-    merged = F.concat(*[op(x) for op in self._op_blocks], dim=1)
-    y = F.Convolution(merged, weight=reduce_weight, kernel=(1, 1), num_filter=self.channels,
-                      no_bias=True)
-    return self.reduce_bn(y) + x
-
-
-def _build(config: dict, mode: str, impl: str):
-    import mxnet as mx
-    from dso_nas.models.ops import op_impl
-    from dso_nas.models.supernet import SuperNet
-
-    with op_impl(impl):
-        net = SuperNet(stem=COMMON["stem"], in_channels=COMMON["in_channels"],
-                       stem_channels=config["channels"][0], channels=config["channels"],
-                       blocks=config["blocks"], levels=COMMON["levels"], ops=COMMON["ops"],
-                       scope=COMMON["scope"], num_classes=COMMON["num_classes"],
-                       aggregation="per_edge" if mode == "per_edge" else "fused")
-    if mode == "ops_floor":
-        for block in net.search_blocks():
-            block.hybrid_forward = types.MethodType(_floor_forward, block)
-    mx.random.seed(0)
-    net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2))
-    net.collect_params(".*gamma|.*beta|.*bias").setattr("wd_mult", 0.0)
-    return net
-
-
 def _gemm_gflops(n: int = 2048, repeats: int = 3) -> float:
     """FLOP rate of a square single-precision ``mx.nd.dot`` (best of ``repeats``)."""
     import mxnet as mx
@@ -139,18 +132,13 @@ def _gemm_gflops(n: int = 2048, repeats: int = 3) -> float:
     return 2.0 * n ** 3 / best / 1e9
 
 
-def _trainers(net, with_lambda: bool):
-    """The search phase's two Trainers (weights: NAG; λ: APG-NAG, or ``None``)."""
-    from mxnet import gluon
-    from dso_nas.optim.apgnag import APGNAG
+def _trainers(net, cfg, with_lambda: bool):
+    """The search phase's two Trainers, as the pipeline builds them (λ: ``None`` for the floor)."""
+    from dso_nas.run.build import lambda_trainer, nag_trainer
 
-    weights = gluon.Trainer(net.weight_params(), "nag",
-                            {"learning_rate": 0.1, "momentum": 0.9, "wd": 3e-4}, kvstore="local")
-    if not with_lambda:
-        return weights, None
-    lam = gluon.Trainer(net.lambda_params(), APGNAG(learning_rate=0.1, momentum=0.9, gamma=1e-3),
-                        kvstore="local")
-    return weights, lam
+    s = cfg.search
+    weights = nag_trainer(net.weight_params(), s.lr, s.momentum, s.wd, cfg.train.clip_gradient, cfg.train.kvstore)
+    return weights, (lambda_trainer(net, cfg, cfg.train.kvstore) if with_lambda else None)
 
 
 def _timed(step, warmup: int, steps: int) -> List[float]:
@@ -164,36 +152,38 @@ def _timed(step, warmup: int, steps: int) -> List[float]:
     return times
 
 
-def _batch(batch: int):
-    """A fixed random batch of the benchmark's input shape."""
+def _batch(cfg):
+    """A fixed random batch of the config's input shape (``data.name`` gives the image size)."""
     import mxnet as mx
     import numpy as np
+    from dso_nas.data import dataset_spec
 
     rng = np.random.RandomState(0)
-    height, width = COMMON["image"]
-    data = mx.nd.array(rng.uniform(size=(batch, COMMON["in_channels"], height, width)))
-    label = mx.nd.array(rng.randint(0, COMMON["num_classes"], size=batch))
+    side, batch = dataset_spec(cfg.data.name).image_size, cfg.train.batch_size
+    data = mx.nd.array(rng.uniform(size=(batch, cfg.model.in_channels, side, side)))
+    label = mx.nd.array(rng.randint(0, cfg.model.num_classes, size=batch))
     return data, label
 
 
-def _stepper(config: dict, mode: str, impl: str, static_shape: bool, data, label):
-    """Build ``mode``'s network and Trainers; ``(step, net, info)`` where ``step()`` runs one
+def _stepper(cfg, parts, static_shape: bool, data, label):
+    """Build the config's network and Trainers; ``(step, net, info)`` where ``step()`` runs one
     timed search step (see the module docstring) and ``info`` has the mirror plan if any."""
     import mxnet as mx
-    from mxnet import autograd, gluon
+    from mxnet import autograd
     from dso_nas.engine import mirror
+    from dso_nas.run.build import build_supernet, initialize
 
     warnings.filterwarnings("ignore", message=".*is not used by any computation.*")
     batch = data.shape[0]
-    net = _build(config, mode, impl)
+    net = build_supernet(cfg, parts)
+    initialize(net, parts.ctxs, cfg.seed)
     net.hybridize(static_alloc=True, static_shape=static_shape)
-    w_trainer, lam_trainer = _trainers(net, with_lambda=mode != "ops_floor")
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    w_trainer, lam_trainer = _trainers(net, cfg, with_lambda=cfg.model.aggregation != "ops_floor")
+    loss_fn = parts.task.loss()
     info, executors = {}, None
-    if mode == "fused_mirror":
+    if cfg.train.mirror:
         start = time.perf_counter()
-        executors = mirror.make_executors(net, data.shape, [mx.cpu()],
-                                          num_classes=COMMON["num_classes"])
+        executors = mirror.make_executors(net, data.shape, parts.ctxs, loss=loss_fn)
         info["mirror_plan_s"] = round(time.perf_counter() - start, 2)
         info["mirror_segments"] = executors[0].plan["segments"]
 
@@ -202,7 +192,7 @@ def _stepper(config: dict, mode: str, impl: str, static_shape: bool, data, label
             loss = mirror.mirror_step(executors, data, label, None, batch)[0][0]
         else:
             with autograd.record():
-                loss = loss_fn(net(data), label)
+                loss, _ = parts.task.objective(loss_fn, net(data), label)
             loss.backward()
         w_trainer.step(batch)
         if lam_trainer is not None:
@@ -213,20 +203,21 @@ def _stepper(config: dict, mode: str, impl: str, static_shape: bool, data, label
     return step, net, info
 
 
-def run_child(config_name: str, mode: str, steps: int, warmup: int, impl: str,
+def run_child(config_name: str, mode: str, steps: int, warmup: int, backend: Optional[str],
               static_shape: bool = False) -> dict:
     """Build, warm up and time one ``(config, mode)`` in this process; the JSON record."""
     import numpy as np
+    from dso_nas.data import dataset_spec
 
-    config = CONFIGS[config_name]
-    batch = config["batch"]
-    record = dict(config=config_name, mode=mode, batch=batch, ops_impl=impl,
-                  static_shape=static_shape)
-    step, net, info = _stepper(config, mode, impl, static_shape, *_batch(batch))
+    cfg, parts = bench_config(config_name, mode, backend)
+    batch = cfg.train.batch_size
+    record = dict(config=config_name, mode=mode, batch=batch, ops_backend=parts.backend, static_shape=static_shape)
+    step, net, info = _stepper(cfg, parts, static_shape, *_batch(cfg))
     record.update(info)
     times = _timed(step, warmup, steps)
     step_s = float(np.median(times))
-    macs = net.cost(COMMON["image"])["total"].flops
+    side = dataset_spec(cfg.data.name).image_size
+    macs = net.cost((side, side))["total"].flops
     step_gflop = 2.0 * 3.0 * macs * batch / 1e9
     gemm = _gemm_gflops()
     record.update(
@@ -244,7 +235,7 @@ def run_child(config_name: str, mode: str, steps: int, warmup: int, impl: str,
     return record
 
 
-def run_interleaved(config_name: str, modes: Sequence[str], rounds: int, impl: str) -> dict:
+def run_interleaved(config_name: str, modes: Sequence[str], rounds: int, backend: Optional[str]) -> dict:
     """Time several modes in one process, one step of each in turn, ``rounds`` times.
 
     Separate processes see different moments of a shared machine; here every mode sees
@@ -255,9 +246,9 @@ def run_interleaved(config_name: str, modes: Sequence[str], rounds: int, impl: s
     """
     import numpy as np
 
-    config = CONFIGS[config_name]
-    data, label = _batch(config["batch"])
-    steps = {mode: _stepper(config, mode, impl, False, data, label)[0] for mode in modes}
+    configs = {mode: bench_config(config_name, mode, backend) for mode in modes}
+    data, label = _batch(configs[modes[0]][0])
+    steps = {mode: _stepper(cfg, parts, False, data, label)[0] for mode, (cfg, parts) in configs.items()}
     times: Dict[str, List[float]] = {mode: [] for mode in modes}
     for r in range(rounds + 1):
         for mode, step in steps.items():
@@ -267,61 +258,11 @@ def run_interleaved(config_name: str, modes: Sequence[str], rounds: int, impl: s
                 times[mode].append(time.perf_counter() - start)
     median = {mode: float(np.median(t)) for mode, t in times.items()}
     first = modes[0]
-    return dict(config=config_name, interleaved=list(modes), batch=config["batch"], rounds=rounds,
+    return dict(config=config_name, interleaved=list(modes), batch=int(data.shape[0]), rounds=rounds,
                 step_s={m: round(v, 3) for m, v in median.items()},
                 step_times_s={m: [round(x, 3) for x in t] for m, t in times.items()},
                 ratio_to_first={m: round(v / median[first], 3) for m, v in median.items()},
                 threads=os.environ["OMP_NUM_THREADS"])
-
-
-def run_micro(steps: int) -> List[dict]:
-    """Forward+backward time of each operation's fast and reference form, in this process.
-
-    The two poolings and the ``5 x 5`` depthwise convolution (the parts of :data:`OPS4`
-    that have a fast form) at the three stage shapes of the paper config (batch 16),
-    median of ``steps`` runs after two warm-ups.
-    """
-    import mxnet as mx
-    import numpy as np
-    from mxnet import autograd
-    from mxnet.gluon import HybridBlock
-    from dso_nas.models.ops import DepthwiseConv, pool2d
-
-    class _Pool(HybridBlock):
-        def __init__(self, pool_type, channels, impl):
-            super().__init__()
-            self.args = (pool_type, channels, 3, 1, impl)
-
-        def hybrid_forward(self, F, x):
-            return pool2d(F, x, *self.args)
-
-    records = []
-    for channels, side in ((48, 32), (96, 16), (192, 8)):
-        shape = (16, channels, side, side)
-        x = mx.nd.random.uniform(shape=shape)
-        x.attach_grad()
-        for op in ("max_pool_3x3", "avg_pool_3x3", "dw_conv_5x5"):
-            row = dict(micro=op, shape=list(shape))
-            for impl in ("reference", "fast"):
-                if op.startswith("dw"):
-                    block = DepthwiseConv(channels, int(op[-1]), impl=impl)
-                else:
-                    block = _Pool(op[:3], channels, impl)
-                block.initialize()
-                block.hybridize(static_alloc=True, static_shape=True)
-                times = []
-                for k in range(steps + 2):
-                    start = time.perf_counter()
-                    with autograd.record():
-                        y = block(x)
-                    y.backward()
-                    mx.nd.waitall()
-                    if k >= 2:
-                        times.append(time.perf_counter() - start)
-                row[f"{impl}_ms"] = round(1e3 * float(np.median(times)), 2)
-            row["speedup"] = round(row["reference_ms"] / row["fast_ms"], 2)
-            records.append(row)
-    return records
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -329,7 +270,8 @@ def run_micro(steps: int) -> List[dict]:
 
 def _spawn(config: str, mode: str, args) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", config, mode,
-           "--steps", str(args.steps), "--warmup", str(args.warmup), "--ops-impl", args.ops_impl,
+           "--steps", str(args.steps), "--warmup", str(args.warmup)] + (
+               ["--backend", args.backend] if args.backend else []) + [
            "--static-shape" if args.static_shape else "--no-static-shape"]
     LOG.info("bench: %s / %s ...", config, mode)
     env = dict(os.environ)
@@ -339,13 +281,13 @@ def _spawn(config: str, mode: str, args) -> dict:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               timeout=args.timeout, env=env)
     except subprocess.TimeoutExpired:
-        return dict(config=config, mode=mode, batch=CONFIGS[config]["batch"], img_per_s=None,
-                    peak_rss_mb=None, error=f"timed out after {args.timeout} s")
+        return dict(config=config, mode=mode, img_per_s=None, peak_rss_mb=None,
+                    error=f"timed out after {args.timeout} s")
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = proc.stderr.strip().splitlines()[-3:]
-        return dict(config=config, mode=mode, batch=CONFIGS[config]["batch"], img_per_s=None,
-                    peak_rss_mb=None, error=f"exit {proc.returncode}: {' | '.join(tail)}")
+        return dict(config=config, mode=mode, img_per_s=None, peak_rss_mb=None,
+                    error=f"exit {proc.returncode}: {' | '.join(tail)}")
     return json.loads(lines[-1])
 
 
@@ -394,42 +336,39 @@ def _names(text: str, valid: Sequence[str], what: str) -> List[str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit status (1 when a measurement failed)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--configs", help="comma-separated: " + ", ".join(CONFIGS)
-                   + " (default: see DEFAULT_RUNS)")
+    p.add_argument("--configs", help="comma-separated names of experiments/bench/*.yaml (or YAML paths); "
+                   "default: see DEFAULT_RUNS")
     p.add_argument("--modes", help="comma-separated: " + ", ".join(MODES) + " (default: all)")
     p.add_argument("--steps", type=int, default=2, help="timed steps per (config, mode)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    p.add_argument("--ops-impl", default="fast", choices=("fast", "reference"),
-                   help="operation implementation (dso_nas.models.ops.OP_IMPLS)")
+    p.add_argument("--backend", choices=("onednn", "reference"),
+                   help="op form (dso_nas.ops.backends); default: what the config's context gets")
     p.add_argument("--static-shape", action=argparse.BooleanOptionalAction, default=False,
                    help="hybridize with static_shape=True too (faster, much more memory)")
     p.add_argument("--timeout", type=float, default=1200.0, help="seconds per (config, mode)")
-    p.add_argument("--micro", action="store_true",
-                   help="time each operation's fast and reference form instead (in-process)")
     p.add_argument("--child", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    filter_native_stderr()
     use_all_cores()  # as the CLI does: before MXNet is imported here or in the children
     tuned = tune_allocator()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.child:
         config, mode = args.child
         if "+" in mode:
-            record = run_interleaved(config, mode.split("+"), max(args.steps, 3), args.ops_impl)
+            record = run_interleaved(config, mode.split("+"), max(args.steps, 3), args.backend)
         else:
-            record = run_child(config, mode, args.steps, args.warmup, args.ops_impl,
-                               args.static_shape)
+            record = run_child(config, mode, args.steps, args.warmup, args.backend, args.static_shape)
         record["allocator_tuned"] = tuned
         sys.stdout.write(json.dumps(record) + "\n")
-        return 0
-    if args.micro:
-        for record in run_micro(max(args.steps, 5)):
-            sys.stdout.write(json.dumps(record) + "\n")
         return 0
     if args.configs is None and args.modes is None:
         runs = DEFAULT_RUNS
     else:
-        configs = _names(args.configs or "cifar_paper,small", list(CONFIGS), "config")
-        modes = _names(args.modes or ",".join(MODES), MODES, "mode")  # a+b: interleaved
+        configs = [c for c in (args.configs or "cifar_paper,small").split(",") if c]
+        missing = [c for c in configs if not os.path.isfile(config_path(c))]
+        if missing:
+            raise SystemExit(f"bench_step: no benchmark config {missing[0]!r} ({config_path(missing[0])})")
+        modes = _names(args.modes or ",".join(MODES), list(MODES), "mode")  # a+b: interleaved
         runs = [(c, m) for c in configs for m in modes]
     LOG.info("bench: %s, %d CPU(s), python %s", platform.processor() or platform.machine(),
              os.cpu_count(), platform.python_version())

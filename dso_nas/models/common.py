@@ -20,7 +20,7 @@ its BN-ReLUs. Heads (classifier, auxiliary classifier) live in :mod:`dso_nas.mod
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Tuple
 
 from mxnet.gluon import HybridBlock, nn
 

@@ -7,7 +7,7 @@ were typed) hold the same fields and load as they are.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Dict, List, Optional, Type, TypeVar
 
 from ..errors import CheckpointError
@@ -87,4 +87,4 @@ def load_payload(path: str, cls: Type[P]) -> P:
     missing = [n for n in names if n not in raw and n != "version"]
     if missing:
         raise CheckpointError(f"{path} lacks the {cls.kind} checkpoint field(s) {missing[:3]}")
-    return cls(**{n: raw[n] for n in names if n in raw})
+    return cls(**{n: raw[n] for n in names if n in raw and n != "version"}, version=version)

@@ -34,25 +34,7 @@ Kinds (:func:`make_budget`)
     use the shared vector, of the per-block multipliers (so each block contributes its own
     ``MAC/MAC_max`` and the normalisation is the same as in the ``full`` scope).
 
-``"latency"`` - Adaptive latency, Eq. 19: ``γ_c = γ₀ + γ · (LAT_c - LAT_min) / (LAT_max - LAT_min)``.
-    The paper defines the latency of a connection as "the latency deduction of the whole
-    network when this connection is removed"; that is what ``LAT_c`` is here:
-    ``LAT_c = latency(net with c) - latency(net without c)``, both nets derived
-    (by the space's :class:`~dso_nas.spaces.base.LambdaDeriver`) from the current λ mask with
-    entry ``c`` switched on or off - for a
-    live edge the first is the current network, for a pruned edge the second is. A
-    connection that costs more time therefore gets the larger penalty, as with Eqs. 17-18.
-    (The "where" clause under Eq. 19 calls ``LAT_c`` "the latency of the network when the
-    connection is pruned"; used literally, the min-max ratio would be ``1 -`` ours and the
-    connection whose removal saves the most time would get the smallest penalty.)
-    ``LAT_min``/``LAT_max`` run over every λ entry of every parameter (the network's
-    connections). When they are equal every ratio is 0. Each derived architecture is
-    measured once (cached by its cells for the Budget's lifetime: many toggles give the same
-    derived net, e.g. an edge into a dead op). Re-measured at the start of every
-    ``latency_every``-th epoch (:meth:`Budget.start_epoch`); between re-measurements the
-    multipliers stay as they are in the optimizer. ``measure`` is injectable; the default,
-    :func:`wall_clock_latency`, times the network ``latency_net(arch)`` builds (the pipeline
-    passes the space's derived net at width 1, in the op form of the run's context), batch 1.
+``"latency"`` - Adaptive latency, Eq. 19: :mod:`dso_nas.search.latency`.
 
 Multipliers versus γ
 --------------------
@@ -64,15 +46,13 @@ the ratios (harmless).
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 
 from ..errors import ConfigError
-from ..spaces.base import BudgetBlock, LambdaDeriver
+from ..spaces.base import BudgetBlock
 
 __all__ = [
     "BUDGET_KINDS",
@@ -80,12 +60,9 @@ __all__ = [
     "Budget",
     "FlopsBudget",
     "MacBudget",
-    "LatencyBudget",
     "make_budget",
     "flops_ratios",
     "mac_multipliers",
-    "min_max_ratio",
-    "wall_clock_latency",
 ]
 
 LOG = logging.getLogger("dso_nas")
@@ -163,46 +140,6 @@ def mac_multipliers(blocks: Sequence[BudgetBlock], n_params: int) -> Tuple[List[
         else:
             out.append(sums[p] / counts[p])
     return out, int(mac_max)
-
-
-# --------------------------------------------------------------------------- Eq. 19
-def min_max_ratio(values: Sequence[np.ndarray]) -> List[np.ndarray]:
-    """``(v - min) / (max - min)`` over all entries of all arrays; all 0 when max == min."""
-    flat = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in values])
-    lo, hi = float(flat.min()), float(flat.max())
-    span = hi - lo
-    if not span > 0:
-        return [np.zeros(np.shape(v)) for v in values]
-    return [(np.asarray(v, dtype=np.float64) - lo) / span for v in values]
-
-
-def wall_clock_latency(net: Any, input_shape: Tuple[int, ...], *, runs: int = 5, warmup: int = 2,
-                       ctx: Optional[mx.Context] = None) -> float:
-    """Mean wall-clock forward time (milliseconds) of an uninitialized network.
-
-    ``net`` is initialized on ``ctx`` (default CPU) with constant weights (no random draw: the
-    search's random streams are untouched) and hybridized with ``static_alloc``; the input,
-    ``input_shape`` of ones, is usually batch 1. ``max(1, warmup)`` untimed forwards (the first
-    one builds the graph), then the mean of ``runs`` timed forwards, each synchronised with
-    ``wait_to_read``.
-    """
-    ctx = ctx or mx.cpu()
-    net.initialize(mx.init.Constant(0.01), ctx=ctx)
-    net.hybridize(static_alloc=True)
-    x = mx.nd.ones(tuple(input_shape), ctx=ctx)
-
-    def forward() -> None:
-        out = net(x)
-        (out[0] if isinstance(out, (list, tuple)) else out).wait_to_read()
-
-    for _ in range(max(1, int(warmup))):
-        forward()
-    times = []
-    for _ in range(max(1, int(runs))):
-        start = time.perf_counter()
-        forward()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.mean(times))
 
 
 # --------------------------------------------------------------------------- budgets
@@ -316,95 +253,6 @@ class MacBudget(Budget):
         return {"kind": self.kind, "mac_max": self.mac_max, "scale": _stats(self.in_force())}
 
 
-class LatencyBudget(Budget):
-    """Adaptive latency (Eq. 19), re-measured every ``every`` epochs.
-
-    Parameters
-    ----------
-    trainer, params
-        As for :class:`Budget`.
-    deriver : LambdaDeriver
-        The space's derivation of λ masks to architectures.
-    measure : callable
-        ``architecture -> latency``.
-    gamma, gamma0 : float
-        γ of the optimizer and γ₀ of Eq. 19.
-    every : int
-        Re-measure at the start of epochs ``0, every, 2·every, ...``.
-    """
-
-    kind = "latency"
-
-    def __init__(self, trainer: mx.gluon.Trainer, params: Sequence[mx.gluon.Parameter], *,
-                 deriver: LambdaDeriver, measure: Measure, gamma: float, gamma0: float = 0.0,
-                 every: int = 1) -> None:
-        super().__init__(trainer, params)
-        if int(every) < 1:
-            raise ConfigError(f"search.latency_every must be >= 1, got {every}")
-        self.deriver = deriver
-        self.measure, self.gamma, self.gamma0, self.every = measure, float(gamma), float(gamma0), int(every)
-        self.cache: Dict[Tuple[Any, ...], float] = {}
-        self.measurements = 0
-        self.cache_hits = 0
-        self.last: Dict[str, Any] = {}
-
-    # -- hooks ---------------------------------------------------------------------------
-    def start_epoch(self, epoch: int, lambdas: Sequence[np.ndarray]) -> None:
-        """Re-measure on every ``every``-th epoch, or when the optimizer has no multipliers
-        yet (e.g. a resumed run whose λ Trainer state was not saved)."""
-        if epoch % self.every == 0 or not self._scales_set():
-            self.last = {"epoch": int(epoch)}
-            self.apply(self.multipliers(lambdas))
-
-    def refresh(self, lambdas: Sequence[np.ndarray]) -> None:
-        """Latency multipliers change only at epoch starts."""
-
-    def summary(self) -> Dict[str, Any]:
-        return {"kind": self.kind, **self.last, "scale": _stats(self.in_force()),
-                "measurements": self.measurements, "cache_hits": self.cache_hits}
-
-    # -- mechanics -----------------------------------------------------------------------
-    def latency(self, parts: Tuple[Any, ...]) -> float:
-        """Latency of the network the per-parameter derived parts make up (cached)."""
-        key = tuple(parts)
-        if key in self.cache:
-            self.cache_hits += 1
-            return self.cache[key]
-        value = float(self.measure(self.deriver.architecture(key)))
-        if not np.isfinite(value):
-            raise ValueError(f"latency measure returned {value} for a derived architecture")
-        self.cache[key] = value
-        self.measurements += 1
-        return value
-
-    def connection_latencies(self, lambdas: Sequence[np.ndarray]) -> Tuple[List[np.ndarray], float]:
-        """``LAT_c = latency(with c) - latency(without c)`` of every λ entry, and the
-        current network's latency."""
-        masks = _masks(lambdas, len(self.params))
-        base = self.deriver.parts(masks)
-        current = self.latency(base)
-        out = []
-        for p, mask in enumerate(masks):
-            lat = np.empty(mask.size)
-            for k in range(mask.size):
-                toggled = mask.copy()
-                toggled[k] = not mask[k]
-                other = self.latency(self.deriver.toggled(base, p, toggled))
-                lat[k] = current - other if mask[k] else other - current
-            out.append(lat.reshape(self.params[p].shape))
-        return out, current
-
-    def multipliers(self, lambdas: Sequence[np.ndarray]) -> List[np.ndarray]:
-        lats, current = self.connection_latencies(lambdas)
-        ratios = min_max_ratio(lats)
-        flat = np.concatenate([v.reshape(-1) for v in lats])
-        self.last.update({"latency": round(current, 6), "lat_min": round(float(flat.min()), 6),
-                          "lat_max": round(float(flat.max()), 6)})
-        if self.gamma > 0:
-            return [(self.gamma0 + self.gamma * r) / self.gamma for r in ratios]
-        return ratios
-
-
 # --------------------------------------------------------------------------- factory
 def make_budget(kind: str, *, space: Any, net: Any, trainer: mx.gluon.Trainer, input_shape: Tuple[int, int, int],
                 gamma: float, gamma0: float = 0.0, latency_runs: int = 5, latency_warmup: int = 2,
@@ -452,6 +300,8 @@ def make_budget(kind: str, *, space: Any, net: Any, trainer: mx.gluon.Trainer, i
     if gamma0 > 0 and not gamma > 0:
         raise ConfigError("search.gamma0 > 0 needs search.gamma > 0: the λ optimizer's threshold is "
                           "η·γ·multiplier, so γ₀ cannot act when γ = 0")
+    from .latency import LatencyBudget, wall_clock_latency  # noqa: PLC0415 - it builds on Budget
+
     if measure is None:
         if latency_net is None:
             raise ValueError("the latency budget needs measure or latency_net")

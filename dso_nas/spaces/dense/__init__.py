@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
-from mxnet.gluon import HybridBlock
 
 from ...errors import ConfigError
 from ...ops import check_ops, op_cost

@@ -40,7 +40,7 @@ drops such a branch altogether and is then exactly the identity, which is what t
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Set, Tuple
+from typing import Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
