@@ -22,6 +22,10 @@ help:
 	@echo "make install GPU=1 install the CUDA 11.2 build (mxnet-cu112) instead of the CPU one"
 	@echo "make cifar-search CIFAR_ROOT=DIR SCOPE=share|full   paper CIFAR-10 search"
 	@echo "make cifar-retrain CIFAR_ROOT=DIR ARCH=FILE          paper CIFAR-10 retraining"
+	@echo "make install       create .venv with the pinned CPU requirements (GPU=1: mxnet-cu112)"
+	@echo "make data          install Debian's dataset-fashion-mnist (as root)"
+	@echo "make bench         search-step speed and memory (tools/bench_step.py; see BENCHMARKS.md)"
+	@echo "make clean         remove .venv and build litter"
 	@echo "ARGS='key=value ...' adds config overrides to any run target"
 
 $(STAMP): requirements.txt requirements-gpu.txt requirements-dev.txt setup.py

@@ -121,16 +121,26 @@ def _ops():
     return OPS
 
 
+def _owned(module: str, name: str) -> Callable[[], Tuple]:
+    """The choices a module owns (``dso_nas.<module>.<name>``), imported when asked."""
+    def choices() -> Tuple:
+        import importlib  # noqa: PLC0415
+
+        return tuple(getattr(importlib.import_module(f"dso_nas.{module}"), name))
+    return choices
+
+
 #: Keys whose values must be one of a set: ``key -> () -> allowed values`` (lists: each element).
+#: Every set is read from the module that implements the choice, never listed here.
 CHOICES: Dict[str, Callable[[], Tuple]] = {
     "model.space": lambda: _spaces().choices(),
     "task.name": lambda: _tasks().choices(),
     "data.name": lambda: _datasets().choices(),
     "model.ops": lambda: _ops().choices(),
-    "model.stem": lambda: ("cifar", "imagenet"),
-    "model.scope": lambda: ("share", "full"),
-    "model.aggregation": lambda: ("fused", "per_edge", "ops_floor"),
-    "model.first_shortcut": lambda: ("identity", "conv"),
-    "search.budget": lambda: ("none", "flops", "mac", "latency"),
-    "train.kvstore": lambda: ("local", "device"),
+    "model.stem": _owned("models.common", "STEM_KINDS"),
+    "model.scope": _owned("spaces.dense.supernet", "SCOPES"),
+    "model.aggregation": _owned("spaces.dense.block", "AGGREGATIONS"),
+    "model.first_shortcut": _owned("spaces.dense.derived", "SHORTCUTS"),
+    "search.budget": _owned("search.budgets", "BUDGET_KINDS"),
+    "train.kvstore": _owned("engine.distributed", "KVSTORES"),
 }

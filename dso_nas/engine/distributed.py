@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Distributed", "from_config"]
+__all__ = ["KVSTORES", "Distributed", "from_config"]
+
+#: The ``train.kvstore`` choices today (one process); ``dist_sync`` joins with several machines.
+KVSTORES = ("local", "device")
 
 
 @dataclass(frozen=True)

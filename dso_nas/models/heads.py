@@ -5,14 +5,22 @@ deliver feature maps.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from mxnet.gluon import HybridBlock, nn
 
 from dso_nas.ops import (REFERENCE, BNReLU, Cost, bn_cost, check_backend, conv_cost, conv_out_size,
                          dense_cost, global_avg_pool, pool_cost)
 
-__all__ = ["Classifier", "classifier_cost", "AuxHead", "aux_head_cost", "AUX_MID", "AUX_OUT"]
+__all__ = ["HeadFactory", "HeadCost", "Classifier", "classifier_cost", "AuxHead", "aux_head_cost", "AUX_MID",
+           "AUX_OUT"]
 
 AUX_MID, AUX_OUT = 128, 768
+
+#: ``(in_channels, prefix) -> HybridBlock``: a task's head on a backbone's last feature map.
+HeadFactory = Callable[[int, str], HybridBlock]
+#: ``(channels, height, width) -> Cost``: the analytic cost of that head.
+HeadCost = Callable[[int, int, int], Cost]
 
 
 class Classifier(HybridBlock):

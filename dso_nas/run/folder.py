@@ -11,7 +11,7 @@ import logging
 import os
 from typing import Any, Optional, Sequence, Tuple, Type
 
-from ..config import CfgNode, diff, load_config
+from ..config import CfgNode, config_from_dict, diff, load_config
 from ..data import check_dataset
 from ..errors import CheckpointError, UserError
 from ..runlog import CONFIG_NAME, setup_logging
@@ -54,7 +54,7 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
         path = os.path.join(resume, checkpoint_name)
         state = load_payload(path, payload_cls) if os.path.exists(path) else None
         if state is not None:
-            changes = diff(load_config_dict(state.config), stored.to_dict())
+            changes = diff(config_from_dict(state.config).to_dict(), stored.to_dict())
             if changes:
                 raise CheckpointError(f"checkpoint {path} was written with another config ({'; '.join(changes[:3])})")
         setup_logging(resume)
@@ -71,9 +71,3 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
     LOG.info("run folder %s", run_dir)
     return cfg, run_dir, None
 
-
-def load_config_dict(stored: dict) -> dict:
-    """A stored config as the current defaults resolve it (new keys filled in)."""
-    from ..config import config_from_dict  # noqa: PLC0415
-
-    return config_from_dict(stored).to_dict()

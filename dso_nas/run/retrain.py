@@ -101,8 +101,8 @@ class RetrainRun:
             self.save()
 
     def result(self) -> Dict[str, Any]:
-        """Evaluate on the test set: the ``result.json`` record."""
-        test = evaluate(self.net, self.loaders.test, self.ctxs, task=self.task)
+        """Evaluate on the test set: the ``result.json`` record (the metrics in :attr:`test`)."""
+        self.test = test = evaluate(self.net, self.loaders.test, self.ctxs, task=self.task)
         cost, blocks = self.cost, self.block_costs
         return {**self.task.result_fields(test),
                 "params": cost.params, "flops": cost.flops, "mac": cost.mac, "width_mult": self.width,
@@ -143,6 +143,5 @@ def retrain_in(cfg: CfgNode, run_dir: str, arch: Any, state: Optional[RetrainPay
         ckpt.atomic_write_bytes(os.path.join(run_dir, RESULT_FILE), json.dumps(result, indent=2).encode())
     run.save(done=True, result=result)
     plot(run_dir)
-    LOG.info("test %s with %d params", run.task.summary({k[5:]: v for k, v in result.items()
-                                                          if k in ("test_loss", "test_acc")}), run.cost.params)
+    LOG.info("test %s with %d params", run.task.summary(run.test), run.cost.params)
     return result

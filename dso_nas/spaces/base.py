@@ -13,14 +13,10 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tupl
 import numpy as np
 from mxnet.gluon import HybridBlock
 
+from ..models.heads import HeadCost, HeadFactory
 from ..ops import Cost
 
 __all__ = ["SearchSpace", "BudgetBlock", "LambdaDeriver", "HeadFactory", "HeadCost"]
-
-#: ``(in_channels, prefix) -> HybridBlock``: a task's head on a backbone's last feature map.
-HeadFactory = Callable[[int, str], HybridBlock]
-#: ``(channels, height, width) -> Cost``: the analytic cost of that head.
-HeadCost = Callable[[int, int, int], Cost]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from mxnet import gluon
 
-from ..spaces.base import HeadCost, HeadFactory
+from ..models.heads import HeadCost, HeadFactory
 
 __all__ = ["Task", "Metric"]
 

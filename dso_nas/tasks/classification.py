@@ -6,8 +6,7 @@ from typing import Any, Dict, Optional
 
 from mxnet import gluon
 
-from ..models.heads import Classifier, classifier_cost
-from ..spaces.base import HeadCost, HeadFactory
+from ..models.heads import Classifier, HeadCost, HeadFactory, classifier_cost
 from .base import Metric, Task
 
 __all__ = ["Classification", "AccuracyMeter"]

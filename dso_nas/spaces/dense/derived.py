@@ -24,14 +24,14 @@ for the stem and for every stage independently (:func:`scaled_width`).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from mxnet.gluon import HybridBlock, nn
 
 from dso_nas.errors import ArchitectureError
 from dso_nas.models.common import (ConvBNReLU, ReductionBlock, Stem, conv_bn_relu_cost, reduction_cost,
                                    stem_cost, stem_out_shape)
-from dso_nas.models.heads import AuxHead, Classifier, classifier_cost
+from dso_nas.models.heads import AuxHead, Classifier, HeadCost, HeadFactory, classifier_cost
 from dso_nas.ops import REFERENCE, BNReLU, Cost, build_op, check_backend, conv_out_size
 from dso_nas.spaces.dense.arch import Architecture
 from dso_nas.spaces.dense.block import block_cost
@@ -41,9 +41,6 @@ __all__ = ["SHORTCUTS", "scaled_width", "network_widths", "DerivedCell", "derive
            "DerivedNet", "arch_cost", "default_aux_stage", "aux_pool_stride"]
 
 SHORTCUTS = ("identity", "conv")
-
-#: Builds a head: ``(in_channels, prefix) -> HybridBlock``.
-HeadFactory = Callable[[int, str], HybridBlock]
 
 
 def scaled_width(channels: int, width_mult: float) -> int:
@@ -296,7 +293,7 @@ class DerivedNet(HybridBlock):
 
 def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], num_classes: int,
               *, first_shortcut: str = "identity", affine: bool = True,
-              head_cost: Optional[Callable[[int, int, int], Cost]] = None) -> Dict[str, Any]:
+              head_cost: Optional[HeadCost] = None) -> Dict[str, Any]:
     """Analytic cost of the :class:`DerivedNet` of ``arch`` (the auxiliary head excluded).
 
     Parameters

@@ -19,7 +19,7 @@ selects exactly the architecture parameters.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -28,13 +28,10 @@ from mxnet.gluon import HybridBlock, nn
 
 from dso_nas.errors import ConfigError
 from dso_nas.models.common import ConvBNReLU, ReductionBlock, Stem
-from dso_nas.models.heads import Classifier
+from dso_nas.models.heads import Classifier, HeadFactory
 from dso_nas.ops import REFERENCE, Cost, check_backend, check_ops
 from dso_nas.spaces.dense.block import AGGREGATIONS, SearchBlock
 from dso_nas.spaces.dense.graph import num_lambda
-
-#: Builds a network's head: ``(in_channels, prefix) -> HybridBlock`` (the task supplies it).
-HeadFactory = Callable[[int, str], HybridBlock]
 
 __all__ = ["SCOPES", "LAMBDA_PATTERN", "SuperNet"]
 
