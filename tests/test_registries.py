@@ -213,3 +213,16 @@ def test_mxnet_info_chatter_is_filtered(quiet):
                          timeout=120).stderr
     assert "native line kept" in err and "python line kept" in err
     assert ("prop_kind is forward_scoring" in err) is not quiet
+
+
+def test_latency_probe_times_the_deployed_net():
+    from dso_nas.run.build import build_derived, inference_config, parts_of
+
+    cfg = _cfg("dense", "classification", ["sep_conv_3x3"])
+    cfg.retrain.aux_weight, cfg.retrain.dropout, cfg.retrain.drop_path = 0.4, 0.5, 0.3
+    arch = SPACES.get("dense").baseline("full", cfg, keep_rate=1.0, seed=0)
+    parts = parts_of(cfg)
+    trained, deployed = build_derived(arch, cfg, 1.0, parts), build_derived(arch, inference_config(cfg), 1.0, parts)
+    assert trained.aux_head is not None and trained.classifier.dropout == 0.5
+    assert deployed.aux_head is None and deployed.classifier.dropout == 0 and deployed.drop_path == 0
+    assert cfg.retrain.aux_weight == 0.4  # the run's own config is untouched

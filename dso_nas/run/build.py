@@ -25,7 +25,8 @@ from ..search.apgnag import APGNAG, lambda_iterates
 from ..spaces import SearchSpace, get_space
 from ..tasks import Task, get_task
 
-__all__ = ["Parts", "parts_of", "load_data", "initialize", "build_supernet", "build_derived", "nag_trainer",
+__all__ = ["Parts", "parts_of", "load_data", "initialize", "build_supernet", "build_derived", "inference_config",
+           "nag_trainer",
            "lambda_trainer", "lambda_values", "width_for", "sgdr_schedule"]
 
 
@@ -81,6 +82,14 @@ def build_derived(arch: Any, cfg: CfgNode, width_mult: float, parts: Parts) -> A
     """The retraining network of an architecture under the config's retraining options."""
     head = parts.task.head(cfg, parts.backend, dropout=cfg.retrain.dropout)
     return parts.space.build_net(arch, cfg, width_mult=width_mult, backend=parts.backend, head=head)
+
+
+def inference_config(cfg: CfgNode) -> CfgNode:
+    """``cfg`` with the retraining-only extras off (aux head, dropout, drop path): the
+    network as deployed, which the latency budget times."""
+    d = cfg.to_dict()
+    d["retrain"].update(aux_weight=0.0, dropout=0.0, drop_path=0.0)
+    return CfgNode.from_dict(d)
 
 
 def nag_trainer(params, lr: float, momentum: float, wd: float, clip: float, kvstore: str = "local",

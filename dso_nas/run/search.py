@@ -22,8 +22,8 @@ from ..runlog import write_jsonl
 from ..search.budgets import make_budget
 from ..spaces.archfile import save_architecture
 from . import checkpoint as ckpt
-from .build import (build_derived, build_supernet, initialize, lambda_trainer, lambda_values, load_data,
-                    nag_trainer, parts_of)
+from .build import (build_derived, build_supernet, inference_config, initialize, lambda_trainer, lambda_values,
+                    load_data, nag_trainer, parts_of)
 from .folder import ARCH_FILE, SEARCH_CKPT, open_run
 from .payloads import SearchPayload, save_payload
 from .plotting import plot
@@ -62,11 +62,12 @@ class SearchRun:
                                             loss=self.task.loss())
         if state is not None:
             self.restore(state)
+        deployed = inference_config(cfg)  # the latency probe times the net without its training extras
         self.budget = make_budget(cfg.search.budget, space=self.space, net=self.net, trainer=self.lam_trainer,
                                   input_shape=self.shape, gamma=cfg.search.gamma, gamma0=cfg.search.gamma0,
                                   latency_runs=cfg.latency.runs, latency_warmup=cfg.latency.warmup,
                                   latency_input=cfg.latency.input_size, latency_every=cfg.search.latency_every,
-                                  ctx=self.ctxs[0], latency_net=lambda arch: build_derived(arch, cfg, 1.0, parts))
+                                  ctx=self.ctxs[0], latency_net=lambda arch: build_derived(arch, deployed, 1.0, parts))
 
     def _warm_up(self) -> None:
         """Run one forward so deferred shapes exist before states are restored."""
