@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the retraining in RUN_DIR")
 
     p = sub.add_parser("evaluate", help="test accuracy of a retrained checkpoint")
-    p.add_argument("--checkpoint", required=True, metavar="FILE")
+    p.add_argument("--checkpoint", required=True, metavar="PATH",
+                   help="a retrain.ckpt, or the run folder that holds one")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.root=DIR")
 
     p = sub.add_parser("info", help="parameters, FLOPs, MAC and λ counts without training")
@@ -67,29 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from . import run as pipeline  # noqa: PLC0415 - keep `--help` fast (no MXNet import)
+    from . import run  # noqa: PLC0415 - keep `--help` fast (no MXNet import)
 
     if args.command == "info":
-        info = pipeline.info(args.config, args.overrides, arch_path=args.arch)
+        info = run.info(args.config, args.overrides, arch_path=args.arch)
         print(json.dumps(info, indent=None if args.json else 2, sort_keys=False))
         return 0
     if args.command == "report":
-        text, data = pipeline.report(args.run_dir)
+        text, data = run.report(args.run_dir)
         print(json.dumps(data) if args.json else text)
         return 0
     if args.command == "evaluate":
-        result = pipeline.evaluate_checkpoint(args.checkpoint, args.overrides)
+        result = run.evaluate_checkpoint(args.checkpoint, args.overrides)
         print(json.dumps(result))
         return 0
     if args.command == "search":
-        pipeline.search(args.config, args.overrides, resume=args.resume)
+        run.search(args.config, args.overrides, resume=args.resume)
         return 0
     if args.command == "retrain":
-        pipeline.retrain(args.config, args.overrides, arch_path=args.arch, resume=args.resume)
+        run.retrain(args.config, args.overrides, arch_path=args.arch, resume=args.resume)
         return 0
     if args.command == "run":
-        run_dir = pipeline.run_all(args.config, args.overrides, resume=args.resume)
-        print(pipeline.report(run_dir)[0])
+        run_dir = run.run_all(args.config, args.overrides, resume=args.resume)
+        print(run.report(run_dir)[0])
         return 0
     raise AssertionError(args.command)
 

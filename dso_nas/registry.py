@@ -9,7 +9,7 @@ messages and the registry-driven tests all read the registry, so nothing else ch
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Generic, Iterator, Optional, Sequence, Tuple, TypeVar
+from typing import Dict, Generic, Iterator, Optional, Sequence, Tuple, TypeVar
 
 from .errors import ConfigError
 
@@ -78,7 +78,3 @@ class Registry(Generic[T]):
     def __len__(self) -> int:
         return len(self._entries)
 
-
-def lazy_choices(loader: Callable[[], Registry]) -> Callable[[], Tuple[str, ...]]:
-    """A zero-argument callable giving a registry's choices, importing it only when called."""
-    return lambda: loader().choices()

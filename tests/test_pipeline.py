@@ -75,6 +75,8 @@ def test_run_whole_chain(fmnist, tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", os.path.join(out, "retrain", "retrain.ckpt")]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["test_acc"] == pytest.approx(result["test_acc"])
+    assert main(["evaluate", "--checkpoint", os.path.join(out, "retrain")]) == 0  # the run folder works too
+    assert json.loads(capsys.readouterr().out)["test_acc"] == evaluated["test_acc"]
     assert main(["report", out, "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["paper_row"] == "DSO-NAS-full" and rep["paper_error"] == 2.83

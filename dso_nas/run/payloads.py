@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Type, TypeVar
 from ..errors import CheckpointError
 from . import checkpoint as ckpt
 
-__all__ = ["PAYLOAD_VERSION", "SearchPayload", "RetrainPayload", "save_payload", "load_payload", "peek_kind"]
+__all__ = ["PAYLOAD_VERSION", "SearchPayload", "RetrainPayload", "save_payload", "load_payload"]
 
 PAYLOAD_VERSION = 2
 P = TypeVar("P", "SearchPayload", "RetrainPayload")
@@ -62,11 +62,6 @@ class RetrainPayload:
 def save_payload(path: str, payload: Any) -> None:
     """Write ``payload`` (its fields plus ``kind``) atomically to ``path``."""
     ckpt.save_checkpoint(path, dict(asdict(payload), kind=payload.kind))
-
-
-def peek_kind(path: str) -> str:
-    """The ``kind`` of the checkpoint at ``path`` (``CheckpointError`` if unreadable)."""
-    return str(ckpt.load_checkpoint(path).get("kind"))
 
 
 def load_payload(path: str, cls: Type[P]) -> P:
