@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from typing import List, Optional
 
@@ -29,8 +30,16 @@ LOG = logging.getLogger("dso_nas")
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="experiment YAML (only what differs from the defaults)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, dotted keys, YAML values")
+    p.add_argument("--config", metavar="FILE", help="experiment YAML (only what differs from the defaults, which "
+                   "are the paper's CIFAR-10 setting: CIFAR-10 needs data.root)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, dotted keys, YAML values; anywhere on the line")
+
+
+def _sub(sub, name: str, help_text: str, *examples: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
+                          epilog="examples:\n" + "\n".join(f"  dso-nas {name} {e}" for e in examples),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,33 +47,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dso-nas", description="DSO-NAS: single-shot NAS via direct sparse optimization")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="pre-train, search, derive, retrain, evaluate and report in one run folder")
+    p = _sub(sub, "run", "pre-train, search, derive, retrain, evaluate and report in one run folder",
+             "--config experiments/fashion_mnist/search.yaml", "--resume runs/fashion_mnist")
     _add_config_args(p)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
 
-    p = sub.add_parser("search", help="pre-train the supernet, search λ, derive the architecture")
+    p = _sub(sub, "search", "pre-train the supernet, search λ, derive the architecture",
+             "--config experiments/cifar/search.yaml data.root=/data/cifar model.scope=share",
+             "--resume runs/cifar_search")
     _add_config_args(p)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR from its last checkpoint")
 
-    p = sub.add_parser("retrain", help="train a derived architecture from scratch and evaluate it")
+    p = _sub(sub, "retrain", "train a derived architecture from scratch and evaluate it",
+             "--config experiments/cifar/retrain.yaml --arch runs/cifar_search/architecture.yaml data.root=/data/cifar",
+             "--resume runs/cifar_retrain")
     _add_config_args(p)
     p.add_argument("--arch", metavar="ARCH_FILE", help="architecture YAML written by search or tools/make_baseline.py")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the retraining in RUN_DIR")
 
-    p = sub.add_parser("evaluate", help="test accuracy of a retrained checkpoint")
+    p = _sub(sub, "evaluate", "test figures of a retrained checkpoint",
+             "--checkpoint runs/cifar_retrain", "--checkpoint runs/cifar_retrain/retrain.ckpt data.root=/data/cifar")
     p.add_argument("--checkpoint", required=True, metavar="PATH",
                    help="a retrain.ckpt, or the run folder that holds one")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.root=DIR")
 
-    p = sub.add_parser("info", help="parameters, FLOPs, MAC and λ counts without training")
+    p = _sub(sub, "info", "parameters, FLOPs, MAC and λ counts without training",
+             "--config experiments/cifar/search.yaml --json",
+             "--config experiments/fashion_mnist/search.yaml --arch runs/fashion_mnist/architecture.yaml")
     _add_config_args(p)
     p.add_argument("--arch", metavar="ARCH_FILE", help="report a derived architecture instead of the supernet")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = sub.add_parser("report", help="our figures beside the paper's")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p = _sub(sub, "report", "our figures of a run folder beside the paper's table row", "runs/fashion_mnist",
+             "runs/cifar_retrain --json")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (search, retrain or run)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+#: A config override on the command line.
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line; ``KEY=VALUE`` overrides may stand anywhere on it."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [e for e in extra if not _OVERRIDE.match(e)]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
+    return args
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -97,7 +131,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``dso-nas``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     use_all_cores()
     tune_allocator()
     try:

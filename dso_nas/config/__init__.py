@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterable, List, Optional
 import yaml
 
 from ..errors import ConfigError
-from .defaults import CHOICES, _C
+from .defaults import CHOICES, RANGES, _C
 from .node import CfgNode
 
 __all__ = ["CfgNode", "defaults", "load_config", "config_from_dict", "merge", "parse_overrides", "validate", "diff"]
@@ -94,6 +94,30 @@ def _check_choices(cfg: CfgNode) -> None:
         for v in (value if isinstance(value, list) else [value]):
             if v not in valid:
                 raise ConfigError(f"config key '{key}' must be one of {list(valid)}, got {v!r}")
+
+
+def _in_range(value: Any, low: Optional[str], high: Optional[str]) -> bool:
+    ok = True
+    if low is not None:
+        bound = float(low[1:])
+        ok = value >= bound if low[0] == "[" else value > bound
+    if high is not None:
+        bound = float(high[:-1])
+        ok = ok and (value <= bound if high[-1] == "]" else value < bound)
+    return ok
+
+
+def _interval(low: Optional[str], high: Optional[str]) -> str:
+    return f"{low or '(-inf'}, {high or 'inf)'}"
+
+
+def _check_ranges(cfg: CfgNode) -> None:
+    """Every numeric key of :data:`RANGES` (each element of a list) lies in its range."""
+    for key, (low, high) in RANGES.items():
+        value = _lookup(cfg, key)
+        for v in (value if isinstance(value, list) else [value]):
+            if not _in_range(v, low, high):
+                raise ConfigError(f"config key '{key}' must be in {_interval(low, high)}, got {v!r}")
 
 
 def merge(cfg: CfgNode, update: Dict[str, Any], prefix: str = "") -> None:
@@ -179,6 +203,7 @@ def validate(cfg: CfgNode) -> None:
     from ..spaces import get_space  # noqa: PLC0415 - registries import MXNet
 
     _check_choices(cfg)
+    _check_ranges(cfg)
     get_space(cfg.model.space).check_config(cfg)
     if not 0.0 < cfg.data.weight_fraction < 1.0:
         raise ConfigError(f"data.weight_fraction must be in (0, 1), got {cfg.data.weight_fraction}")

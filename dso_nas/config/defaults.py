@@ -144,3 +144,28 @@ CHOICES: Dict[str, Callable[[], Tuple]] = {
     "search.budget": _owned("search.budgets", "BUDGET_KINDS"),
     "train.kvstore": _owned("engine.distributed", "KVSTORES"),
 }
+
+#: Numeric ranges checked when a config is resolved: ``key -> (low, high)``; ``"[a"`` / ``"(a"``
+#: are inclusive / exclusive bounds, ``None`` unbounded. List keys are checked element-wise.
+RANGES: Dict[str, Tuple] = {
+    "seed": ("[0", None),
+    "model.in_channels": ("[1", None), "model.stem_channels": ("[1", None), "model.stages": ("[1", None),
+    "model.blocks": ("[0", None), "model.channels": ("[1", None), "model.levels": ("[1", None),
+    "model.num_classes": ("[2", None), "model.bn_eps": ("(0", None), "model.bn_momentum": ("[0", "1)"),
+    "data.limit": ("[0", None), "data.weight_fraction": ("(0", "1)"), "data.cutout": ("[0", None),
+    "data.test_limit": ("[0", None),
+    "train.batch_size": ("[1", None), "train.eval_batch_size": ("[1", None), "train.clip_gradient": ("[0", None),
+    "pretrain.epochs": ("[0", None), "pretrain.lr": ("(0", None), "pretrain.momentum": ("[0", "1)"),
+    "pretrain.wd": ("[0", None),
+    "search.epochs": ("[0", None), "search.patience": ("[0", None), "search.ratio": ("[1", None),
+    "search.lr": ("(0", None), "search.momentum": ("[0", "1)"), "search.wd": ("[0", None),
+    "search.lambda_lr": ("(0", None), "search.lambda_momentum": ("[0", "1)"), "search.gamma": ("[0", None),
+    "search.budget_every": ("[1", None), "search.gamma0": ("[0", None), "search.latency_every": ("[1", None),
+    "latency.runs": ("[1", None), "latency.warmup": ("[0", None), "latency.input_size": ("[1", None),
+    "retrain.epochs": ("[0", None), "retrain.batch_size": ("[1", None), "retrain.lr_max": ("(0", None),
+    "retrain.lr_min": ("[0", None), "retrain.t0": ("[1", None), "retrain.t_mul": ("[1", None),
+    "retrain.momentum": ("[0", "1)"), "retrain.wd": ("[0", None), "retrain.dropout": ("[0", "1)"),
+    "retrain.drop_path": ("[0", "1)"), "retrain.aux_weight": ("[0", None), "retrain.aux_stage": ("[0", None),
+    "retrain.target_params": ("[0", None), "retrain.target_flops": ("[0", None), "retrain.width_mult": ("(0", None),
+    "retrain.eval_every": ("[0", None),
+}

@@ -36,8 +36,7 @@ def find_width_multiplier(cost: Callable[[float], Cost], *, target_params: float
     lo, hi : float
         Search interval of the multiplier.
     rtol : float
-        Relative precision: the result ``m`` meets the budget and ``m·(1 + rtol)`` does not
-        (unless ``hi`` itself meets it, in which case ``hi`` is returned).
+        Relative precision: the result ``m`` meets the budget and ``m·(1 + rtol)`` does not.
 
     Returns
     -------
@@ -46,7 +45,8 @@ def find_width_multiplier(cost: Callable[[float], Cost], *, target_params: float
     Raises
     ------
     ConfigError
-        When no budget is given, or when even ``lo`` exceeds it.
+        When no budget is given, when even ``lo`` exceeds it, or when even ``hi`` stays within
+        it (the budget is far above what this architecture can sensibly be widened to).
     """
     if target_params <= 0 and target_flops <= 0:
         raise ConfigError("find_width_multiplier needs target_params > 0 or target_flops > 0")
@@ -64,8 +64,11 @@ def find_width_multiplier(cost: Callable[[float], Cost], *, target_params: float
             f"the budget (params <= {target_params:g}, flops <= {target_flops:g}; 0 = none) is below "
             f"the narrowest network: width multiplier {lo} gives {c.params} params, {c.flops} FLOPs")
     if fits(hi):
-        log.warning("width multiplier reached the upper bound %g within budget", hi)
-        return hi
+        c = cost(hi)
+        raise ConfigError(
+            f"the budget (params <= {target_params:g}, flops <= {target_flops:g}; 0 = none) cannot be met "
+            f"sensibly: even width multiplier {hi:g} gives only {c.params} params, {c.flops} FLOPs; lower "
+            f"retrain.target_params / retrain.target_flops, or set them to 0 and choose retrain.width_mult")
     good, bad = lo, hi
     while bad > good * (1.0 + rtol):
         mid = (good + bad) / 2.0

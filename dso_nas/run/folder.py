@@ -18,7 +18,7 @@ from ..runlog import CONFIG_NAME, setup_logging
 from . import checkpoint as ckpt
 from .payloads import load_payload
 
-__all__ = ["SEARCH_CKPT", "RETRAIN_CKPT", "ARCH_FILE", "RESULT_FILE", "open_run", "write_config"]
+__all__ = ["SEARCH_CKPT", "RETRAIN_CKPT", "ARCH_FILE", "RESULT_FILE", "check_output_dir", "open_run", "write_config"]
 
 LOG = logging.getLogger("dso_nas")
 
@@ -33,12 +33,33 @@ def write_config(run_dir: str, cfg: CfgNode) -> None:
     ckpt.atomic_write_bytes(os.path.join(run_dir, CONFIG_NAME), cfg.dump().encode())
 
 
+def check_output_dir(path: str) -> None:
+    """``UserError`` naming ``path`` when a run folder cannot be made or written there: it is a
+    file, lies under a file, or its first existing ancestor is not writable."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"output_dir {path} is a file, not a folder")
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise UserError(f"output_dir {path} lies under {probe}, which is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"output_dir {path}: {probe} is not writable")
+
+
+#: What a phase leaves in its folder once it has run (besides its checkpoint): a search its
+#: epoch log and architecture, a retraining its epoch log and result (its architecture file is
+#: the input it copies in before the first checkpoint).
+_OUTPUTS = {SEARCH_CKPT: ("log.jsonl", ARCH_FILE), RETRAIN_CKPT: ("log.jsonl", RESULT_FILE)}
+
+
 def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optional[str],
              checkpoint_name: str, payload_cls: Type[Any]) -> Tuple[CfgNode, str, Optional[Any]]:
     """Resolve the config and the run folder; load the checkpoint payload when resuming.
 
     A fresh run refuses a folder that already holds this phase's checkpoint (nothing is
-    overwritten); a resumed run refuses a config that differs from the stored one.
+    overwritten); a resumed run refuses a config that differs from the stored one, and a
+    folder whose checkpoint is gone while the outputs of a run are still there.
     """
     if resume:
         stored_path = os.path.join(resume, CONFIG_NAME)
@@ -53,6 +74,10 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
                 raise CheckpointError(f"config changed since the run started ({'; '.join(changes[:3])}); start a new run instead")
         path = os.path.join(resume, checkpoint_name)
         state = load_payload(path, payload_cls) if os.path.exists(path) else None
+        outputs = [f for f in _OUTPUTS.get(checkpoint_name, ()) if os.path.exists(os.path.join(resume, f))]
+        if state is None and outputs:
+            raise CheckpointError(f"cannot resume {resume}: {checkpoint_name} is gone but the folder holds "
+                                  f"{', '.join(outputs)}; start a new run with output_dir=NEW_DIR")
         if state is not None:
             changes = diff(config_from_dict(state.config).to_dict(), stored.to_dict())
             if changes:
@@ -65,8 +90,12 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
     if os.path.exists(os.path.join(run_dir, checkpoint_name)):
         raise UserError(f"{run_dir} already holds a run: continue it with --resume {run_dir} or set output_dir=NEW_DIR")
     check_dataset(cfg.data.name, cfg.data.root)  # before anything is written
-    os.makedirs(run_dir, exist_ok=True)
-    write_config(run_dir, cfg)
+    check_output_dir(run_dir)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        write_config(run_dir, cfg)
+    except OSError as e:
+        raise UserError(f"output_dir {run_dir}: cannot write there ({e.strerror})") from None
     setup_logging(run_dir)
     LOG.info("run folder %s", run_dir)
     return cfg, run_dir, None

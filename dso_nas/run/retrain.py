@@ -114,13 +114,16 @@ class RetrainRun:
 def retrain(config_path: Optional[str], overrides: Sequence[str] = (), arch_path: Optional[str] = None,
             resume: Optional[str] = None) -> Dict[str, Any]:
     """Train a derived architecture from scratch on all training data and evaluate it."""
+    if not resume and not arch_path:  # before any folder is made
+        raise UserError("retrain needs --arch ARCH_FILE (an architecture.yaml from a search or a baseline)")
+    preloaded = load_architecture(arch_path) if arch_path and not resume else None
     cfg, run_dir, state = open_run(config_path, overrides, resume, RETRAIN_CKPT, RetrainPayload)
     if state is not None:
         arch = architecture_from_dict(state.arch)
     elif resume and os.path.exists(os.path.join(run_dir, ARCH_FILE)):
         arch = load_architecture(os.path.join(run_dir, ARCH_FILE))
-    elif arch_path:
-        arch = load_architecture(arch_path)
+    elif preloaded is not None:
+        arch = preloaded
     else:
         raise UserError("retrain needs --arch ARCH_FILE (an architecture.yaml from a search or a baseline)")
     return retrain_in(cfg, run_dir, arch, state)
