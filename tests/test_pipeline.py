@@ -230,3 +230,16 @@ def test_mirror_mode_search_matches_plain(fmnist, tmp_path):
     for a, b in zip(_final_lambdas(plain)[-1], _final_lambdas(mirror)[-1]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert _cells(plain) == _cells(mirror)
+
+
+def test_latency_budget_search_from_the_table(fmnist, tmp_path):
+    out = str(tmp_path / "lat")
+    table = str(tmp_path / "tables")
+    assert main(["search"] + _micro(fmnist, out, "search.budget=latency", "search.gamma0=0.01", "latency.input_size=8",
+                                    "latency.runs=1", "latency.warmup=0", f"latency.table={table}",
+                                    "search.epochs=2")) == 0
+    recs = [json.loads(l) for l in open(os.path.join(out, "log.jsonl")) if '"search"' in l]
+    assert [r["gamma"]["kind"] for r in recs] == ["latency", "latency"]
+    assert all(r["gamma"]["lat_min"] >= 0 for r in recs)
+    assert recs[0]["seconds"] > 0
+    assert len(os.listdir(table)) == 1  # the table file, reused by the next run

@@ -81,6 +81,8 @@ _C.latency = CfgNode()
 _C.latency.runs = 5  # timed runs averaged per measurement (paper: 5)
 _C.latency.warmup = 2  # untimed runs before timing
 _C.latency.input_size = 224  # input side of the latency probe (paper: 224, batch 1)
+_C.latency.model = "table"  # "table": per-piece lookup table, summed (instant); "wall_clock": time each derived net
+_C.latency.table = "runs/latency"  # folder of the per-device lookup tables, reused across runs
 
 _C.retrain = CfgNode()
 _C.retrain.epochs = 630  # retraining epochs (paper: 630 = SGDR 10+20+40+80+160+320)
@@ -143,6 +145,7 @@ CHOICES: Dict[str, Callable[[], Tuple]] = {
     "model.first_shortcut": _owned("spaces.dense.derived", "SHORTCUTS"),
     "search.budget": _owned("search.budgets", "BUDGET_KINDS"),
     "train.kvstore": _owned("engine.distributed", "KVSTORES"),
+    "latency.model": lambda: ("table", "wall_clock"),
 }
 
 #: Numeric ranges checked when a config is resolved: ``key -> (low, high)``; ``"[a"`` / ``"(a"``

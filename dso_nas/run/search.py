@@ -20,6 +20,7 @@ from ..engine.mirror import make_executors
 from ..errors import UserError
 from ..runlog import write_jsonl
 from ..search.budgets import make_budget
+from ..search.latency_table import LatencyTable
 from ..spaces.archfile import save_architecture
 from . import checkpoint as ckpt
 from .build import (build_derived, build_supernet, inference_config, initialize, lambda_trainer, lambda_values,
@@ -63,11 +64,27 @@ class SearchRun:
         if state is not None:
             self.restore(state)
         deployed = inference_config(cfg)  # the latency probe times the net without its training extras
+        latency_net = lambda arch: build_derived(arch, deployed, 1.0, parts)  # noqa: E731
+        measure = self._latency_table(latency_net) if cfg.search.budget == "latency" else None
         self.budget = make_budget(cfg.search.budget, space=self.space, net=self.net, trainer=self.lam_trainer,
                                   input_shape=self.shape, gamma=cfg.search.gamma, gamma0=cfg.search.gamma0,
                                   latency_runs=cfg.latency.runs, latency_warmup=cfg.latency.warmup,
                                   latency_input=cfg.latency.input_size, latency_every=cfg.search.latency_every,
-                                  ctx=self.ctxs[0], latency_net=lambda arch: build_derived(arch, deployed, 1.0, parts))
+                                  ctx=self.ctxs[0], measure=measure, latency_net=latency_net)
+
+    def _latency_table(self, latency_net):
+        """The table-based latency model (``latency.model=table``), its missing entries measured
+        now and the time counted as search time; ``None`` for ``wall_clock``."""
+        cfg = self.cfg
+        if cfg.latency.model != "table":
+            return None
+        table = LatencyTable(cfg.latency.table, self.ctxs[0], self.parts.backend, cfg.latency.runs,
+                             cfg.latency.warmup)
+        side = cfg.latency.input_size
+        model = self.space.latency_model(self.net, table, build_net=latency_net,
+                                         input_shape=(1, self.shape[0], side, side), backend=self.parts.backend)
+        self.elapsed["search"] += model.build(cfg.progress)
+        return model
 
     def _warm_up(self) -> None:
         """Run one forward so deferred shapes exist before states are restored."""
@@ -151,7 +168,9 @@ def _run_search(run: SearchRun, stop: StopFlag) -> bool:
             budget.refresh(run.lambdas())
 
     while run.phase == "search" and run.epoch < cfg.search.epochs:
+        t0 = time.time()
         budget.start_epoch(run.epoch, run.lambdas())
+        run.elapsed["search"] += time.time() - t0  # latency refreshes count as search time
         res = run.epoch_from_position("search", search_epoch, stop, w_loader=run.loaders.weights,
                                       lam_loader=run.loaders.lambdas, w_trainer=run.w_trainer,
                                       lam_trainer=run.lam_trainer, ratio=cfg.search.ratio,

@@ -45,23 +45,31 @@ def min_max_ratio(values: Sequence[np.ndarray]) -> List[np.ndarray]:
     return [(np.asarray(v, dtype=np.float64) - lo) / span for v in values]
 
 
-def wall_clock_latency(net: Any, input_shape: Tuple[int, ...], *, runs: int = 5, warmup: int = 2,
-                       ctx: Optional[mx.Context] = None) -> float:
+def wall_clock_latency(net: Any, input_shape: Any, *, runs: int = 5, warmup: int = 2,
+                       ctx: Optional[mx.Context] = None, blocked: bool = False) -> float:
     """Mean wall-clock forward time (milliseconds) of an uninitialized network.
 
     ``net`` is initialized on ``ctx`` (default CPU) with constant weights (no random draw: the
     search's random streams are untouched) and hybridized with ``static_alloc``; the input,
-    ``input_shape`` of ones, is usually batch 1. ``max(1, warmup)`` untimed forwards (the first
-    one builds the graph), then the mean of ``runs`` timed forwards, each synchronised with
-    ``wait_to_read``.
+    ``input_shape`` of ones (or a list of shapes, one input each), is usually batch 1.
+    ``max(1, warmup)`` untimed forwards (the first one builds the graph), then the mean of
+    ``runs`` timed forwards, each synchronised with ``wait_to_read``. ``blocked`` hands the
+    inputs over in oneDNN's blocked layout (as maps inside a oneDNN network arrive), not as
+    plain NCHW arrays the piece would first convert.
     """
     ctx = ctx or mx.cpu()
     net.initialize(mx.init.Constant(0.01), ctx=ctx)
     net.hybridize(static_alloc=True)
-    x = mx.nd.ones(tuple(input_shape), ctx=ctx)
+    shapes = [tuple(input_shape)] if isinstance(input_shape[0], int) else [tuple(s) for s in input_shape]
+    xs = [mx.nd.ones(shape, ctx=ctx) for shape in shapes]
+    if blocked:
+        from ..ops.layers import to_blocked_layout  # noqa: PLC0415
+
+        xs = [to_blocked_layout(mx.nd, x, x.shape[1]) for x in xs]
+        mx.nd.waitall()
 
     def forward() -> None:
-        out = net(x)
+        out = net(*xs)
         (out[0] if isinstance(out, (list, tuple)) else out).wait_to_read()
 
     for _ in range(max(1, int(warmup))):

@@ -99,6 +99,12 @@ class SearchSpace:
         """Derivation of λ masks to architectures, for the latency budget."""
         raise NotImplementedError
 
+    def latency_model(self, net: HybridBlock, table: Any, *, build_net: Callable[[Any], HybridBlock],
+                      input_shape: Tuple[int, ...], backend: str) -> Callable[[Any], float]:
+        """``architecture -> predicted batch-1 latency`` from a lookup table (Eq. 19), with a
+        ``build(show_progress)`` method that measures what the table lacks."""
+        raise NotImplementedError
+
     def supernet_info(self, net: HybridBlock, cfg: Any) -> Dict[str, Any]:
         """``dso-nas info`` figures of the supernet beyond its cost."""
         raise NotImplementedError

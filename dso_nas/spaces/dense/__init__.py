@@ -121,6 +121,12 @@ class DenseSpace(SearchSpace):
     def lambda_deriver(self, net: SuperNet) -> LambdaDeriver:
         return _CellDeriver(net)
 
+    def latency_model(self, net: SuperNet, table: Any, *, build_net, input_shape, backend: str):
+        from .latency import DenseLatencyModel  # noqa: PLC0415 - it imports the search package
+
+        shapes = net.block_shapes(tuple(input_shape[2:]))
+        return DenseLatencyModel(table, net.layout(), net.scope, shapes, build_net, input_shape, backend)
+
     def supernet_info(self, net: SuperNet, cfg: Any) -> Dict[str, Any]:
         return {"lambda_per_block": num_lambda(cfg.model.levels, len(cfg.model.ops)),
                 "num_lambda": int(sum(int(np.prod(p.shape)) for p in net.lambda_params())),
