@@ -111,3 +111,21 @@ def test_architecture_input_must_match_the_config(fmnist, tmp_path, capsys):
                           capture_output=True).returncode == 0
     assert main(["info", "--config", os.path.join(ROOT, "experiments", "cifar", "search.yaml"), "--arch", arch]) == 2
     assert "reads 1-channel images but model.in_channels=3" in _error_line(capsys)
+
+
+def test_every_subcommand_shows_examples(capsys):
+    from dso_nas.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")  # noqa: SLF001
+    for name, parser in sub.choices.items():
+        text = parser.format_help()
+        assert "examples:" in text and f"dso-nas {name} " in text, name
+    help_lines = [l for l in open(os.path.join(ROOT, "Makefile")) if l.lstrip().startswith("@echo \"make ")]
+    for target in ("search", "test", "install", "data", "bench", "clean", "cifar-search", "cifar-retrain"):
+        assert any(f"make {target} " in l for l in help_lines), target
+
+
+def test_search_without_config_says_the_defaults_are_cifar(tmp_path, capsys):
+    assert main(["search", f"output_dir={tmp_path / 'x'}"]) == 2
+    line = _error_line(capsys)
+    assert "paper's CIFAR-10 setting" in line and "experiments/fashion_mnist/search.yaml" in line

@@ -9,7 +9,7 @@ import pytest
 from dso_nas.search.latency import LatencyBudget
 from dso_nas.search.latency_table import LatencyTable
 from dso_nas.spaces import get_space
-from dso_nas.spaces.dense.arch import Layout, derive_architecture
+from dso_nas.spaces.dense.arch import derive_architecture
 from dso_nas.spaces.dense.cell import Cell
 from dso_nas.spaces.dense.derived import DerivedNet
 from dso_nas.spaces.dense.supernet import SuperNet

@@ -46,7 +46,9 @@ class _ArrayUnpickler(pickle.Unpickler):
 def locate(root: str) -> Tuple[str, str]:
     """``(folder, suffix)`` of the batches in or under ``root`` ('' pickles, '.bin' binary)."""
     if not root:
-        raise DatasetNotFoundError(f"CIFAR-10 has no default location; {_HINT}")
+        raise DatasetNotFoundError(f"CIFAR-10 has no default location (the defaults are the paper's CIFAR-10 "
+                                   f"setting; for the embedded default use --config "
+                                   f"experiments/fashion_mnist/search.yaml); {_HINT}")
     for folder in (root, *(os.path.join(root, name) for name in FOLDERS)):
         for suffix in ("", ".bin"):
             if os.path.isfile(os.path.join(folder, TRAIN_BATCHES[0] + suffix)):
