@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
-from mxnet.gluon import HybridBlock
+from mxnet.gluon import HybridBlock, nn
 
 from ...ops import REFERENCE, BNReLU, build_op, check_backend
 from ...search.latency_table import Entry, LatencyTable
@@ -58,8 +58,6 @@ class _Reduce(HybridBlock):
 
     def __init__(self, channels: int, n: int, backend: str, **kwargs):
         super().__init__(**kwargs)
-        from mxnet.gluon import nn  # noqa: PLC0415
-
         with self.name_scope():
             self.conv = nn.Conv2D(channels, 1, use_bias=False, in_channels=n * channels)
             self.bn = BNReLU(channels, True, backend=backend)
@@ -101,11 +99,12 @@ class DenseLatencyModel:
         self.build_net, self.input_shape, self.backend = build_net, tuple(input_shape), check_backend(backend)
         n_ops = len(layout.ops)
         self.max_fan_in, self.max_outputs = 1 + (layout.levels - 1) * n_ops, layout.levels * n_ops
-        identity = Architecture.from_layout(layout, "share", [Cell()])
+        self._identity = Architecture.from_layout(layout, "share", [Cell()])
+        # the fixed part's key names its layout and, through its parameter count, its head
+        params = sum(int(np.prod(p.shape)) for p in build_net(self._identity).collect_params().values())
         self.fixed_key = (f"fixed:dense|{layout.stem}|in{layout.in_channels}|stem{layout.stem_channels}|"
                           f"ch{'-'.join(map(str, layout.channels))}|b{'-'.join(map(str, layout.blocks))}|"
-                          f"s{self.input_shape[-1]}")
-        self._identity = identity
+                          f"p{params}|s{self.input_shape[-1]}")
         self._lines: Dict[str, Tuple[float, float]] = {}
 
     # -- the table -----------------------------------------------------------------------
