@@ -194,3 +194,14 @@ def test_stem_width_must_match_first_stage():
                                     levels=2, ops=OPS))
     with pytest.raises(ArchitectureError, match="stem_channels"):
         DerivedNet(arch, num_classes=5)
+
+
+def test_aligned_widths_are_multiples_and_non_decreasing():
+    widths = [scaled_width(48, m / 100, 8) for m in range(5, 400)]
+    assert all(w % 8 == 0 and w >= 8 for w in widths) and widths == sorted(widths)
+    assert scaled_width(29, 1.0, 8) == 32 and scaled_width(29, 1.0, 1) == 29 and scaled_width(3, 1.0, 8) == 8
+    arch = full_architecture(Layout(stem="cifar", in_channels=3, stem_channels=16, channels=(16, 32), blocks=(1, 1),
+                                    levels=2, ops=("sep_conv_3x3", "max_pool_3x3")))
+    m = find_width_multiplier(lambda w: arch_cost(arch, w, (8, 8), 5, width_divisor=8)["total"], target_params=30000)
+    cost = arch_cost(arch, m, (8, 8), 5, width_divisor=8)
+    assert cost["total"].params <= 30000 and all(w % 8 == 0 for w in cost["widths"])

@@ -30,6 +30,10 @@ Modes
 ``fused``         ``model.aggregation=fused``: one λ-matrix product per level, output λ
                   folded into the ``1 x 1`` weights (a ``1 x 1`` convolution in the oneDNN form).
 ``fused_mirror``  ``fused`` with ``train.mirror=true`` (:mod:`dso_nas.engine.mirror`).
+``retrain``       not a search step: one retraining step (NAG, the task's loss with the aux
+                  weight) of the full network's derived net (every edge kept, the space's
+                  ``full`` baseline) at ``retrain.width_mult`` / ``retrain.width_divisor``
+                  and ``retrain.batch_size`` - the small-net throughput of retraining.
 ``ops_floor``     ``model.aggregation=ops_floor``: the same operations without any λ work -
                   every operation reads the block input, the 16 outputs go straight into the
                   ``1 x 1`` reduction, BN-ReLU, residual. λ are not used (so only the weight
@@ -74,13 +78,18 @@ MODES: Dict[str, List[str]] = {
     "fused": ["model.aggregation=fused"],
     "fused_mirror": ["model.aggregation=fused", "train.mirror=true"],
     "ops_floor": ["model.aggregation=ops_floor"],
+    "retrain": [],
 }
-#: What ``make bench`` runs when no ``--configs``/``--modes`` are given: every mode of the
-#: paper config and of the small one, batch 32 of the paper config in mirror mode only, and
+#: Modes that time the derived network's retraining step instead of the supernet's search step.
+RETRAIN_MODES = ("retrain",)
+#: What ``make bench`` runs when no ``--configs``/``--modes`` are given: every search-step mode
+#: of the paper config and of the small one, batch 32 of the paper config in mirror mode only,
 #: the paper config's fused, floor and mirror steps interleaved in one process (``a+b+c``,
-#: see :func:`run_interleaved`).
-DEFAULT_RUNS = [(c, m) for c in ("cifar_paper", "small") for m in MODES] + [
-    ("cifar_paper_b32", "fused_mirror"), ("cifar_paper", "fused+ops_floor+fused_mirror")]
+#: see :func:`run_interleaved`), and the embedded default's retraining step with aligned and
+#: unaligned widths.
+DEFAULT_RUNS = [(c, m) for c in ("cifar_paper", "small") for m in MODES if m not in RETRAIN_MODES] + [
+    ("cifar_paper_b32", "fused_mirror"), ("cifar_paper", "fused+ops_floor+fused_mirror"),
+    ("small_derived", "retrain"), ("small_derived_unaligned", "retrain")]
 #: Common-subexpression elimination switch of MXNet's graph passes (off for ``ops_floor``).
 FLOOR_CSE_ENV = "MXNET_ELIMINATE_COMMON_EXPR"
 
@@ -96,6 +105,7 @@ def bench_config(name: str, mode: str, backend: Optional[str] = None):
     from dso_nas.run.build import parts_of
 
     cfg = load_config(config_path(name), MODES[mode] + ["progress=false"])
+    cfg.bench_mode = mode  # not a config key: only this tool reads it
     parts = parts_of(cfg)
     if backend is not None:
         parts = dataclasses.replace(parts, backend=backend)
@@ -152,6 +162,10 @@ def _timed(step, warmup: int, steps: int) -> List[float]:
     return times
 
 
+def _batch_size(cfg) -> int:
+    return cfg.retrain.batch_size if cfg.bench_mode in RETRAIN_MODES else cfg.train.batch_size
+
+
 def _batch(cfg):
     """A fixed random batch of the config's input shape (``data.name`` gives the image size)."""
     import mxnet as mx
@@ -159,10 +173,38 @@ def _batch(cfg):
     from dso_nas.data import dataset_spec
 
     rng = np.random.RandomState(0)
-    side, batch = dataset_spec(cfg.data.name).image_size, cfg.train.batch_size
+    side, batch = dataset_spec(cfg.data.name).image_size, _batch_size(cfg)
     data = mx.nd.array(rng.uniform(size=(batch, cfg.model.in_channels, side, side)))
     label = mx.nd.array(rng.randint(0, cfg.model.num_classes, size=batch))
     return data, label
+
+
+def _retrain_stepper(cfg, parts, static_shape: bool, data, label):
+    """One retraining step of the full network's derived net (mode ``retrain``)."""
+    import mxnet as mx
+    from mxnet import autograd
+    from dso_nas.run.build import build_derived, initialize, nag_trainer
+
+    batch = data.shape[0]
+    r = cfg.retrain
+    arch = parts.space.baseline("full", cfg, keep_rate=1.0, seed=0)
+    net = build_derived(arch, cfg, r.width_mult, parts)
+    initialize(net, parts.ctxs, cfg.seed)
+    net.hybridize(static_alloc=True, static_shape=static_shape)
+    trainer = nag_trainer(net.collect_params(), r.lr_max, r.momentum, r.wd, 0.0, cfg.train.kvstore)
+    loss_fn = parts.task.loss()
+
+    def step():
+        with autograd.record():
+            loss, _ = parts.task.objective(loss_fn, net(data), label, r.aux_weight)
+        loss.backward()
+        trainer.step(batch)
+        loss.wait_to_read()
+        mx.nd.waitall()
+
+    side = data.shape[-1]
+    cost = parts.space.net_cost(arch, cfg, r.width_mult, (side, side), parts.task.head_cost(cfg))
+    return step, net, {"widths": cost["widths"], "params": cost["total"].params, "_macs": cost["total"].flops}
 
 
 def _stepper(cfg, parts, static_shape: bool, data, label):
@@ -210,14 +252,16 @@ def run_child(config_name: str, mode: str, steps: int, warmup: int, backend: Opt
     from dso_nas.data import dataset_spec
 
     cfg, parts = bench_config(config_name, mode, backend)
-    batch = cfg.train.batch_size
+    batch = _batch_size(cfg)
     record = dict(config=config_name, mode=mode, batch=batch, ops_backend=parts.backend, static_shape=static_shape)
-    step, net, info = _stepper(cfg, parts, static_shape, *_batch(cfg))
+    stepper = _retrain_stepper if mode in RETRAIN_MODES else _stepper
+    step, net, info = stepper(cfg, parts, static_shape, *_batch(cfg))
+    macs = info.pop("_macs", None)
     record.update(info)
     times = _timed(step, warmup, steps)
     step_s = float(np.median(times))
     side = dataset_spec(cfg.data.name).image_size
-    macs = net.cost((side, side))["total"].flops
+    macs = macs if macs is not None else net.cost((side, side))["total"].flops
     step_gflop = 2.0 * 3.0 * macs * batch / 1e9
     gemm = _gemm_gflops()
     record.update(

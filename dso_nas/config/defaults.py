@@ -100,6 +100,7 @@ _C.retrain.aux_stage = 0  # 1-based stage the aux head reads after; 0 = the rele
 _C.retrain.target_params = 3.0e6  # width multiplier chosen to meet this parameter count (0 = off)
 _C.retrain.target_flops = 0.0  # or this FLOPs (multiply-adds) budget (ImageNet: 600e6; 0 = off)
 _C.retrain.width_mult = 1.0  # width multiplier used when no target is set
+_C.retrain.width_divisor = 8  # scaled widths are multiples of this (oneDNN/tensor-core friendly); 1 = nearest integer
 _C.retrain.eval_every = 0  # also evaluate on the test set every this many epochs (0 = only at the end)
 
 
@@ -170,5 +171,5 @@ RANGES: Dict[str, Tuple] = {
     "retrain.momentum": ("[0", "1)"), "retrain.wd": ("[0", None), "retrain.dropout": ("[0", "1)"),
     "retrain.drop_path": ("[0", "1)"), "retrain.aux_weight": ("[0", None), "retrain.aux_stage": ("[0", None),
     "retrain.target_params": ("[0", None), "retrain.target_flops": ("[0", None), "retrain.width_mult": ("(0", None),
-    "retrain.eval_every": ("[0", None),
+    "retrain.eval_every": ("[0", None), "retrain.width_divisor": ("[1", None),
 }

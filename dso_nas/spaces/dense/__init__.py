@@ -147,12 +147,13 @@ class DenseSpace(SearchSpace):
         return DerivedNet(arch, width_mult=width_mult, num_classes=m.num_classes, dropout=r.dropout,
                           drop_path=r.drop_path, aux_weight=r.aux_weight, aux_stage=r.aux_stage or None,
                           first_shortcut=m.first_shortcut, affine=True, bn_eps=m.bn_eps,
-                          bn_momentum=m.bn_momentum, backend=backend, head=head)
+                          bn_momentum=m.bn_momentum, backend=backend, width_divisor=r.width_divisor, head=head)
 
     def net_cost(self, arch: Architecture, cfg: Any, width_mult: float, input_hw,
                  head_cost: Optional[HeadCost]) -> Dict[str, Any]:
         return arch_cost(arch, width_mult, tuple(input_hw), cfg.model.num_classes,
-                         first_shortcut=cfg.model.first_shortcut, head_cost=head_cost)
+                         first_shortcut=cfg.model.first_shortcut, width_divisor=cfg.retrain.width_divisor,
+                         head_cost=head_cost)
 
     def arch_info(self, arch: Architecture) -> Dict[str, Any]:
         return {"scope": arch.scope, "kept_ops": [len(c.ops) for c in arch.block_cells()]}

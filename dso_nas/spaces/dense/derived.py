@@ -18,8 +18,11 @@ every branch entering the output concatenation. Block ``b`` (0-based, network or
 (one draw per sample), so it is active in training mode only and hybridizes.
 :meth:`DerivedNet.set_drop_path` changes ``p`` between epochs (e.g. a linear ramp).
 
-Channel rounding: a width ``c`` becomes ``max(1, floor(c·m + 0.5))`` (nearest integer),
-for the stem and for every stage independently (:func:`scaled_width`).
+Channel rounding: a width ``c`` becomes the multiple of ``width_divisor`` nearest to ``c·m``
+(at least one multiple), for the stem and for every stage independently
+(:func:`scaled_width`); ``width_divisor=1`` is plain rounding to the nearest integer. The
+pipeline uses ``retrain.width_divisor`` (8): oneDNN's blocked layouts on AVX2 (and GPU tensor
+cores) want channel counts that are multiples of 8 (BENCHMARKS.md, ``small_derived``).
 """
 from __future__ import annotations
 
@@ -43,17 +46,20 @@ __all__ = ["SHORTCUTS", "scaled_width", "network_widths", "DerivedCell", "derive
 SHORTCUTS = ("identity", "conv")
 
 
-def scaled_width(channels: int, width_mult: float) -> int:
-    """``channels`` scaled by the width multiplier, rounded to the nearest integer (>= 1)."""
-    return max(1, int(math.floor(channels * width_mult + 0.5)))
+def scaled_width(channels: int, width_mult: float, divisor: int = 1) -> int:
+    """``channels·width_mult`` rounded to the nearest multiple of ``divisor`` (at least ``divisor``);
+    non-decreasing in ``width_mult``."""
+    return divisor * max(1, int(math.floor(channels * width_mult / divisor + 0.5)))
 
 
-def network_widths(arch: Architecture, width_mult: float) -> Tuple[int, List[int]]:
+def network_widths(arch: Architecture, width_mult: float, divisor: int = 1) -> Tuple[int, List[int]]:
     """``(stem width, [stage widths])`` of the derived network at ``width_mult``."""
     if not width_mult > 0:
         raise ValueError(f"width_mult must be > 0, got {width_mult}")
-    return (scaled_width(arch.stem_channels, width_mult),
-            [scaled_width(c, width_mult) for c in arch.channels])
+    if divisor < 1:
+        raise ValueError(f"width divisor must be >= 1, got {divisor}")
+    return (scaled_width(arch.stem_channels, width_mult, divisor),
+            [scaled_width(c, width_mult, divisor) for c in arch.channels])
 
 
 def _drop(F, x, p: float):
@@ -198,6 +204,8 @@ class DerivedNet(HybridBlock):
         BatchNorm settings.
     backend : {"onednn", "reference"}
         Op form of every layer.
+    width_divisor : int
+        Every scaled width is a multiple of it (:func:`scaled_width`).
     head : callable, optional
         ``(in_channels, prefix) -> HybridBlock``: the task's head on the last feature map.
     """
@@ -206,11 +214,12 @@ class DerivedNet(HybridBlock):
                  dropout: float = 0.0, drop_path: float = 0.0, aux_weight: float = 0.0,
                  aux_stage: Optional[int] = None, first_shortcut: str = "identity",
                  affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
-                 backend: str = REFERENCE, head: Optional[HeadFactory] = None, **kwargs):
+                 backend: str = REFERENCE, width_divisor: int = 1, head: Optional[HeadFactory] = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.arch, self.width_mult, self.num_classes = arch, width_mult, num_classes
         self.first_shortcut, self.backend = first_shortcut, check_backend(backend)
-        stem_c, widths = network_widths(arch, width_mult)
+        stem_c, widths = network_widths(arch, width_mult, width_divisor)
         if stem_c != widths[0]:
             raise ArchitectureError(f"stem_channels ({arch.stem_channels}) must equal the first stage width "
                                     f"channels[0] ({arch.channels[0]}): the first block maps C to C channels")
@@ -292,7 +301,7 @@ class DerivedNet(HybridBlock):
 
 
 def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], num_classes: int,
-              *, first_shortcut: str = "identity", affine: bool = True,
+              *, first_shortcut: str = "identity", affine: bool = True, width_divisor: int = 1,
               head_cost: Optional[HeadCost] = None) -> Dict[str, Any]:
     """Analytic cost of the :class:`DerivedNet` of ``arch`` (the auxiliary head excluded).
 
@@ -303,7 +312,7 @@ def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], 
     input_hw : (int, int)
         Input image height and width.
     num_classes : int
-    first_shortcut, affine
+    first_shortcut, affine, width_divisor
         As for :class:`DerivedNet`.
     head_cost : callable, optional
         ``(channels, height, width) -> Cost`` of the task's head on the last map; default the
@@ -317,7 +326,7 @@ def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], 
         and ``classifier``, and ``widths`` (stem width, then every stage width) and
         ``width_mult``.
     """
-    stem_c, widths = network_widths(arch, width_mult)
+    stem_c, widths = network_widths(arch, width_mult, width_divisor)
     stem = stem_cost(arch.stem, arch.in_channels, stem_c, input_hw[0], input_hw[1], affine)
     _, h, w = stem_out_shape(arch.stem, arch.in_channels, stem_c, input_hw[0], input_hw[1])
     cells = iter(arch.block_cells())
