@@ -105,7 +105,6 @@ def bench_config(name: str, mode: str, backend: Optional[str] = None):
     from dso_nas.run.build import parts_of
 
     cfg = load_config(config_path(name), MODES[mode] + ["progress=false"])
-    cfg.bench_mode = mode  # not a config key: only this tool reads it
     parts = parts_of(cfg)
     if backend is not None:
         parts = dataclasses.replace(parts, backend=backend)
@@ -162,18 +161,18 @@ def _timed(step, warmup: int, steps: int) -> List[float]:
     return times
 
 
-def _batch_size(cfg) -> int:
-    return cfg.retrain.batch_size if cfg.bench_mode in RETRAIN_MODES else cfg.train.batch_size
+def _batch_size(cfg, mode: str) -> int:
+    return cfg.retrain.batch_size if mode in RETRAIN_MODES else cfg.train.batch_size
 
 
-def _batch(cfg):
+def _batch(cfg, mode: str):
     """A fixed random batch of the config's input shape (``data.name`` gives the image size)."""
     import mxnet as mx
     import numpy as np
     from dso_nas.data import dataset_spec
 
     rng = np.random.RandomState(0)
-    side, batch = dataset_spec(cfg.data.name).image_size, _batch_size(cfg)
+    side, batch = dataset_spec(cfg.data.name).image_size, _batch_size(cfg, mode)
     data = mx.nd.array(rng.uniform(size=(batch, cfg.model.in_channels, side, side)))
     label = mx.nd.array(rng.randint(0, cfg.model.num_classes, size=batch))
     return data, label
@@ -252,10 +251,10 @@ def run_child(config_name: str, mode: str, steps: int, warmup: int, backend: Opt
     from dso_nas.data import dataset_spec
 
     cfg, parts = bench_config(config_name, mode, backend)
-    batch = _batch_size(cfg)
+    batch = _batch_size(cfg, mode)
     record = dict(config=config_name, mode=mode, batch=batch, ops_backend=parts.backend, static_shape=static_shape)
     stepper = _retrain_stepper if mode in RETRAIN_MODES else _stepper
-    step, net, info = stepper(cfg, parts, static_shape, *_batch(cfg))
+    step, net, info = stepper(cfg, parts, static_shape, *_batch(cfg, mode))
     macs = info.pop("_macs", None)
     record.update(info)
     times = _timed(step, warmup, steps)
@@ -291,7 +290,7 @@ def run_interleaved(config_name: str, modes: Sequence[str], rounds: int, backend
     import numpy as np
 
     configs = {mode: bench_config(config_name, mode, backend) for mode in modes}
-    data, label = _batch(configs[modes[0]][0])
+    data, label = _batch(configs[modes[0]][0], modes[0])
     steps = {mode: _stepper(cfg, parts, False, data, label)[0] for mode, (cfg, parts) in configs.items()}
     times: Dict[str, List[float]] = {mode: [] for mode in modes}
     for r in range(rounds + 1):

@@ -176,7 +176,6 @@ def evaluate(net: gluon.Block, loader, ctxs: Sequence[Context], *, task: Task,
     meter = task.metric()
     for data, label in progress(loader.epoch(0), total=len(loader), desc="eval", enabled=show_progress):
         for x, y in zip(_split(data, ctxs), _split(label, ctxs)):
-            out = net(x)
-            main = out[0] if isinstance(out, (list, tuple)) else out
+            main = task.main_output(net(x))
             meter.update(float(loss_fn(main, y).sum().asscalar()), main, y)
     return meter.result()

@@ -36,6 +36,11 @@ class Task:
         """The per-sample training loss (a Gluon loss: ``loss(output, label) -> (B,)``)."""
         raise NotImplementedError
 
+    @staticmethod
+    def main_output(outputs: Any) -> Any:
+        """The main output of a network that may also return an auxiliary one."""
+        return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
     def objective(self, loss_fn: gluon.loss.Loss, outputs: Any, labels: Any,
                   aux_weight: float = 0.0) -> Tuple[Any, Any]:
         """``(per-sample loss, main output)`` of a network's outputs: the main output's loss,

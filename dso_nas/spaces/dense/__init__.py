@@ -18,7 +18,7 @@ from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ...errors import ConfigError
-from ...ops import check_ops, op_cost
+from ...ops import op_cost
 from ..base import BudgetBlock, HeadCost, HeadFactory, LambdaDeriver, SearchSpace
 from .arch import SPACE, SPACE_ALIASES, Architecture, Layout, derive_architecture
 from .baselines import full_architecture, random_architecture
@@ -77,7 +77,6 @@ class DenseSpace(SearchSpace):
             raise ConfigError("model.levels must be >= 1 and model.ops must name at least one op")
         if len(set(m.ops)) != len(m.ops):
             raise ConfigError(f"model.ops lists an op twice: {m.ops}")
-        check_ops(m.ops)
 
     @staticmethod
     def layout(cfg: Any) -> Layout:

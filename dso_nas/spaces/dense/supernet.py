@@ -29,7 +29,7 @@ from mxnet.gluon import HybridBlock, nn
 from dso_nas.errors import ConfigError
 from dso_nas.models.common import ConvBNReLU, ReductionBlock, Stem
 from dso_nas.models.heads import Classifier, HeadFactory
-from dso_nas.ops import REFERENCE, Cost, check_backend, check_ops
+from dso_nas.ops import REFERENCE, Cost, check_backend
 from dso_nas.spaces.dense.block import AGGREGATIONS, SearchBlock
 from dso_nas.spaces.dense.graph import num_lambda
 
@@ -87,8 +87,7 @@ class SuperNet(HybridBlock):
                  **kwargs):
         super().__init__(**kwargs)
         channels, blocks, ops = tuple(channels), tuple(blocks), tuple(ops)
-        _check_layout(channels, blocks, scope, aggregation)
-        check_ops(ops)
+        _check_layout(channels, blocks, scope, aggregation)  # the op names: SearchBlock checks them
         self.in_channels, self.channels, self.blocks = in_channels, channels, blocks
         self.stem_kind, self.stem_channels = stem, stem_channels
         self.levels, self.ops, self.scope = levels, ops, scope
