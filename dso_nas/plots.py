@@ -42,7 +42,7 @@ RETRAIN_SUBDIR = "retrain"
 CURVE_KEYS: Dict[str, Tuple[Tuple[str, str, str], ...]] = {
     "pretrain": (("loss", "acc", "train (D_w)"),),
     "search": (("weights_loss", "weights_acc", "D_w (weights)"), ("lambda_loss", "lambda_acc", "D_λ (structure)")),
-    "retrain": (("loss", "acc", "train"), ("test_loss", "test_acc", "test")),
+    "retrain": (("loss", "acc", "train"), ("test_loss", "test_acc", "test"), ("val_loss", "val_acc", "validation")),
 }
 PHASE_TITLES = {"pretrain": "pre-training", "search": "search", "retrain": "retraining"}
 _DPI = 110

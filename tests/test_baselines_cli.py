@@ -58,6 +58,28 @@ def test_random_keep_rate_from_searched_arch(tmp_path):
     assert a.cells == b.cells
 
 
+def test_random_like_keeps_the_searched_edge_counts():
+    from dso_nas.config import load_config
+    from dso_nas.spaces import get_space
+    from dso_nas.spaces.dense.graph import num_lambda
+
+    cfg = load_config(None, TINY_MODEL + ["model.scope=full"])
+    space = get_space("dense")
+    size = num_lambda(2, 2)
+    searched = space.baseline("random-full", cfg, keep_rate=0.7, seed=11)
+    kept = [int(c.mask(2, 2).sum()) for c in searched.block_cells()]
+    for seed in range(5):
+        rnd = space.baseline("random-full", cfg, keep_rate=0.0, seed=seed, like=searched)
+        assert rnd.meta["edges"] == kept                              # drawn: exactly the searched counts
+        assert all(int(c.mask(2, 2).sum()) <= k for c, k in zip(rnd.block_cells(), kept))  # dead ops may go
+        assert rnd.meta["keep_rate"] == pytest.approx(sum(kept) / (size * len(kept)))
+    share = space.baseline("random-share", cfg, keep_rate=0.0, seed=1, like=searched)
+    assert share.meta["edges"] == [int(round(sum(kept) / len(kept)))]
+    draws = {tuple(space.baseline("random-full", cfg, keep_rate=0, seed=s, like=searched).cells[0].mask(2, 2))
+             for s in range(8)}
+    assert len(draws) > 1                                               # the seed draws the edges
+
+
 def test_baseline_tool_bad_input(tmp_path):
     proc = _baseline("random-share", str(tmp_path / "x.yaml"), "--like", str(tmp_path / "missing.yaml"))
     assert proc.returncode == 2 and "missing.yaml" in proc.stderr and "Traceback" not in proc.stderr

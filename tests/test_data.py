@@ -9,6 +9,8 @@ from dso_nas.data import (Augment, ArrayLoader, build_loaders, check_dataset, lo
                           split_indices, train_augment)
 from dso_nas.data.fashion_mnist import DEFAULT_ROOT
 from dso_nas.errors import ConfigError, DatasetNotFoundError, UserError
+from dso_nas.config import load_config
+from dso_nas.run.build import load_data
 
 
 def assert_same(ds, expected):
@@ -272,3 +274,28 @@ def test_build_loaders(tmp_path):
     ll = np.concatenate([l.asnumpy() for _, l in joint.lambdas.epoch(0)])
     assert sorted(lw) == sorted(ll) and not np.array_equal(lw, ll)  # same set, other order
     assert build_loaders(ds, limit=0, split=True, augment=False, **kw).weights.augment is None
+
+
+def test_validation_holdout_replaces_the_test_set(tmp_path):
+    write_cifar_bin(str(tmp_path), 8, 6, seed=4)
+    ds = load_dataset("cifar10", str(tmp_path))
+    kw = dict(batch_size=4, eval_batch_size=5, weight_fraction=0.5, seed=3, split=True)
+    ld = build_loaders(ds, limit=0, validation=10, **kw)
+    assert ld.eval_split == "val" and ld.test.num_samples == 10 and ld.full.num_samples == 30
+    held = {x.tobytes() for x in ds.train_x[30:]}
+    assert {x.tobytes() for x in ld.test.x} == held                 # the last 10 training images
+    assert not held & {x.tobytes() for x in ld.full.x}              # never trained on
+    assert not held & ({x.tobytes() for x in ld.weights.x} | {x.tobytes() for x in ld.lambdas.x})
+    assert not {x.tobytes() for x in ld.test.x} & {x.tobytes() for x in ds.test_x}
+    assert build_loaders(ds, limit=0, **kw).eval_split == "test"
+    with pytest.raises(ConfigError, match="data.validation"):
+        build_loaders(ds, limit=0, validation=39, **kw)
+
+
+def test_search_limit_applies_to_search_only(tmp_path):
+    write_cifar_bin(str(tmp_path), 8, 6, seed=4)
+    cfg = load_config(None, [f"data.root={tmp_path}", "data.search_limit=12", "data.limit=30"])
+    search, _ = load_data(cfg, retrain=False)
+    retrain, _ = load_data(cfg, retrain=True)
+    assert search.weights.num_samples + search.lambdas.num_samples == 12
+    assert retrain.full.num_samples == 30

@@ -110,6 +110,7 @@ def test_common_blocks_shapes_and_costs(affine):
         (Stem("cifar", 1, 6, affine), (2, 1, 8, 8), stem_cost("cifar", 1, 6, 8, 8, affine)),
         (Stem("imagenet", 3, 8, affine), (2, 3, 17, 17),
          stem_cost("imagenet", 3, 8, 17, 17, affine)),
+        (Stem("stride2", 1, 8, affine), (2, 1, 28, 28), stem_cost("stride2", 1, 8, 28, 28, affine)),
         (ReductionBlock(4, 8, affine), (2, 4, 7, 7), reduction_cost(4, 8, 7, 7, affine)),
     ]
     for block, shape, analytic in cases:
@@ -123,6 +124,7 @@ def test_common_blocks_shapes_and_costs(affine):
 def test_stem_layouts():
     assert stem_out_shape("cifar", 3, 48, 32, 32) == (48, 32, 32)
     assert stem_out_shape("imagenet", 3, 28, 224, 224) == (28, 56, 56)
+    assert stem_out_shape("stride2", 1, 16, 28, 28) == (16, 14, 14)
     stem = Stem("imagenet", 3, 28)
     widths = [p.shape[0] for n, p in stem.collect_params().items() if n.endswith("weight")]
     assert widths == [14, 28]

@@ -3,8 +3,9 @@
     python tools/make_baseline.py --config experiments/cifar/search.yaml --kind random-share \
         --like runs/cifar_search/architecture.yaml --seed 1 --out runs/baselines/random_share.yaml
 
-A random baseline keeps each λ edge independently with probability ``--keep-rate``, or with
-the fraction of edges kept by the searched architecture given with ``--like``. The space of
+A random baseline keeps each λ edge independently with probability ``--keep-rate``, or, with
+``--like``, exactly as many edges per block as the searched architecture keeps (Table 1's
+random structures "with the same number of connections"), drawn with ``--seed``. The space of
 the config (``model.space``) builds it. Every file is then retrained with
 ``dso-nas retrain --arch FILE``, where the width multiplier scales it to the same parameter
 budget (``retrain.target_params``) as the searched model.
@@ -24,19 +25,13 @@ LOG = logging.getLogger("dso_nas")
 KINDS = ("random-share", "random-full", "full")
 
 
-def kept_edge_rate(path: str) -> float:
-    """Fraction of λ edges an architecture file keeps, over all its cells."""
-    arch = load_architecture(path)
-    return get_space(arch.space).kept_rate(arch)
-
-
 def main(argv=None) -> int:
     """Entry point; returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="experiment YAML whose model section gives the layout")
     p.add_argument("--kind", choices=KINDS, required=True)
     p.add_argument("--keep-rate", type=float, default=None, help="edge keep probability of a random baseline")
-    p.add_argument("--like", help="take the keep rate from this searched architecture file")
+    p.add_argument("--like", help="keep as many edges per block as this searched architecture file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="architecture YAML to write")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
@@ -44,8 +39,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         cfg = load_config(args.config, args.overrides)
-        rate = args.keep_rate if args.keep_rate is not None else kept_edge_rate(args.like) if args.like else 0.5
-        arch = get_space(cfg.model.space).baseline(args.kind, cfg, keep_rate=rate, seed=args.seed)
+        like = load_architecture(args.like) if args.like else None
+        rate = args.keep_rate if args.keep_rate is not None else 0.5
+        arch = get_space(cfg.model.space).baseline(args.kind, cfg, keep_rate=rate, seed=args.seed, like=like)
         save_architecture(arch, args.out)
     except (UserError, ValueError) as e:
         print(f"make_baseline: error: {e}", file=sys.stderr)

@@ -23,7 +23,7 @@ _C.task.name = "classification"  # task (dso_nas.tasks.TASKS): loss, metric and 
 
 _C.model = CfgNode()
 _C.model.space = "dense"  # search space (dso_nas.spaces.SPACES): "dense" = M levels x N ops (§3.1); alias "normal"
-_C.model.stem = "cifar"  # stem: "cifar" (3x3 conv) or "imagenet" (two stride-2 3x3 convs)
+_C.model.stem = "cifar"  # stem: "cifar" (3x3 conv), "imagenet" (two stride-2 3x3 convs), "stride2" (one stride-2 3x3 conv)
 _C.model.in_channels = 3  # input image channels (1 for Fashion-MNIST)
 _C.model.stem_channels = 48  # stem output width (release: 48 CIFAR, 28 ImageNet)
 _C.model.stages = 3  # S: number of stages (a reduction block follows every stage but the last)
@@ -42,6 +42,8 @@ _C.data = CfgNode()
 _C.data.name = "cifar10"  # dataset (dso_nas.data.DATASETS): "fashion_mnist" or "cifar10"
 _C.data.root = ""  # dataset folder; "" = the dataset's default location (Fashion-MNIST: Debian's)
 _C.data.limit = 0  # use only the first K training images (0 = all)
+_C.data.search_limit = 0  # pre-training and search use only the first K training images (0 = data.limit)
+_C.data.validation = 0  # hold out the last K training images and evaluate on them, not the test set (tuning)
 _C.data.weight_fraction = 0.5  # share of the training set in D_w; the rest is D_λ (CIFAR 25k/25k)
 _C.data.cutout = 16  # cutout square side for retraining (0 = off); never used in search
 _C.data.augment = True  # pad-4 random crop + horizontal flip on training batches
@@ -157,7 +159,7 @@ RANGES: Dict[str, Tuple] = {
     "model.blocks": ("[0", None), "model.channels": ("[1", None), "model.levels": ("[1", None),
     "model.num_classes": ("[2", None), "model.bn_eps": ("(0", None), "model.bn_momentum": ("[0", "1)"),
     "data.limit": ("[0", None), "data.weight_fraction": ("(0", "1)"), "data.cutout": ("[0", None),
-    "data.test_limit": ("[0", None),
+    "data.test_limit": ("[0", None), "data.search_limit": ("[0", None), "data.validation": ("[0", None),
     "train.batch_size": ("[1", None), "train.eval_batch_size": ("[1", None), "train.clip_gradient": ("[0", None),
     "pretrain.epochs": ("[0", None), "pretrain.lr": ("(0", None), "pretrain.momentum": ("[0", "1)"),
     "pretrain.wd": ("[0", None),

@@ -111,12 +111,15 @@ class Dataset:
 
 @dataclass
 class Loaders:
-    """Loaders of D_w (``weights``), D_λ (``lambdas``), all training images and the test set."""
+    """Loaders of D_w (``weights``), D_λ (``lambdas``), all training images and the evaluation
+    set (``test``: the test set, or the validation split held out of the training images,
+    as ``eval_split`` says)."""
 
     weights: Loader
     lambdas: Loader
     full: Loader
     test: Loader
+    eval_split: str = "test"
 
 
 def load_dataset(name: str, root: str) -> Dataset:
@@ -145,7 +148,7 @@ def _child_seeds(seed: int, count: int):
 
 def build_loaders(ds: Dataset, *, batch_size: int, eval_batch_size: int, limit: int,
                   weight_fraction: float, split: bool, seed: int, cutout: int = 0,
-                  augment: bool = True, test_limit: int = 0) -> Loaders:
+                  augment: bool = True, test_limit: int = 0, validation: int = 0) -> Loaders:
     """Loaders for search (D_w, D_λ), retraining (all training images) and testing.
 
     Parameters
@@ -169,8 +172,15 @@ def build_loaders(ds: Dataset, *, batch_size: int, eval_batch_size: int, limit: 
         Augment the training loaders (pad-crop, flip, cutout); the test set never is.
     test_limit : int
         If > 0, use only the first ``test_limit`` test images (smoke runs).
+    validation : int
+        If > 0, hold out the last ``validation`` training images (the same for every seed) and
+        evaluate on them instead of the test set: tuning never reads the test set. ``limit``
+        then counts from the start of the remaining images.
     """
-    n = len(ds.train_x) if limit <= 0 else min(limit, len(ds.train_x))
+    pool = len(ds.train_x) - validation
+    if validation < 0 or pool < 2:
+        raise ConfigError(f"data.validation={validation} leaves {pool} of {len(ds.train_x)} training images")
+    n = pool if limit <= 0 else min(limit, pool)
     x, y = ds.train_x[:n], ds.train_y[:n]
     aug = dataset_spec(ds.name).augment(cutout) if augment else None
     s_w, s_lam, s_full = _child_seeds(seed, 3)
@@ -184,7 +194,9 @@ def build_loaders(ds: Dataset, *, batch_size: int, eval_batch_size: int, limit: 
         weights, lambdas = train(x[idx_w], y[idx_w], s_w), train(x[idx_lam], y[idx_lam], s_lam)
     else:
         weights, lambdas = train(x, y, s_w), train(x, y, s_lam)
-    n_test = len(ds.test_x) if test_limit <= 0 else min(test_limit, len(ds.test_x))
-    test = ArrayLoader(ds.test_x[:n_test], ds.test_y[:n_test], eval_batch_size, shuffle=False,
+    ex, ey, split_name = ((ds.train_x[pool:], ds.train_y[pool:], "val") if validation > 0
+                          else (ds.test_x, ds.test_y, "test"))
+    n_test = len(ex) if test_limit <= 0 else min(test_limit, len(ex))
+    test = ArrayLoader(ex[:n_test], ey[:n_test], eval_batch_size, shuffle=False,
                        augment=None, mean=ds.mean, std=ds.std, seed=0)
-    return Loaders(weights, lambdas, train(x, y, s_full), test)
+    return Loaders(weights, lambdas, train(x, y, s_full), test, split_name)

@@ -40,7 +40,7 @@ __all__ = [
 
 Shape = Tuple[int, int, int]
 
-STEM_KINDS = ("cifar", "imagenet")
+STEM_KINDS = ("cifar", "imagenet", "stride2")
 
 
 # ----------------------------------------------------------------------------- ConvBNReLU
@@ -105,6 +105,8 @@ def _stem_layers(kind: str, in_channels: int, channels: int):
     if kind == "imagenet":
         mid = max(channels // 2, 1)
         return [(in_channels, mid, 3, 2), (mid, channels, 3, 2)]
+    if kind == "stride2":
+        return [(in_channels, channels, 3, 2)]
     raise ConfigError(f"unknown stem {kind!r}; valid stems: {', '.join(STEM_KINDS)}")
 
 

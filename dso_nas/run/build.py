@@ -48,16 +48,21 @@ def parts_of(cfg: CfgNode) -> Parts:
 
 
 def load_data(cfg: CfgNode, *, retrain: bool) -> Tuple[Loaders, Tuple[int, int, int]]:
-    """The dataset's loaders (cutout only when retraining) and its ``(C, H, W)``."""
+    """The dataset's loaders (cutout only when retraining) and its ``(C, H, W)``.
+
+    Search (``retrain=False``) reads the first ``data.search_limit`` training images when that
+    is set, retraining the first ``data.limit``; both exclude a ``data.validation`` hold-out."""
     ds = load_dataset(cfg.data.name, cfg.data.root)
     h, w, c = ds.image_shape
     if c != cfg.model.in_channels:
         raise ConfigError(f"data.name={cfg.data.name} has {c} channel(s) but model.in_channels={cfg.model.in_channels}")
     loaders = build_loaders(
         ds, batch_size=cfg.retrain.batch_size if retrain else cfg.train.batch_size,
-        eval_batch_size=cfg.train.eval_batch_size, limit=cfg.data.limit, weight_fraction=cfg.data.weight_fraction,
-        split=cfg.search.split, seed=cfg.seed, cutout=cfg.data.cutout if retrain else 0,
-        augment=cfg.data.augment, test_limit=cfg.data.test_limit,
+        eval_batch_size=cfg.train.eval_batch_size,
+        limit=cfg.data.limit if retrain or cfg.data.search_limit <= 0 else cfg.data.search_limit,
+        weight_fraction=cfg.data.weight_fraction, split=cfg.search.split, seed=cfg.seed,
+        cutout=cfg.data.cutout if retrain else 0, augment=cfg.data.augment, test_limit=cfg.data.test_limit,
+        validation=cfg.data.validation,
     )
     return loaders, (c, h, w)
 

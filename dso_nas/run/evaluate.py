@@ -38,5 +38,6 @@ def evaluate_checkpoint(path: str, overrides: Sequence[str] = ()) -> Dict[str, A
     net.hybridize(static_alloc=True)
     net(mx.nd.zeros((1,) + tuple(shape), ctx=parts.ctxs[0]))
     ckpt.load_net_arrays(net, state.net, source=path)
-    test = parts.task.result_fields(evaluate(net, loaders.test, parts.ctxs, task=parts.task))
-    return {"checkpoint": path, "epoch": state.epoch, **{k: v for k, v in test.items() if k != "test_error"}}
+    split = loaders.eval_split
+    test = parts.task.result_fields(evaluate(net, loaders.test, parts.ctxs, task=parts.task), split)
+    return {"checkpoint": path, "epoch": state.epoch, **{k: v for k, v in test.items() if k != f"{split}_error"}}

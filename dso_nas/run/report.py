@@ -53,10 +53,11 @@ def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
              f"{'':32s}{'test error %':>14s}{'params':>10s}",
              f"{'paper ' + row + ' (CIFAR-10)':32s}{f'{err:.2f} ± {std:.2f}':>14s}{params / 1e6:>9.2f}M"]
     if result:
-        lines.append(f"{'ours (' + result.get('dataset', '?') + ')':32s}{100 * result['test_error']:>14.2f}"
-                     f"{result['params'] / 1e6:>9.2f}M")
-        lines.append(f"test accuracy: {100 * result['test_acc']:.2f}%  (width multiplier {result['width_mult']:.3f}, "
-                     f"{result['flops'] / 1e6:.1f}M FLOPs)")
+        split = result.get("eval_split", "test")
+        name = "ours (" + result.get("dataset", "?") + ("" if split == "test" else ", validation") + ")"
+        lines.append(f"{name:32s}{100 * result[split + '_error']:>14.2f}{result['params'] / 1e6:>9.2f}M")
+        lines.append(f"{'test' if split == 'test' else 'validation'} accuracy: {100 * result[split + '_acc']:.2f}%  "
+                     f"(width multiplier {result['width_mult']:.3f}, {result['flops'] / 1e6:.1f}M FLOPs)")
         if result.get("block_params"):
             lines.append("derived blocks: params " + ", ".join(f"{p / 1e3:.1f}k" for p in result["block_params"])
                          + " | FLOPs " + ", ".join(f"{f / 1e6:.2f}M" for f in result["block_flops"]))

@@ -91,7 +91,7 @@ class RetrainRun:
             rec = {"phase": "retrain", "epoch": self.epoch, **res.metrics["train"], "lr": self.trainer.learning_rate,
                    "seconds": self.elapsed}
             if r.eval_every and (self.epoch + 1) % r.eval_every == 0:
-                rec.update({f"test_{k}": v for k, v in evaluate(self.net, self.loaders.test, self.ctxs,
+                rec.update({f"{self.loaders.eval_split}_{k}": v for k, v in evaluate(self.net, self.loaders.test, self.ctxs,
                                                                 task=self.task).items()})
             if self.parts.dist.is_writer:
                 write_jsonl(self.run_dir, rec)
@@ -101,10 +101,11 @@ class RetrainRun:
             self.save()
 
     def result(self) -> Dict[str, Any]:
-        """Evaluate on the test set: the ``result.json`` record (the metrics in :attr:`test`)."""
+        """Evaluate on the test set (or the ``data.validation`` hold-out): the ``result.json``
+        record (the metrics in :attr:`test`)."""
         self.test = test = evaluate(self.net, self.loaders.test, self.ctxs, task=self.task)
         cost, blocks = self.cost, self.block_costs
-        return {**self.task.result_fields(test),
+        return {**self.task.result_fields(test, self.loaders.eval_split), "eval_split": self.loaders.eval_split,
                 "params": cost.params, "flops": cost.flops, "mac": cost.mac, "width_mult": self.width,
                 "block_params": [c.params for c in blocks], "block_flops": [c.flops for c in blocks],
                 "retrain_seconds": self.elapsed, "scope": getattr(self.arch, "scope", ""),
@@ -146,5 +147,5 @@ def retrain_in(cfg: CfgNode, run_dir: str, arch: Any, state: Optional[RetrainPay
         ckpt.atomic_write_bytes(os.path.join(run_dir, RESULT_FILE), json.dumps(result, indent=2).encode())
     run.save(done=True, result=result)
     plot(run_dir)
-    LOG.info("test %s with %d params", run.task.summary(run.test), run.cost.params)
+    LOG.info("%s %s with %d params", run.loaders.eval_split, run.task.summary(run.test), run.cost.params)
     return result

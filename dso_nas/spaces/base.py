@@ -135,8 +135,9 @@ class SearchSpace:
         """Drawings of the architecture's blocks; the written paths."""
         return []
 
-    def baseline(self, kind: str, cfg: Any, *, keep_rate: float, seed: int) -> Any:
-        """A Table-1 baseline architecture of ``kind`` (one of :attr:`baseline_kinds`)."""
+    def baseline(self, kind: str, cfg: Any, *, keep_rate: float, seed: int, like: Any = None) -> Any:
+        """A Table-1 baseline architecture of ``kind`` (one of :attr:`baseline_kinds`); given a
+        searched architecture ``like``, a random one keeps as many connections as it does."""
         raise NotImplementedError
 
     def kept_rate(self, arch: Any) -> float:

@@ -65,8 +65,9 @@ class Task:
         """``(channels, height, width) -> Cost`` of :meth:`head` (counted by the width search)."""
         raise NotImplementedError
 
-    def result_fields(self, metrics: Dict[str, float]) -> Dict[str, float]:
-        """The test figures written to ``result.json`` (``test_acc``, ``test_error``...)."""
+    def result_fields(self, metrics: Dict[str, float], split: str = "test") -> Dict[str, float]:
+        """The evaluation figures written to ``result.json``, named after the split evaluated
+        (``test_acc``, ``test_error``...; ``val_acc``... on a ``data.validation`` hold-out)."""
         raise NotImplementedError
 
     def summary(self, metrics: Dict[str, float]) -> str:

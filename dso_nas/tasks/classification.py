@@ -54,8 +54,8 @@ class Classification(Task):
         num_classes = int(cfg.model.num_classes)
         return lambda channels, height, width: classifier_cost(channels, num_classes, height, width)
 
-    def result_fields(self, metrics: Dict[str, float]) -> Dict[str, float]:
-        return {"test_acc": metrics["acc"], "test_error": 1.0 - metrics["acc"], "test_loss": metrics["loss"]}
+    def result_fields(self, metrics: Dict[str, float], split: str = "test") -> Dict[str, float]:
+        return {f"{split}_acc": metrics["acc"], f"{split}_error": 1.0 - metrics["acc"], f"{split}_loss": metrics["loss"]}
 
     def summary(self, metrics: Dict[str, float]) -> str:
         return f"loss {metrics['loss']:.4f} acc {metrics['acc']:.4f}"

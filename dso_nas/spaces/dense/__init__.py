@@ -160,12 +160,19 @@ class DenseSpace(SearchSpace):
     def draw(self, arch: Architecture, folder: str) -> List[str]:
         return draw_architecture(arch, folder)
 
-    def baseline(self, kind: str, cfg: Any, *, keep_rate: float, seed: int) -> Architecture:
+    def baseline(self, kind: str, cfg: Any, *, keep_rate: float, seed: int,
+                 like: Optional[Architecture] = None) -> Architecture:
         if kind not in self.baseline_kinds:
             raise ConfigError(f"unknown baseline {kind!r}; valid: {', '.join(self.baseline_kinds)}")
         if kind == "full":
             return full_architecture(self.layout(cfg))
-        return random_architecture(self.layout(cfg), scope=kind.split("-")[1], keep_rate=keep_rate, seed=seed)
+        scope, counts = kind.split("-")[1], None
+        if like is not None:  # exactly as many edges as the searched cells keep
+            kept = [int(c.mask(like.levels, len(like.ops)).sum()) for c in like.block_cells()]
+            counts = ([int(round(sum(kept) / len(kept)))] if scope == "share"
+                      else kept if scope == like.scope else [int(round(sum(kept) / len(kept)))] * len(kept))
+            keep_rate = self.kept_rate(like)
+        return random_architecture(self.layout(cfg), scope=scope, keep_rate=keep_rate, seed=seed, counts=counts)
 
     def kept_rate(self, arch: Architecture) -> float:
         kept = sum(int(cell.mask(arch.levels, len(arch.ops)).sum()) for cell in arch.cells)

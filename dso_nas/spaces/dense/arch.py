@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ...errors import ArchitectureError
+from ...models.common import STEM_KINDS
 from .cell import Cell, check_keys, derive_block, type_name
 
 __all__ = ["ARCH_VERSION", "SPACE", "STEMS", "SCOPES", "Layout", "Architecture", "derive_architecture",
@@ -33,7 +34,7 @@ ARCH_VERSION = 1
 #: its name before the registry, is accepted as an alias in configs and architecture files.
 SPACE = "dense"
 SPACE_ALIASES = ("normal",)
-STEMS = ("cifar", "imagenet")
+STEMS = STEM_KINDS  # the stems the package builds (dso_nas.models.common)
 SCOPES = ("share", "full")
 
 _LAYOUT_KEYS = ("space", "stem", "in_channels", "stem_channels", "channels", "blocks", "levels", "ops")

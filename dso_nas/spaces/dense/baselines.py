@@ -1,8 +1,10 @@
 """The Table-1 baselines: random structures and the full network.
 
 * ``random-share`` / ``random-full``: every λ edge of a block is kept independently
-  with probability ``keep_rate`` (one random block for ``share``, one per normal block
-  for ``full``), and the cell is derived with the same dead-op rule as a searched one.
+  with probability ``keep_rate``, or - given ``counts`` - exactly ``counts[i]`` edges of
+  block ``i`` drawn uniformly (Table 1's "same number of connections" as a searched block);
+  one random block for ``share``, one per normal block for ``full``. The cell is then
+  derived with the same dead-op rule as a searched one.
 * ``full network``: every edge kept (the completely connected supernet block, without λ).
 
 All of them are then brought to the same budget as the searched models (Table 1:
@@ -14,6 +16,8 @@ levels, ops), e.g. ``Layout.from_config(cfg.model)``, or an existing
 """
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import numpy as np
 
 from .arch import SCOPES, Architecture, Layout, derive_architecture
@@ -21,7 +25,7 @@ from .graph import num_lambda
 
 
 def random_architecture(template: Layout, *, scope: str, keep_rate: float,
-                        seed: int) -> Architecture:
+                        seed: int, counts: Optional[Sequence[int]] = None) -> Architecture:
     """A random structure: each edge kept with probability ``keep_rate``.
 
     Parameters
@@ -34,6 +38,9 @@ def random_architecture(template: Layout, *, scope: str, keep_rate: float,
         Probability in ``[0, 1]`` of keeping each λ edge.
     seed : int
         Seed of the NumPy generator; the same seed gives the same architecture.
+    counts : sequence of int, optional
+        Keep exactly these numbers of edges, one per cell (1 for ``share``, one per normal
+        block for ``full``); ``keep_rate`` is then only recorded.
 
     Returns
     -------
@@ -46,8 +53,18 @@ def random_architecture(template: Layout, *, scope: str, keep_rate: float,
     rng = np.random.RandomState(seed)
     n_cells = 1 if scope == "share" else template.num_blocks
     size = num_lambda(template.levels, len(template.ops))
-    lambdas = [(rng.random_sample(size) < keep_rate).astype(np.float32) for _ in range(n_cells)]
     meta = {"source": f"random-{scope}", "keep_rate": float(keep_rate), "seed": int(seed)}
+    if counts is None:
+        lambdas = [(rng.random_sample(size) < keep_rate).astype(np.float32) for _ in range(n_cells)]
+    else:
+        if len(counts) != n_cells or not all(0 <= int(k) <= size for k in counts):
+            raise ValueError(f"need {n_cells} edge count(s) in [0, {size}] for scope {scope!r}, got {list(counts)}")
+        lambdas = []
+        for k in counts:
+            lam = np.zeros(size, dtype=np.float32)
+            lam[rng.choice(size, int(k), replace=False)] = 1.0
+            lambdas.append(lam)
+        meta["edges"] = [int(k) for k in counts]
     return derive_architecture(lambdas, scope=scope, layout=template, meta=meta)
 
 
