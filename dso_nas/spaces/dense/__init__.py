@@ -169,8 +169,8 @@ class DenseSpace(SearchSpace):
         scope, counts = kind.split("-")[1], None
         if like is not None:  # exactly as many edges as the searched cells keep
             kept = [int(c.mask(like.levels, len(like.ops)).sum()) for c in like.block_cells()]
-            counts = ([int(round(sum(kept) / len(kept)))] if scope == "share"
-                      else kept if scope == like.scope else [int(round(sum(kept) / len(kept)))] * len(kept))
+            mean = int(round(sum(kept) / len(kept)))  # a scope the searched one lacks: its mean count
+            counts = kept if scope == like.scope == "full" else [mean] * (1 if scope == "share" else len(kept))
             keep_rate = self.kept_rate(like)
         return random_architecture(self.layout(cfg), scope=scope, keep_rate=keep_rate, seed=seed, counts=counts)
 
