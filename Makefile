@@ -14,7 +14,7 @@ SCOPE ?= full
 ARCH ?=
 RUN ?=
 
-.PHONY: install data search test bench cifar-search cifar-retrain clean help
+.PHONY: install data search study test bench cifar-search cifar-retrain clean help
 
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
@@ -24,6 +24,7 @@ help:
 	@echo "make cifar-retrain CIFAR_ROOT=DIR ARCH=FILE          paper CIFAR-10 retraining"
 	@echo "make install       create .venv with the pinned CPU requirements (GPU=1: mxnet-cu112)"
 	@echo "make data          install Debian's dataset-fashion-mnist (as root)"
+	@echo "make study         the paper's claims over 3 seeds on Fashion-MNIST (tools/study.py; docs/study.md)"
 	@echo "make bench         search-step speed and memory (tools/bench_step.py; see BENCHMARKS.md)"
 	@echo "make clean         remove .venv and build litter"
 	@echo "ARGS='key=value ...' adds config overrides to any run target"
@@ -48,6 +49,11 @@ data:
 
 search: install data
 	$(DSO) run --config experiments/fashion_mnist/search.yaml $(ARGS)
+
+# STUDY=FILE runs another study (experiments/study/cifar_paper.yaml on GPUs); rerun to continue one.
+STUDY ?= experiments/study/fashion_mnist.yaml
+study: install data
+	$(PY) tools/study.py $(STUDY) $(ARGS)
 
 test: install
 	$(PY) -m pytest -q tests

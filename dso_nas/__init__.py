@@ -24,6 +24,22 @@ def use_all_cores() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
 
+def cap_onednn_isa() -> None:
+    """Run oneDNN's AVX2 kernels on AVX-512 CPUs too, unless ``DNNL_MAX_CPU_ISA`` is set.
+
+    MXNet 1.9.1's oneDNN fails with "could not create a primitive descriptor iterator" in the
+    backward pass of a hybridized net where an op with a multiple of 16 channels feeds a
+    convolution to an odd multiple of 8 (16 → 40, measured on a Sapphire Rapids Xeon; the
+    AVX-512 kernels block channels by 16, the AVX2 ones by 8, which is what
+    ``retrain.width_divisor`` aligns to). oneDNN reads the variable at its first primitive,
+    so call this before any computation. ``DNNL_MAX_CPU_ISA=ALL`` restores the AVX-512
+    kernels.
+    """
+    import os  # noqa: PLC0415
+
+    os.environ.setdefault("DNNL_MAX_CPU_ISA", "AVX2")
+
+
 #: glibc ``mallopt`` parameters (``malloc.h``).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
 _MALLOC_ENV = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX",

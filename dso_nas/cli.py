@@ -22,7 +22,7 @@ import re
 import sys
 from typing import List, Optional
 
-from . import tune_allocator, use_all_cores
+from . import cap_onednn_isa, tune_allocator, use_all_cores
 from .quiet import filter_native_stderr
 from .errors import UserError
 
@@ -133,6 +133,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``dso-nas``; returns the exit status."""
     args = parse_args(argv)
     use_all_cores()
+    cap_onednn_isa()
     tune_allocator()
     try:
         return _dispatch(args)

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from datafiles import write_idx
@@ -129,3 +130,26 @@ def test_search_without_config_says_the_defaults_are_cifar(tmp_path, capsys):
     assert main(["search", f"output_dir={tmp_path / 'x'}"]) == 2
     line = _error_line(capsys)
     assert "paper's CIFAR-10 setting" in line and "experiments/fashion_mnist/search.yaml" in line
+
+
+def test_onednn_isa_is_capped_and_mixed_block_widths_train():
+    """16-channel ops feeding a conv to 40 channels failed in oneDNN's AVX-512 backward
+    ("could not create a primitive descriptor iterator"); the entry points cap oneDNN at AVX2."""
+    import mxnet as mx
+    from mxnet import autograd
+    from mxnet.gluon import nn
+
+    from dso_nas.ops import OPS
+
+    assert os.environ.get("DNNL_MAX_CPU_ISA") == "AVX2"
+    for name in OPS.names():
+        seq = nn.HybridSequential()
+        seq.add(OPS.get(name).build(16, 1, backend="onednn"), nn.Conv2D(40, 1, in_channels=16, use_bias=False))
+        seq.initialize(mx.init.Xavier())
+        seq.hybridize(static_alloc=True)
+        x = mx.nd.random.uniform(shape=(4, 16, 14, 14))
+        x.attach_grad()
+        with autograd.record():
+            y = seq(x)
+        y.backward()
+        assert np.isfinite(x.grad.asnumpy()).all()

@@ -23,7 +23,8 @@ from dso_nas.spaces.archfile import architecture_from_dict
 from dso_nas.tasks import TASKS
 
 HW = 8
-SPACE_TASK_OPS = [(s, t, o) for s in SPACES.names() for t in TASKS.names() for o in OPS.names()]
+SPACE_TASK_OPS = [(s, t, o) for s in SPACES.names() if SPACES.get(s).searchable
+                  for t in TASKS.names() for o in OPS.names()]
 
 
 def _cfg(space, task, ops):

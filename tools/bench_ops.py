@@ -15,7 +15,7 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
-from dso_nas import tune_allocator, use_all_cores
+from dso_nas import cap_onednn_isa, tune_allocator, use_all_cores
 from dso_nas.quiet import filter_native_stderr
 
 SHAPES = ((48, 32), (96, 16), (192, 8))  # (channels, side) of the paper's three stages
@@ -72,6 +72,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     filter_native_stderr()
     use_all_cores()
+    cap_onednn_isa()
     tune_allocator()
     for record in run(max(args.steps, 1)):
         sys.stdout.write(json.dumps(record) + "\n")

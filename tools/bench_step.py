@@ -64,7 +64,7 @@ import warnings
 import dataclasses
 from typing import Dict, List, Optional, Sequence
 
-from dso_nas import tune_allocator, use_all_cores
+from dso_nas import cap_onednn_isa, tune_allocator, use_all_cores
 from dso_nas.quiet import filter_native_stderr
 
 LOG = logging.getLogger("bench_step")
@@ -393,6 +393,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     filter_native_stderr()
     use_all_cores()  # as the CLI does: before MXNet is imported here or in the children
+    cap_onednn_isa()
     tuned = tune_allocator()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.child:

@@ -17,7 +17,7 @@ import json
 import sys
 import tempfile
 
-from dso_nas import tune_allocator, use_all_cores
+from dso_nas import cap_onednn_isa, tune_allocator, use_all_cores
 from dso_nas.quiet import filter_native_stderr
 
 
@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     filter_native_stderr()
     use_all_cores()
+    cap_onednn_isa()
     tune_allocator()
     import numpy as np
     from scipy.stats import spearmanr

@@ -2,6 +2,9 @@
 
 * ``dense`` (alias ``normal``): the M-level x N-op fully connected block of TPAMI §3.1
   (:mod:`dso_nas.spaces.dense`).
+* ``cifar_resnet``: GluonCV's CIFAR ResNet v1, a hand-designed reference with nothing to
+  search (``searchable = False``), retrained like a derived architecture
+  (:mod:`dso_nas.spaces.reference`).
 
 The mobile (ProxylessNAS) space lands as ``spaces/mobile/`` plus one line below.
 """
@@ -17,6 +20,9 @@ SPACES: Registry[SearchSpace] = Registry("search space", "model.space")
 from .dense import DenseSpace  # noqa: E402 - registers after SPACES exists
 
 SPACES.register(DenseSpace.name, DenseSpace(), aliases=DenseSpace.aliases)
+from .reference import CifarResNetSpace  # noqa: E402
+
+SPACES.register(CifarResNetSpace.name, CifarResNetSpace())
 
 
 def get_space(name: str) -> SearchSpace:

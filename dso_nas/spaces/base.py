@@ -68,6 +68,8 @@ class SearchSpace:
     name = ""
     #: Table-1 baseline kinds :meth:`baseline` builds.
     baseline_kinds: Tuple[str, ...] = ()
+    #: False for a hand-designed reference: only the architecture methods work.
+    searchable: bool = True
 
     # -- config --------------------------------------------------------------------------
     def check_config(self, cfg: Any) -> None:

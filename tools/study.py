@@ -1,0 +1,68 @@
+"""Run a study of the paper's claims (TPAMI Tables 1, 6, 7): searched vs random vs full network,
+split vs joint, pre-training vs none, and a hand-designed reference, over several seeds.
+
+    python tools/study.py experiments/study/fashion_mnist.yaml            # run or continue
+    python tools/study.py experiments/study/fashion_mnist.yaml --summary  # tables and plots only
+    python tools/study.py experiments/study/smoke.yaml --output-dir /tmp/s data.root=DIR  # KEY=VALUE last
+
+Every (arm, seed) has its own folder under the study's output_dir; what has a result.json is
+skipped, so a killed study continues where it stopped. Writes study.json, study.md (the
+tables: mean ± std test error per arm, a Welch t-test per claim) and the plots.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from dso_nas import cap_onednn_isa, tune_allocator, use_all_cores
+from dso_nas.errors import UserError
+from dso_nas.quiet import filter_native_stderr
+
+LOG = logging.getLogger("dso_nas")
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit status."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("study", help="study YAML (experiments/study/*.yaml)")
+    p.add_argument("--output-dir", help="override the study's output_dir")
+    p.add_argument("--summary", action="store_true", help="only write the tables and plots of what has run")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run, applied last")
+    args = p.parse_intermixed_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    use_all_cores()
+    cap_onednn_isa()
+    tune_allocator()
+    filter_native_stderr()
+    from dso_nas.study import STUDY_FILE, load_study, plot_study, run_study, table_markdown  # noqa: PLC0415
+
+    try:
+        study = load_study(args.study, args.output_dir, args.overrides)
+        if not args.summary:
+            run_study(study)
+        path = os.path.join(study.output_dir, STUDY_FILE)
+        if not os.path.exists(path):
+            raise UserError(f"{path} not found: nothing of this study has run yet")
+        with open(path, encoding="utf-8") as f:
+            body = json.load(f)
+        table = table_markdown(body)
+        with open(os.path.join(study.output_dir, "study.md"), "w", encoding="utf-8") as f:
+            f.write(f"# Study {study.path}\n\n{len(body['runs'])} runs, {body['wall_seconds'] / 60:.1f} min wall\n\n"
+                    + table)
+        plots = plot_study(body, study.output_dir)
+    except UserError as e:
+        print(f"study: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("study: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+    sys.stdout.write(table)
+    LOG.info("wrote %s, study.md, %s", os.path.join(study.output_dir, STUDY_FILE), ", ".join(plots))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
