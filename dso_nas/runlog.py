@@ -84,3 +84,10 @@ def progress(items: Iterable[T], *, total: Optional[int] = None, desc: str = "",
     """A tqdm bar over ``items``; silent when disabled or stderr is not a terminal."""
     show = enabled and sys.stderr.isatty()
     return iter(tqdm(items, total=total, desc=desc, leave=False, disable=not show, dynamic_ncols=True))
+
+
+def phase_seconds(run_dir: str, phases: Iterable[str] = ("pretrain", "search")) -> Dict[str, float]:
+    """Seconds each phase has run (its last epoch record's cumulative ``seconds``; 0 if none)."""
+    recs = read_jsonl(run_dir)
+    return {p: max([r.get("seconds", 0.0) for r in recs if r.get("phase") == p] or [0.0]) for p in phases}
+

@@ -7,7 +7,7 @@ from typing import Any, Dict, Tuple
 
 from ..config import load_config
 from ..errors import UserError
-from ..runlog import CONFIG_NAME, read_jsonl
+from ..runlog import CONFIG_NAME, phase_seconds
 from .folder import RESULT_FILE
 
 __all__ = ["PAPER_TABLE1", "STUDY_REFERENCE", "paper_row", "report"]
@@ -51,9 +51,7 @@ def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
     if result_path:
         with open(result_path, encoding="utf-8") as f:
             result = json.load(f)
-    recs = read_jsonl(run_dir)
-    seconds = {p: max([r.get("seconds", 0.0) for r in recs if r.get("phase") == p] or [0.0])
-               for p in ("pretrain", "search")}
+    seconds = phase_seconds(run_dir)
     row = result["paper_row"] if "paper_row" in result else \
         "DSO-NAS-" + load_config(os.path.join(run_dir, CONFIG_NAME)).model.scope
     err, std, params = PAPER_TABLE1.get(row, (float("nan"),) * 3)

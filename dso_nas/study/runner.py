@@ -27,6 +27,7 @@ from ..config import load_config
 from ..errors import UserError
 from ..run.checkpoint import atomic_write_bytes
 from ..run.folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, SEARCH_CKPT
+from ..runlog import phase_seconds
 from ..spaces import get_space
 from ..spaces.archfile import load_architecture, save_architecture
 from .plan import Arm, Study
@@ -97,13 +98,7 @@ def _retrain(study: Study, arm: Arm, seed: int) -> Dict[str, Any]:
 
 def _record(study: Study, seed: int, arm: Arm, result: Dict[str, Any]) -> Dict[str, Any]:
     search_dir = run_dir(study, arm.name, seed, "search")
-    search_seconds = 0.0
-    if arm.kind == "search":
-        from ..runlog import read_jsonl  # noqa: PLC0415
-
-        recs = read_jsonl(search_dir)
-        search_seconds = sum(max([r.get("seconds", 0.0) for r in recs if r.get("phase") == p] or [0.0])
-                             for p in ("pretrain", "search"))
+    search_seconds = sum(phase_seconds(search_dir).values()) if arm.kind == "search" else 0.0
     split = result.get("eval_split", "test")
     return {"arm": arm.name, "seed": seed, "kind": arm.kind, "error": result[f"{split}_error"],
             "acc": result[f"{split}_acc"], "eval_split": split, "params": result["params"], "flops": result["flops"],

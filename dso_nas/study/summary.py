@@ -7,6 +7,8 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
+from ..runlog import read_jsonl
+
 __all__ = ["arm_rows", "claim_rows", "table_markdown", "welch", "paired", "plot_study"]
 
 ALPHA = 0.05
@@ -166,8 +168,6 @@ def plot_study(body: Dict[str, Any], folder: str) -> List[str]:
 def _plot_sparsity(body: Dict[str, Any], search_arms: List[str], folder: str, plt) -> str:
     """``search_sparsity.png``: the share of λ exactly zero after each search epoch, per search
     run (the λ dynamics behind each searched block); empty when no search has run."""
-    from ..runlog import read_jsonl  # noqa: PLC0415
-
     fig, ax = plt.subplots(figsize=(7, 4.5))
     drawn = False
     for i, arm in enumerate(search_arms):
