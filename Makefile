@@ -10,11 +10,16 @@ STAMP := $(VENV)/.installed-$(if $(filter 1,$(GPU)),gpu,cpu)
 FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 ARGS ?=
 CIFAR_ROOT ?=
+IMAGENET_ROOT ?=
+CONFIG ?=
 SCOPE ?= full
+# ImageNet's default scope is share (the paper's best row); SCOPE=full on the command line wins.
+IMAGENET_SCOPE := $(if $(filter command line environment,$(origin SCOPE)),$(SCOPE),share)
+FMNIST_REC ?= runs/imagenet_fmnist/rec
 ARCH ?=
 RUN ?=
 
-.PHONY: install data search study test bench cifar-search cifar-retrain clean help
+.PHONY: install data search study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist clean help
 
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
@@ -22,10 +27,14 @@ help:
 	@echo "make install GPU=1 install the CUDA 11.2 build (mxnet-cu112) instead of the CPU one"
 	@echo "make cifar-search CIFAR_ROOT=DIR SCOPE=share|full   paper CIFAR-10 search"
 	@echo "make cifar-retrain CIFAR_ROOT=DIR ARCH=FILE          paper CIFAR-10 retraining"
+	@echo "make imagenet-search IMAGENET_ROOT=DIR [SCOPE=share|full]  paper ImageNet search (RecordIO)"
+	@echo "make imagenet-retrain IMAGENET_ROOT=DIR ARCH=FILE         paper ImageNet retraining (a CIFAR ARCH transfers)"
+	@echo "make imagenet-fmnist  pack Fashion-MNIST as ImageNet RecordIO into $(FMNIST_REC) (CONFIG=experiments/imagenet/micro_*.yaml)"
 	@echo "make install       create .venv with the pinned CPU requirements (GPU=1: mxnet-cu112)"
 	@echo "make data          install Debian's dataset-fashion-mnist (as root)"
 	@echo "make study         the paper's claims over 3 seeds on Fashion-MNIST (tools/study.py; docs/study.md)"
 	@echo "make bench         search-step speed and memory (tools/bench_step.py; see BENCHMARKS.md)"
+	@echo "make bench-data    ImageNet loader: decoded + augmented images/s at 224x224 (tools/bench_data.py)"
 	@echo "make clean         remove .venv and build litter"
 	@echo "ARGS='key=value ...' adds config overrides to any run target"
 
@@ -61,12 +70,31 @@ test: install
 bench: install
 	$(PY) tools/bench_step.py $(ARGS)
 
+# The ImageNet loader's decode + augmentation rate (tools/bench_data.py; see BENCHMARKS.md).
+bench-data: install data
+	$(PY) tools/bench_data.py --make-root runs/bench_data $(ARGS)
+
 cifar-search: install
 	$(DSO) search --config experiments/cifar/search.yaml model.scope=$(SCOPE) $(if $(CIFAR_ROOT),data.root=$(CIFAR_ROOT)) $(ARGS)
 
 cifar-retrain: install
 	@test -n "$(ARCH)" || { echo "make: set ARCH=path/to/architecture.yaml"; exit 2; }
 	$(DSO) retrain --config experiments/cifar/retrain.yaml --arch $(ARCH) $(if $(CIFAR_ROOT),data.root=$(CIFAR_ROOT)) $(ARGS)
+
+# CONFIG=FILE replaces the experiment file (experiments/imagenet/micro_search.yaml here).
+imagenet-search: install
+	$(DSO) search --config $(or $(CONFIG),experiments/imagenet/search.yaml) model.scope=$(IMAGENET_SCOPE) \
+	  $(if $(filter full,$(IMAGENET_SCOPE)),search.budget=flops) $(if $(IMAGENET_ROOT),data.root=$(IMAGENET_ROOT)) $(ARGS)
+
+imagenet-retrain: install
+	@test -n "$(ARCH)" || { echo "make: set ARCH=path/to/architecture.yaml"; exit 2; }
+	$(DSO) retrain --config $(or $(CONFIG),experiments/imagenet/retrain.yaml) --arch $(ARCH) \
+	  $(if $(IMAGENET_ROOT),data.root=$(IMAGENET_ROOT)) $(ARGS)
+
+# Real Fashion-MNIST pixels in ImageNet's RecordIO layout (64×64 RGB JPEG): 12,000 train, 2,000 val.
+imagenet-fmnist: install data
+	$(PY) tools/fashion_mnist_folder.py $(dir $(FMNIST_REC))folder --train 12000 --val 2000
+	$(DSO) pack $(dir $(FMNIST_REC))folder $(FMNIST_REC) --resize 64
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -9,6 +9,7 @@ Every subcommand takes ``--config FILE`` and trailing ``KEY=VALUE`` overrides::
     dso-nas evaluate --checkpoint runs/cifar_retrain/retrain.ckpt
     dso-nas info     --config experiments/cifar/search.yaml --json
     dso-nas report   runs/cifar
+    dso-nas pack     /data/imagenet-folder /data/imagenet-rec          # ImageFolder -> RecordIO
 
 User errors (bad path, unknown key, malformed file) end with one line on stderr and exit
 status 2; no traceback.
@@ -82,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
              "runs/cifar_retrain --json")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (search, retrain or run)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = _sub(sub, "pack", "pack an ImageFolder tree (train/<class>/*, val/<class>/*) into train/val .rec + .idx",
+             "/data/imagenet /data/imagenet-rec", "runs/fmnist_folder runs/fmnist_rec --resize 64")
+    p.add_argument("src", metavar="SRC", help="folder holding train/<class>/ and val/<class>/")
+    p.add_argument("out", metavar="OUT", help="output folder (becomes data.root)")
+    p.add_argument("--resize", type=int, default=0, metavar="N",
+                   help="re-encode every image with its short side resized to N (0: JPEGs as they are)")
+    p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG quality of re-encoded images")
+    p.add_argument("--workers", type=int, default=0, metavar="W", help="encoding processes (0: all cores)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the record order (records are shuffled once)")
     return parser
 
 
@@ -107,6 +118,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "info":
         info = run.info(args.config, args.overrides, arch_path=args.arch)
         print(json.dumps(info, indent=None if args.json else 2, sort_keys=False))
+        return 0
+    if args.command == "pack":
+        from .data.pack import pack_image_folder  # noqa: PLC0415
+        from .runlog import setup_logging  # noqa: PLC0415
+
+        setup_logging(None)
+        print(json.dumps(pack_image_folder(args.src, args.out, resize=args.resize, quality=args.quality,
+                                           workers=args.workers, seed=args.seed)))
         return 0
     if args.command == "report":
         text, data = run.report(args.run_dir)

@@ -198,8 +198,10 @@ def test_cutout_zeroes_a_clipped_square():
 def test_train_augment():
     assert train_augment("cifar10", 16) == Augment(pad=4, flip=True, cutout=16)
     assert train_augment("fashion_mnist") == Augment(pad=4, flip=True, cutout=0)
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="not an in-memory dataset"):
         train_augment("imagenet")
+    with pytest.raises(UserError):
+        train_augment("coco")
 
 
 # ----------------------------------------------------------------------------- loader

@@ -89,7 +89,8 @@ RETRAIN_MODES = ("retrain",)
 #: unaligned widths.
 DEFAULT_RUNS = [(c, m) for c in ("cifar_paper", "small") for m in MODES if m not in RETRAIN_MODES] + [
     ("cifar_paper_b32", "fused_mirror"), ("cifar_paper", "fused+ops_floor+fused_mirror"),
-    ("small_derived", "retrain"), ("small_derived_unaligned", "retrain")]
+    ("small_derived", "retrain"), ("small_derived_unaligned", "retrain"),
+    ("imagenet_paper", "fused"), ("imagenet_paper", "fused_mirror")]
 #: Common-subexpression elimination switch of MXNet's graph passes (off for ``ops_floor``).
 FLOOR_CSE_ENV = "MXNET_ELIMINATE_COMMON_EXPR"
 
@@ -172,7 +173,7 @@ def _batch(cfg, mode: str):
     from dso_nas.data import dataset_spec
 
     rng = np.random.RandomState(0)
-    side, batch = dataset_spec(cfg.data.name).image_size, _batch_size(cfg, mode)
+    side, batch = dataset_spec(cfg.data.name).input_side(cfg), _batch_size(cfg, mode)
     data = mx.nd.array(rng.uniform(size=(batch, cfg.model.in_channels, side, side)))
     label = mx.nd.array(rng.randint(0, cfg.model.num_classes, size=batch))
     return data, label
@@ -259,7 +260,7 @@ def run_child(config_name: str, mode: str, steps: int, warmup: int, backend: Opt
     record.update(info)
     times = _timed(step, warmup, steps)
     step_s = float(np.median(times))
-    side = dataset_spec(cfg.data.name).image_size
+    side = dataset_spec(cfg.data.name).input_side(cfg)
     macs = macs if macs is not None else net.cost((side, side))["total"].flops
     step_gflop = 2.0 * 3.0 * macs * batch / 1e9
     gemm = _gemm_gflops()

@@ -48,6 +48,13 @@ _C.data.weight_fraction = 0.5  # share of the training set in D_w; the rest is D
 _C.data.cutout = 16  # cutout square side for retraining (0 = off); never used in search
 _C.data.augment = True  # pad-4 random crop + horizontal flip on training batches
 _C.data.test_limit = 0  # evaluate on only the first K test images (0 = all; for smoke runs)
+_C.data.image_size = 224  # RecordIO (ImageNet): side of the training crop and of the evaluation centre crop
+_C.data.resize = 256  # RecordIO: evaluation resizes the short side to this before the centre crop
+_C.data.min_area = 0.08  # RecordIO: smallest area fraction of the random-resized crop (fb.resnet: 0.08)
+_C.data.jitter = 0.4  # RecordIO: brightness, contrast and saturation jitter (fb.resnet: 0.4)
+_C.data.lighting = 0.1  # RecordIO: PCA lighting noise std (fb.resnet: 0.1)
+_C.data.threads = 0  # RecordIO: decoding threads of the iterator (0 = all cores)
+_C.data.cache = ""  # RecordIO: folder of the D_w / D_λ and subset record files ("" = <data.root>/dso_nas_cache)
 
 _C.train = CfgNode()
 _C.train.batch_size = 128  # mini-batch size of pre-training and search (paper: 128)
@@ -88,6 +95,9 @@ _C.latency.table = "runs/latency"  # folder of the per-device lookup tables, reu
 
 _C.retrain = CfgNode()
 _C.retrain.epochs = 630  # retraining epochs (paper: 630 = SGDR 10+20+40+80+160+320)
+_C.retrain.schedule = "sgdr"  # learning rate: "sgdr" (CIFAR, lr_max..lr_min) or "linear" (ImageNet: lr_max -> lr_min)
+_C.retrain.label_smoothing = 0.0  # label smoothing ε of the retraining loss (paper ImageNet: used; 0.1)
+_C.retrain.layout = "arch"  # network layout: "arch" (the file's) or "config" (its cells on model.*: transfer, Table 2 †)
 _C.retrain.batch_size = 128  # retraining mini-batch size
 _C.retrain.lr_max = 0.05  # SGDR l_max (paper: 0.05)
 _C.retrain.lr_min = 0.001  # SGDR l_min (paper: 0.001)
@@ -149,6 +159,8 @@ CHOICES: Dict[str, Callable[[], Tuple]] = {
     "search.budget": _owned("search.budgets", "BUDGET_KINDS"),
     "train.kvstore": _owned("engine.distributed", "KVSTORES"),
     "latency.model": lambda: ("table", "wall_clock"),
+    "retrain.schedule": lambda: ("sgdr", "linear"),
+    "retrain.layout": lambda: ("arch", "config"),
 }
 
 #: Numeric ranges checked when a config is resolved: ``key -> (low, high)``; ``"[a"`` / ``"(a"``
@@ -159,7 +171,9 @@ RANGES: Dict[str, Tuple] = {
     "model.blocks": ("[0", None), "model.channels": ("[1", None), "model.levels": ("[1", None),
     "model.num_classes": ("[2", None), "model.bn_eps": ("(0", None), "model.bn_momentum": ("[0", "1)"),
     "data.limit": ("[0", None), "data.weight_fraction": ("(0", "1)"), "data.cutout": ("[0", None),
-    "data.test_limit": ("[0", None), "data.search_limit": ("[0", None), "data.validation": ("[0", None),
+    "data.test_limit": ("[0", None), "data.image_size": ("[1", None), "data.resize": ("[0", None),
+    "data.min_area": ("(0", "1]"), "data.jitter": ("[0", None), "data.lighting": ("[0", None),
+    "data.threads": ("[0", None), "retrain.label_smoothing": ("[0", "1)"), "data.search_limit": ("[0", None), "data.validation": ("[0", None),
     "train.batch_size": ("[1", None), "train.eval_batch_size": ("[1", None), "train.clip_gradient": ("[0", None),
     "pretrain.epochs": ("[0", None), "pretrain.lr": ("(0", None), "pretrain.momentum": ("[0", "1)"),
     "pretrain.wd": ("[0", None),

@@ -1,17 +1,19 @@
 """Datasets by ``data.name`` (:data:`DATASETS`), the D_w / D_λ split and reproducible loaders.
 
-:func:`load_dataset` reads Fashion-MNIST or CIFAR-10 from local files into a
-:class:`Dataset`; :func:`build_loaders` splits the training images into the weight set
-D_w and the structure set D_λ (TPAMI Sec. 4.1: 25K / 25K on CIFAR-10) and wraps every
-part in a :class:`~dso_nas.data.loader.Loader` (today the in-memory
-:class:`~dso_nas.data.loader.ArrayLoader`). A new dataset is one reader module plus one
-``DATASETS.register`` line below; RecordIO (ImageNet) and VOC bring loaders of their own
-behind the same protocol.
+Every entry of :data:`DATASETS` has ``check(root)``, ``input_side(cfg)``, ``channels`` and
+``open(cfg, retrain=...) -> (Loaders, (C, H, W))``. In-memory datasets are a
+:class:`DatasetSpec`: :func:`load_dataset` reads Fashion-MNIST or CIFAR-10 from local files
+into a :class:`Dataset`, :func:`build_loaders` splits the training images into the weight set
+D_w and the structure set D_λ (TPAMI Sec. 4.1: 25K / 25K on CIFAR-10) and wraps every part
+in an :class:`~dso_nas.data.loader.ArrayLoader`. ImageNet (:mod:`dso_nas.data.imagenet`)
+reads RecordIO files through MXNet's C++ iterator behind the same
+:class:`~dso_nas.data.loader.Loader` protocol. A new dataset is one module plus one
+``DATASETS.register`` line below.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Tuple
+from typing import Any, Callable, Tuple
 
 import numpy as np
 
@@ -20,9 +22,10 @@ from ..registry import Registry
 from .augment import Augment
 from .cifar import check_cifar10, load_cifar10
 from .fashion_mnist import DEFAULT_ROOT as FASHION_MNIST_ROOT, check_fashion_mnist, load_fashion_mnist
+from .imagenet import ImageNetSpec, RecordLoader
 from .loader import ArrayLoader, Loader, ShardedLoader
 
-__all__ = ["Dataset", "DatasetSpec", "Loaders", "Loader", "ArrayLoader", "ShardedLoader", "Augment", "DATASETS",
+__all__ = ["Dataset", "DatasetSpec", "Loaders", "Loader", "ArrayLoader", "ShardedLoader", "Augment", "DATASETS", "RecordLoader",
            "check_dataset", "dataset_spec", "load_dataset", "split_indices", "build_loaders", "train_augment"]
 
 @dataclass(frozen=True)
@@ -59,24 +62,55 @@ class DatasetSpec:
     pad: int = 4
     flip: bool = True
 
+    @property
+    def channels(self) -> int:
+        """Image channels (one statistic per channel)."""
+        return len(self.mean)
+
     def augment(self, cutout: int = 0) -> Augment:
         """The training augmentation of this dataset, with cutout of side ``cutout``."""
         return Augment(pad=self.pad, flip=self.flip, cutout=cutout)
+
+    def input_side(self, cfg: Any) -> int:
+        """Side of the network input (the images' own)."""
+        return self.image_size
+
+    def open(self, cfg: Any, *, retrain: bool) -> Tuple["Loaders", Tuple[int, int, int]]:
+        """The loaders of ``cfg`` and the images' ``(C, H, W)``.
+
+        Search (``retrain=False``) reads the first ``data.search_limit`` training images when
+        that is set, retraining the first ``data.limit``; both exclude a ``data.validation``
+        hold-out; cutout only when retraining."""
+        d = cfg.data
+        ds = load_dataset(d.name, d.root)
+        h, w, c = ds.image_shape
+        loaders = build_loaders(
+            ds, batch_size=cfg.retrain.batch_size if retrain else cfg.train.batch_size,
+            eval_batch_size=cfg.train.eval_batch_size,
+            limit=d.limit if retrain or d.search_limit <= 0 else d.search_limit,
+            weight_fraction=d.weight_fraction, split=cfg.search.split, seed=cfg.seed,
+            cutout=d.cutout if retrain else 0, augment=d.augment, test_limit=d.test_limit,
+            validation=d.validation)
+        return loaders, (c, h, w)
 
 
 #: The datasets by ``data.name``. The CIFAR-10 statistics are CIFAR-10's own (the authors'
 #: release used CIFAR-100's by mistake); CIFAR-10 pads to 40x40 and crops 32x32 (the paper)
 #: with the standard flip, Fashion-MNIST reuses it (pad 4, crop 28).
-DATASETS: Registry[DatasetSpec] = Registry("dataset", "data.name")
+DATASETS: Registry[Any] = Registry("dataset", "data.name")
 DATASETS.register("fashion_mnist", DatasetSpec(load_fashion_mnist, check_fashion_mnist, FASHION_MNIST_ROOT,
                                                (0.2860,), (0.3530,), 28))
 DATASETS.register("cifar10", DatasetSpec(load_cifar10, check_cifar10, "", (0.4914, 0.4822, 0.4465),
                                          (0.2470, 0.2435, 0.2616), 32))
+DATASETS.register("imagenet", ImageNetSpec())
 
 
 def train_augment(name: str, cutout: int = 0) -> Augment:
-    """The training augmentation of dataset ``name``, with cutout of side ``cutout``."""
-    return dataset_spec(name).augment(cutout)
+    """The training augmentation of in-memory dataset ``name``, with cutout of side ``cutout``."""
+    spec = dataset_spec(name)
+    if not isinstance(spec, DatasetSpec):
+        raise ConfigError(f"data.name={name} is not an in-memory dataset; its loader augments")
+    return spec.augment(cutout)
 
 
 def check_dataset(name: str, root: str = "") -> None:
@@ -85,7 +119,7 @@ def check_dataset(name: str, root: str = "") -> None:
     spec.check(root or spec.default_root)
 
 
-def dataset_spec(name: str) -> DatasetSpec:
+def dataset_spec(name: str) -> Any:
     """The :class:`DatasetSpec` of ``name``; ``ConfigError`` listing the valid names if unknown."""
     return DATASETS.get(name)
 
@@ -125,6 +159,8 @@ class Loaders:
 def load_dataset(name: str, root: str) -> Dataset:
     """Read dataset ``name`` ('fashion_mnist' or 'cifar10') from ``root`` ('' = default)."""
     spec = dataset_spec(name)
+    if not isinstance(spec, DatasetSpec):
+        raise ConfigError(f"data.name={name} is not an in-memory dataset")
     train_x, train_y, test_x, test_y = spec.reader(root or spec.default_root)
     return Dataset(train_x, train_y, test_x, test_y, spec.num_classes, name, spec.mean, spec.std)
 

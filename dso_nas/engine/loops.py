@@ -102,12 +102,13 @@ def train_step(net: gluon.Block, trainer: gluon.Trainer, task: Task, loss_fn: gl
 def train_epoch(net: gluon.Block, loader, trainer: gluon.Trainer, *, task: Task, epoch: int, start: int = 0,
                 ctxs: Sequence[Context], seed: int, aux_weight: float = 0.0,
                 stop: Optional[StopFlag] = None, show_progress: bool = True, desc: str = "train",
-                executors: Optional[Sequence] = None) -> EpochResult:
-    """Train ``net`` for one epoch of ``loader`` from batch ``start`` on.
+                executors: Optional[Sequence] = None, loss_fn: Optional[gluon.loss.Loss] = None) -> EpochResult:
+    """Train ``net`` for one epoch of ``loader`` from batch ``start`` on, with ``loss_fn``
+    (default: the task's plain loss; retraining passes its label-smoothed one).
 
     Returns the epoch's metrics under ``"train"`` and the number of batches done.
     """
-    loss_fn = task.loss()
+    loss_fn = loss_fn if loss_fn is not None else task.loss()
     meter = task.metric()
     total = len(loader)
     position = start

@@ -16,7 +16,7 @@ import numpy as np
 from mxnet import gluon
 
 from ..config import CfgNode
-from ..data import Loaders, build_loaders, load_dataset
+from ..data import Loaders, dataset_spec
 from ..engine.devices import backend_for, contexts
 from ..engine.distributed import Distributed, from_config
 from ..errors import ConfigError
@@ -27,7 +27,7 @@ from ..tasks import Task, get_task
 
 __all__ = ["Parts", "parts_of", "load_data", "initialize", "build_supernet", "build_derived", "inference_config",
            "nag_trainer",
-           "lambda_trainer", "lambda_values", "width_for", "sgdr_schedule"]
+           "lambda_trainer", "lambda_values", "width_for", "retrain_arch", "retrain_schedule", "sgdr_schedule"]
 
 
 @dataclass(frozen=True)
@@ -48,22 +48,11 @@ def parts_of(cfg: CfgNode) -> Parts:
 
 
 def load_data(cfg: CfgNode, *, retrain: bool) -> Tuple[Loaders, Tuple[int, int, int]]:
-    """The dataset's loaders (cutout only when retraining) and its ``(C, H, W)``.
-
-    Search (``retrain=False``) reads the first ``data.search_limit`` training images when that
-    is set, retraining the first ``data.limit``; both exclude a ``data.validation`` hold-out."""
-    ds = load_dataset(cfg.data.name, cfg.data.root)
-    h, w, c = ds.image_shape
+    """The dataset's loaders and its ``(C, H, W)`` (:meth:`dso_nas.data.DatasetSpec.open`):
+    search (``retrain=False``) reads D_w / D_λ, retraining all training images."""
+    loaders, (c, h, w) = dataset_spec(cfg.data.name).open(cfg, retrain=retrain)
     if c != cfg.model.in_channels:
         raise ConfigError(f"data.name={cfg.data.name} has {c} channel(s) but model.in_channels={cfg.model.in_channels}")
-    loaders = build_loaders(
-        ds, batch_size=cfg.retrain.batch_size if retrain else cfg.train.batch_size,
-        eval_batch_size=cfg.train.eval_batch_size,
-        limit=cfg.data.limit if retrain or cfg.data.search_limit <= 0 else cfg.data.search_limit,
-        weight_fraction=cfg.data.weight_fraction, split=cfg.search.split, seed=cfg.seed,
-        cutout=cfg.data.cutout if retrain else 0, augment=cfg.data.augment, test_limit=cfg.data.test_limit,
-        validation=cfg.data.validation,
-    )
     return loaders, (c, h, w)
 
 
@@ -81,6 +70,15 @@ def build_supernet(cfg: CfgNode, parts: Parts) -> Any:
     ``train.fix_gamma`` is off), in ``parts.backend``."""
     head = parts.task.head(cfg, parts.backend)
     return parts.space.build_supernet(cfg, backend=parts.backend, head=head)
+
+
+def retrain_arch(arch: Any, cfg: CfgNode, parts: Parts) -> Any:
+    """The architecture retraining builds: ``arch`` itself (``retrain.layout=arch``) or its
+    cells laid on ``cfg.model``'s layout (``config``: transfer, TPAMI Table 2 †), checked."""
+    if cfg.retrain.layout == "config":
+        arch = parts.space.on_layout(arch, cfg)
+    parts.space.check_arch(arch, cfg)
+    return arch
 
 
 def build_derived(arch: Any, cfg: CfgNode, width_mult: float, parts: Parts) -> Any:
@@ -131,6 +129,17 @@ def width_for(arch: Any, cfg: CfgNode, input_hw: Tuple[int, int], parts: Parts) 
         return find_width_multiplier(lambda m: parts.space.net_cost(arch, cfg, m, input_hw, head_cost)["total"],
                                      target_params=r.target_params, target_flops=r.target_flops)
     return r.width_mult
+
+
+def retrain_schedule(r: Any, iters_per_epoch: int):
+    """The retraining learning rate of ``retrain.schedule``: SGDR (CIFAR, §4.2) or a linear
+    decay from ``lr_max`` to ``lr_min`` over ``retrain.epochs`` (ImageNet, §4.3: 0.5 → 0)."""
+    if r.schedule == "linear":
+        from gluoncv.utils import LRScheduler  # noqa: PLC0415 - gluoncv import is slow
+
+        return LRScheduler("linear", base_lr=r.lr_max, target_lr=r.lr_min, nepochs=r.epochs,
+                           iters_per_epoch=iters_per_epoch)
+    return sgdr_schedule(r.epochs, iters_per_epoch, r.lr_max, r.lr_min, r.t0, r.t_mul)
 
 
 def sgdr_schedule(epochs: int, iters_per_epoch: int, lr_max: float, lr_min: float, t0: int, t_mul: int):

@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional, Sequence
 from ..config import load_config
 from ..data import dataset_spec
 from ..spaces.archfile import load_architecture
-from .build import build_supernet, parts_of, width_for
+from .build import build_supernet, parts_of, retrain_arch, width_for
 
 __all__ = ["info"]
 
@@ -15,12 +15,11 @@ def info(config_path: Optional[str], overrides: Sequence[str] = (), arch_path: O
     """Parameters, FLOPs, MAC and λ counts of the supernet or of a derived architecture."""
     cfg = load_config(config_path, overrides)
     parts = parts_of(cfg)
-    side = dataset_spec(cfg.data.name).image_size
+    side = dataset_spec(cfg.data.name).input_side(cfg)
     hw = (side, side)
     out: Dict[str, Any] = {"dataset": cfg.data.name, "input": [cfg.model.in_channels, side, side]}
     if arch_path:
-        arch = load_architecture(arch_path)
-        parts.space.check_arch(arch, cfg)
+        arch = retrain_arch(load_architecture(arch_path), cfg, parts)
         width = width_for(arch, cfg, hw, parts)
         cost = parts.space.net_cost(arch, cfg, width, hw, parts.task.head_cost(cfg))
         out.update({"arch": arch_path, "width_mult": width, **cost["total"].as_dict(),

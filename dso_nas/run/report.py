@@ -1,4 +1,5 @@
-"""``dso-nas report``: our result beside the paper's Table 1 row for the same setting."""
+"""``dso-nas report``: our result beside the paper's row for the same setting: Table 1 (CIFAR-10),
+or Tables 2 and 5 (ImageNet: top-1 / top-5, params, FLOPs; latency at batch 1)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from ..errors import UserError
 from ..runlog import CONFIG_NAME, phase_seconds
 from .folder import RESULT_FILE
 
-__all__ = ["PAPER_TABLE1", "STUDY_REFERENCE", "paper_row", "report"]
+__all__ = ["PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE5", "STUDY_REFERENCE", "paper_row", "report"]
 
 
 # TPAMI Table 1 (CIFAR-10): test error % (mean ± std over 5 runs) and params.
@@ -22,6 +23,21 @@ PAPER_TABLE1 = {
     "full network": (3.32, 0.05, 3.0e6),
 }
 
+# TPAMI Table 2 (ImageNet): top-1 %, top-5 % error, params, FLOPs; † = a CIFAR-10 block transferred.
+PAPER_TABLE2 = {
+    "DSO-NAS-share": (25.4, 8.3, 4.7e6, 567e6),
+    "DSO-NAS-full": (25.7, 8.1, 4.6e6, 608e6),
+    "DSO-NAS†": (26.2, 8.6, 4.7e6, 571e6),
+    "random-share": (26.5, 9.7, 4.7e6, 564e6),
+    "random-full": (26.6, 9.8, 4.3e6, 583e6),
+}
+
+# TPAMI Table 5: latency in ms at batch 1, 224x224 (CPU: Intel i5-6600K; GPU: GTX 1080Ti), FLOPs.
+PAPER_TABLE5 = {
+    "DSO-NAS-share": (36.19, 10.34, 586e6),
+    "DSO-NAS-share+AL": (15.93, 6.88, 567e6),
+}
+
 # The hand-designed reference of this repository's study (docs/study.md, `make study`), per
 # dataset: test error % (mean ± std over its seeds) and params, as measured and published there
 # (the study's recipe: 4 retraining epochs on the first 20,000 training images).
@@ -31,14 +47,39 @@ STUDY_REFERENCE: Dict[str, Dict[str, Any]] = {
 }
 
 
-def paper_row(arch: Any) -> str:
-    """The Table-1 row an architecture is compared with: its baseline kind, else DSO-NAS-<scope>;
-    empty for a hand-designed reference (no scope), which Table 1 has no row for."""
+def paper_row(arch: Any, dataset: str = "") -> str:
+    """The paper row an architecture is compared with: its baseline kind, else DSO-NAS-<scope>
+    (on ImageNet, DSO-NAS† for a block searched on another layout, Table 2); empty for a
+    hand-designed reference (no scope), which the tables have no row for."""
     if not hasattr(arch, "scope"):
         return ""
-    source = str(getattr(arch, "meta", {}).get("source", ""))
-    return {"random-share": "random-share", "random-full": "random-full", "full": "full network"}.get(
-        source, "DSO-NAS-" + arch.scope)
+    meta = getattr(arch, "meta", {})
+    source = str(meta.get("source", ""))
+    baseline = {"random-share": "random-share", "random-full": "random-full", "full": "full network"}.get(source)
+    if baseline:
+        return baseline
+    moved = meta.get("transferred_from", {}).get("stem", "imagenet") != "imagenet"
+    return "DSO-NAS†" if dataset == "imagenet" and moved else "DSO-NAS-" + arch.scope
+
+
+def _imagenet_lines(row: str, result: Dict[str, Any]) -> list:
+    """Table 2 and Table 5 beside an ImageNet result."""
+    lines = [f"{'':32s}{'top-1 / top-5 error %':>22s}{'params':>9s}{'FLOPs':>9s}"]
+    if row in PAPER_TABLE2:
+        t1, t5, params, flops = PAPER_TABLE2[row]
+        lines.append(f"{'paper ' + row + ' (Table 2)':32s}{f'{t1:.1f} / {t5:.1f}':>22s}{params / 1e6:>8.1f}M"
+                     f"{flops / 1e6:>8.0f}M")
+    if result:
+        errors = f"{100 * result['test_error']:.1f} / {100 * result.get('test_top5_error', float('nan')):.1f}"
+        lines.append(f"{'ours (' + result.get('dataset', '?') + ')':32s}{errors:>22s}"
+                     f"{result['params'] / 1e6:>8.2f}M{result['flops'] / 1e6:>8.1f}M")
+    lines.append(f"{'':32s}{'latency ms CPU / GPU (batch 1)':>32s}")
+    for name, (cpu, gpu, flops) in PAPER_TABLE5.items():
+        lines.append(f"{'paper ' + name + ' (Table 5)':32s}{f'{cpu:.2f} / {gpu:.2f}':>32s}  at {flops / 1e6:.0f}M FLOPs")
+    if result.get("latency_ms") is not None:
+        lines.append(f"{'ours, ' + result.get('latency_device', '?'):32s}{result['latency_ms']:>32.2f}"
+                     f"  at {result.get('latency_input', '?')}x{result.get('latency_input', '?')}")
+    return lines
 
 
 def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
@@ -54,6 +95,7 @@ def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
     seconds = phase_seconds(run_dir)
     row = result["paper_row"] if "paper_row" in result else \
         "DSO-NAS-" + load_config(os.path.join(run_dir, CONFIG_NAME)).model.scope
+    imagenet = result.get("dataset") == "imagenet"
     err, std, params = PAPER_TABLE1.get(row, (float("nan"),) * 3)
     pngs = sorted(f for f in os.listdir(run_dir) if f.endswith(".png"))
     data = {"run": run_dir, "paper_row": row, "paper_error": err, "paper_error_std": std, "paper_params": params,
@@ -62,13 +104,16 @@ def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
     lines = [f"run: {run_dir}",
              f"{'':32s}{'test error %':>14s}{'params':>10s}",
              *([f"{'paper ' + row + ' (CIFAR-10)':32s}{f'{err:.2f} ± {std:.2f}':>14s}{params / 1e6:>9.2f}M"]
-               if row in PAPER_TABLE1 else [])]
+               if row in PAPER_TABLE1 and not imagenet else [])]
     reference = STUDY_REFERENCE.get(result.get("dataset", ""))
     if reference:
         data["study_reference"] = reference
         figure = f"{reference['error']:.2f} ± {reference['std']:.2f}"
         lines.append(f"{reference['name']:32s}{figure:>14s}{reference['params'] / 1e6:>9.2f}M")
-    if result:
+    if imagenet:
+        data["paper_table2"], data["paper_table5"] = PAPER_TABLE2.get(row), PAPER_TABLE5
+        lines[1:] = _imagenet_lines(row, result)
+    if result and not imagenet:
         split = result.get("eval_split", "test")
         name = "ours (" + result.get("dataset", "?") + ("" if split == "test" else ", validation") + ")"
         lines.append(f"{name:32s}{100 * result[split + '_error']:>14.2f}{result['params'] / 1e6:>9.2f}M")
@@ -77,6 +122,8 @@ def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
         if result.get("block_params"):
             lines.append("derived blocks: params " + ", ".join(f"{p / 1e3:.1f}k" for p in result["block_params"])
                          + " | FLOPs " + ", ".join(f"{f / 1e6:.2f}M" for f in result["block_flops"]))
+    if result and imagenet:
+        lines.append(f"width multiplier {result['width_mult']:.3f}; top-1 accuracy {100 * result['test_acc']:.2f}%")
     lines.append(f"search cost here: {seconds['pretrain'] / 3600:.3f} h pre-train + {seconds['search'] / 3600:.3f} h search")
     for key in ("drawings", "plots"):
         if data[key]:

@@ -20,7 +20,10 @@ from ..errors import UserError
 from ..runlog import write_jsonl
 from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture
 from . import checkpoint as ckpt
-from .build import build_derived, initialize, load_data, nag_trainer, parts_of, sgdr_schedule, width_for
+from ..search.latency import wall_clock_latency
+from ..search.latency_table import device_key
+from .build import (build_derived, inference_config, initialize, load_data, nag_trainer, parts_of, retrain_arch, retrain_schedule,
+                    width_for)
 from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run
 from .payloads import RetrainPayload, save_payload
 from .plotting import plot
@@ -37,16 +40,23 @@ class RetrainRun:
     def __init__(self, cfg: CfgNode, run_dir: str, arch: Any, state: Optional[RetrainPayload]):
         self.cfg, self.run_dir, self.arch = cfg, run_dir, arch
         self.parts = parts = parts_of(cfg)
-        parts.space.check_arch(arch, cfg)
+        parts.space.check_arch(arch, cfg)  # laid on the config's layout already (retrain_in)
         self.task, self.ctxs = parts.task, parts.ctxs
         self.loaders, self.shape = load_data(cfg, retrain=True)
         self.width = state.width_mult if state else width_for(arch, cfg, self.shape[1:], parts)
         self.net = build_derived(arch, cfg, self.width, parts)
         initialize(self.net, self.ctxs, cfg.seed)
         self.net.hybridize(static_alloc=True)
-        self.net(mx.nd.zeros((1,) + tuple(self.shape), ctx=self.ctxs[0]))
+        try:
+            self.net(mx.nd.zeros((1,) + tuple(self.shape), ctx=self.ctxs[0]))
+        except mx.base.MXNetError as exc:
+            msg = str(exc).split("Check failed:")[-1].strip().splitlines()[0]
+            hint = ("; the auxiliary head needs a larger map: move it (retrain.aux_stage) or drop it "
+                    "(retrain.aux_weight=0)") if "aux" in str(exc) else ""
+            raise UserError(f"the derived net cannot run on {tuple(self.shape)} inputs: {msg}{hint}") from None
         r = cfg.retrain
-        sched = sgdr_schedule(r.epochs, len(self.loaders.full), r.lr_max, r.lr_min, r.t0, r.t_mul)
+        sched = retrain_schedule(r, len(self.loaders.full))
+        self.loss_fn = self.task.loss(label_smoothing=r.label_smoothing)
         self.trainer = nag_trainer(self.net.collect_params(), r.lr_max, r.momentum, r.wd, 0.0,
                                    parts.dist.kvstore, lr_scheduler=sched)
         self.epoch, self.position, self.elapsed = 0, 0, 0.0
@@ -81,7 +91,7 @@ class RetrainRun:
             t0 = time.time()
             res = train_epoch(self.net, self.loaders.full, self.trainer, task=self.task, epoch=self.epoch,
                               start=self.position, ctxs=self.ctxs, seed=cfg.seed, aux_weight=r.aux_weight, stop=stop,
-                              show_progress=cfg.progress, desc="retrain")
+                              show_progress=cfg.progress, desc="retrain", loss_fn=self.loss_fn)
             self.elapsed += time.time() - t0
             if not res.finished:
                 self.position = res.position
@@ -109,7 +119,21 @@ class RetrainRun:
                 "params": cost.params, "flops": cost.flops, "mac": cost.mac, "width_mult": self.width,
                 "block_params": [c.params for c in blocks], "block_flops": [c.flops for c in blocks],
                 "retrain_seconds": self.elapsed, "scope": getattr(self.arch, "scope", ""),
-                "dataset": self.cfg.data.name, "paper_row": paper_row(self.arch)}
+                "dataset": self.cfg.data.name, "paper_row": paper_row(self.arch, self.cfg.data.name),
+                **self.latency()}
+
+    def latency(self) -> Dict[str, Any]:
+        """Latency of the deployed net (no aux head, dropout or drop path) at batch 1 and
+        ``latency.input_size`` on the run's first context, mean of ``latency.runs`` runs
+        (TPAMI Table 5); only on ImageNet, whose report prints it."""
+        if self.cfg.data.name != "imagenet":
+            return {}
+        lat = self.cfg.latency
+        net = build_derived(self.arch, inference_config(self.cfg), self.width, self.parts)
+        shape = (1, self.shape[0], lat.input_size, lat.input_size)
+        ms = wall_clock_latency(net, shape, runs=lat.runs, warmup=lat.warmup, ctx=self.ctxs[0])
+        return {"latency_ms": ms, "latency_input": lat.input_size,
+                "latency_device": device_key(self.ctxs[0], self.parts.backend)}
 
 
 def retrain(config_path: Optional[str], overrides: Sequence[str] = (), arch_path: Optional[str] = None,
@@ -134,6 +158,7 @@ def retrain_in(cfg: CfgNode, run_dir: str, arch: Any, state: Optional[RetrainPay
                resume_command: str = "retrain") -> Dict[str, Any]:
     """The retraining of an opened run folder (``state``: its checkpoint, if resuming)."""
     if state is None:
+        arch = retrain_arch(arch, cfg, parts_of(cfg))  # the file written is the network built
         save_architecture(arch, os.path.join(run_dir, ARCH_FILE))
     elif state.done:
         LOG.info("retraining already finished in %s", run_dir)

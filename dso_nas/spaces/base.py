@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tupl
 import numpy as np
 from mxnet.gluon import HybridBlock
 
+from ..errors import ConfigError
 from ..models.heads import HeadCost, HeadFactory
 from ..ops import Cost
 
@@ -118,6 +119,13 @@ class SearchSpace:
 
     def check_arch(self, arch: Any, cfg: Any) -> None:
         """Refuse an architecture that does not fit ``cfg`` (``ConfigError``)."""
+
+    def on_layout(self, arch: Any, cfg: Any) -> Any:
+        """A new architecture with ``arch``'s cells on ``cfg.model``'s layout (``retrain.layout=
+        config``: a block searched on one dataset retrained on another, TPAMI Table 2 †);
+        ``ConfigError`` where the space cannot map it."""
+        raise ConfigError(f"the {self.name} space cannot lay an architecture on another layout; "
+                          f"use retrain.layout=arch")
 
     def build_net(self, arch: Any, cfg: Any, *, width_mult: float, backend: str,
                   head: Optional[HeadFactory]) -> HybridBlock:

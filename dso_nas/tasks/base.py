@@ -32,8 +32,9 @@ class Task:
     #: Registered name (``task.name``).
     name = ""
 
-    def loss(self) -> gluon.loss.Loss:
-        """The per-sample training loss (a Gluon loss: ``loss(output, label) -> (B,)``)."""
+    def loss(self, label_smoothing: float = 0.0) -> gluon.loss.Loss:
+        """The per-sample training loss (a Gluon loss: ``loss(output, label) -> (B,)``), with
+        labels smoothed by ``label_smoothing`` where the task has classes."""
         raise NotImplementedError
 
     @staticmethod

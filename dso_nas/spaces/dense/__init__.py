@@ -140,6 +140,20 @@ class DenseSpace(SearchSpace):
             raise ConfigError(f"the architecture reads {arch.in_channels}-channel images but "
                               f"model.in_channels={cfg.model.in_channels} ({cfg.data.name})")
 
+    def on_layout(self, arch: Architecture, cfg: Any) -> Architecture:
+        layout = self.layout(cfg)
+        if arch.layout == layout:
+            return arch
+        if arch.levels != layout.levels or tuple(arch.ops) != layout.ops:
+            raise ConfigError(f"the architecture's cells have M={arch.levels} levels of ops {list(arch.ops)}; "
+                              f"model.levels={layout.levels} and model.ops={list(layout.ops)} must match them")
+        if arch.scope == "full" and arch.blocks != layout.blocks:
+            raise ConfigError(f"a full-scope architecture has one cell per block of its own layout "
+                              f"(blocks {list(arch.blocks)}) and cannot be laid on model.blocks={list(layout.blocks)}: "
+                              f"transfer a share-scope architecture, or use retrain.layout=arch")
+        source = {k: arch.to_dict()[k] for k in ("stem", "in_channels", "stem_channels", "channels", "blocks")}
+        return Architecture.from_layout(layout, arch.scope, arch.cells, meta={**arch.meta, "transferred_from": source})
+
     def build_net(self, arch: Architecture, cfg: Any, *, width_mult: float, backend: str,
                   head: Optional[HeadFactory]) -> DerivedNet:
         r, m = cfg.retrain, cfg.model
