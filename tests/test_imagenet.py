@@ -28,7 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tools"))
 from fashion_mnist_folder import write_folder  # noqa: E402
 
-SMALL = ["data.name=imagenet", "model.num_classes=10", "data.image_size=24", "data.resize=28",
+SMALL = ["data.name=imagenet", "latency.input_size=32", "latency.runs=1", "model.num_classes=10", "data.image_size=24", "data.resize=28",
          "data.weight_fraction=0.8", "train.batch_size=16", "train.eval_batch_size=32", "retrain.batch_size=16",
          "data.threads=1"]
 TINY_NET = ["model.stem=imagenet", "model.stem_channels=4", "model.stages=4", "model.blocks=[1, 1, 1, 1]",
@@ -274,6 +274,11 @@ def test_search_and_retrain_end_to_end(rec_root, tmp_path, capsys):
     assert {"test_acc", "test_top5_acc", "test_top5_error", "flops"} <= set(result)
     lrs = [json.loads(l)["lr"] for l in open(os.path.join(r_dir, "log.jsonl")) if '"retrain"' in l]
     assert lrs[-1] == pytest.approx(0.0, abs=1e-9)  # linear decay reached lr_min = 0
+    assert result["latency_ms"] > 0 and result["paper_row"] == "DSO-NAS-share"
+    capsys.readouterr()
+    assert main(["report", r_dir]) == 0
+    text = capsys.readouterr().out
+    assert "paper DSO-NAS-share (Table 2)" in text and "25.4 / 8.3" in text and "Table 5" in text
 
 
 def test_search_killed_mid_epoch_resumes_to_the_same_result(rec_root, tmp_path):

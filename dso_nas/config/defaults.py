@@ -53,7 +53,7 @@ _C.data.resize = 256  # RecordIO: evaluation resizes the short side to this befo
 _C.data.min_area = 0.08  # RecordIO: smallest area fraction of the random-resized crop (fb.resnet: 0.08)
 _C.data.jitter = 0.4  # RecordIO: brightness, contrast and saturation jitter (fb.resnet: 0.4)
 _C.data.lighting = 0.1  # RecordIO: PCA lighting noise std (fb.resnet: 0.1)
-_C.data.threads = 0  # RecordIO: decoding threads of the iterator (0 = all cores)
+_C.data.threads = 0  # RecordIO: decoding threads asked of the iterator (0 = all cores; the 1.9.1 CPU wheel uses one)
 _C.data.cache = ""  # RecordIO: folder of the D_w / D_λ and subset record files ("" = <data.root>/dso_nas_cache)
 
 _C.train = CfgNode()

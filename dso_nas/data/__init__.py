@@ -24,9 +24,10 @@ from .cifar import check_cifar10, load_cifar10
 from .fashion_mnist import DEFAULT_ROOT as FASHION_MNIST_ROOT, check_fashion_mnist, load_fashion_mnist
 from .imagenet import ImageNetSpec, RecordLoader
 from .loader import ArrayLoader, Loader, ShardedLoader
+from .splits import Loaders, child_seeds, split_indices
 
-__all__ = ["Dataset", "DatasetSpec", "Loaders", "Loader", "ArrayLoader", "ShardedLoader", "Augment", "DATASETS", "RecordLoader",
-           "check_dataset", "dataset_spec", "load_dataset", "split_indices", "build_loaders", "train_augment"]
+__all__ = ["Dataset", "DatasetSpec", "Loaders", "Loader", "ArrayLoader", "ShardedLoader", "RecordLoader", "Augment",
+           "DATASETS", "check_dataset", "dataset_spec", "load_dataset", "split_indices", "build_loaders", "train_augment"]
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -143,19 +144,6 @@ class Dataset:
         return tuple(self.train_x.shape[1:])
 
 
-@dataclass
-class Loaders:
-    """Loaders of D_w (``weights``), D_λ (``lambdas``), all training images and the evaluation
-    set (``test``: the test set, or the validation split held out of the training images,
-    as ``eval_split`` says)."""
-
-    weights: Loader
-    lambdas: Loader
-    full: Loader
-    test: Loader
-    eval_split: str = "test"
-
-
 def load_dataset(name: str, root: str) -> Dataset:
     """Read dataset ``name`` ('fashion_mnist' or 'cifar10') from ``root`` ('' = default)."""
     spec = dataset_spec(name)
@@ -163,23 +151,6 @@ def load_dataset(name: str, root: str) -> Dataset:
         raise ConfigError(f"data.name={name} is not an in-memory dataset")
     train_x, train_y, test_x, test_y = spec.reader(root or spec.default_root)
     return Dataset(train_x, train_y, test_x, test_y, spec.num_classes, name, spec.mean, spec.std)
-
-
-def split_indices(n: int, weight_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Random disjoint, covering, sorted index sets of sizes ``round(n * fraction)`` and the rest.
-
-    Deterministic in ``seed``; returns ``(idx_w, idx_lam)``.
-    """
-    if not 0.0 < weight_fraction < 1.0:
-        raise ConfigError(f"weight fraction must lie in (0, 1), got {weight_fraction}")
-    perm = np.random.default_rng(seed).permutation(n)
-    n_w = int(round(n * weight_fraction))
-    return np.sort(perm[:n_w]), np.sort(perm[n_w:])
-
-
-def _child_seeds(seed: int, count: int):
-    """``count`` independent non-negative integer seeds derived from ``seed``."""
-    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
 
 
 def build_loaders(ds: Dataset, *, batch_size: int, eval_batch_size: int, limit: int,
@@ -219,7 +190,7 @@ def build_loaders(ds: Dataset, *, batch_size: int, eval_batch_size: int, limit: 
     n = pool if limit <= 0 else min(limit, pool)
     x, y = ds.train_x[:n], ds.train_y[:n]
     aug = dataset_spec(ds.name).augment(cutout) if augment else None
-    s_w, s_lam, s_full = _child_seeds(seed, 3)
+    s_w, s_lam, s_full = child_seeds(seed, 3)
 
     def train(xs: np.ndarray, ys: np.ndarray, s: int) -> ArrayLoader:
         return ArrayLoader(xs, ys, batch_size, shuffle=True, augment=aug,

@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import ConfigError, DatasetNotFoundError, UserError
 from .loader import Batch
 from .recordio import RecordFile, cached_subset, check_record_file, split_record_file, writable_dir
+from .splits import Loaders, child_seeds, split_indices
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RecordLoader", "ImageNetSpec", "iterator_params",
            "locate_imagenet"]
@@ -191,8 +192,6 @@ class ImageNetSpec:
 
     def open(self, cfg: Any, *, retrain: bool):
         """``(Loaders, (C, H, W))`` of ``cfg`` (see :meth:`dso_nas.data.DatasetSpec.open`)."""
-        from . import Loaders, split_indices, _child_seeds  # noqa: PLC0415 - the package imports this module
-
         d = cfg.data
         if d.validation > 0:
             raise ConfigError("data.validation is not supported for RecordIO datasets: pack a validation set "
@@ -215,7 +214,7 @@ class ImageNetSpec:
         bs = cfg.retrain.batch_size if retrain else cfg.train.batch_size
         threads = d.threads or os.cpu_count() or 1
         common = dict(image_size=d.image_size, resize=d.resize, threads=threads, num_classes=cfg.model.num_classes)
-        s_w, s_lam, s_full = _child_seeds(cfg.seed, 3)
+        s_w, s_lam, s_full = child_seeds(cfg.seed, 3)
 
         def loader(records: RecordFile, batch: int, train_mode: bool, seed: int) -> RecordLoader:
             return RecordLoader(records, batch, train=train_mode, seed=seed, augment=aug, **common)
