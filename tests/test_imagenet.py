@@ -282,7 +282,7 @@ def test_search_and_retrain_end_to_end(rec_root, tmp_path, capsys):
 
 
 def test_search_killed_mid_epoch_resumes_to_the_same_result(rec_root, tmp_path):
-    from test_pipeline import _cells, _cli, _final_lambdas, _spawn, _wait_for_search_epoch
+    from test_pipeline import _cli, _spawn, _wait_for_search_epoch, resume_and_compare
 
     args = [*SMALL, *TINY_NET, f"data.root={rec_root}", "search.epochs=8", "search.ratio=[1, 1]"]
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
@@ -293,9 +293,4 @@ def test_search_killed_mid_epoch_resumes_to_the_same_result(rec_root, tmp_path):
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     assert proc.returncode == 2, "the run finished before the signal: nothing was tested"
-    rc, err = _cli(["search", "--resume", killed])
-    assert rc == 0, err[-1000:]
-    assert _cells(killed) == _cells(straight)
-    for a, b in zip(_final_lambdas(killed), _final_lambdas(straight)):
-        for x, y in zip(a, b):
-            np.testing.assert_array_equal(x, y)
+    resume_and_compare(killed, straight)

@@ -142,9 +142,13 @@ def test_kill_and_resume_equals_uninterrupted(fmnist, tmp_path, sig):
     if sig == signal.SIGTERM:
         assert proc.returncode == 2
         assert b"--resume" in proc.stderr.read()
+    resume_and_compare(killed, straight)
+
+
+def resume_and_compare(killed, straight):
+    """Resume the search in ``killed``; its architecture and final λ must equal ``straight``'s."""
     rc, err = _cli(["search", "--resume", killed])
     assert rc == 0, err[-1000:]
-
     assert _cells(killed) == _cells(straight)
     for a, b in zip(_final_lambdas(killed), _final_lambdas(straight)):
         for x, y in zip(a, b):
