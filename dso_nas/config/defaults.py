@@ -92,6 +92,7 @@ _C.latency.warmup = 2  # untimed runs before timing
 _C.latency.input_size = 224  # input side of the latency probe (paper: 224, batch 1)
 _C.latency.model = "table"  # "table": per-piece lookup table, summed (instant); "wall_clock": time each derived net
 _C.latency.table = "runs/latency"  # folder of the per-device lookup tables, reused across runs
+_C.latency.after_retrain = False  # time the retrained net (batch 1, latency.input_size) into result.json (Table 5)
 
 _C.retrain = CfgNode()
 _C.retrain.epochs = 630  # retraining epochs (paper: 630 = SGDR 10+20+40+80+160+320)

@@ -19,11 +19,11 @@ from ..engine import StopFlag, evaluate, train_epoch
 from ..errors import UserError
 from ..runlog import write_jsonl
 from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture
-from . import checkpoint as ckpt
 from ..search.latency import wall_clock_latency
 from ..search.latency_table import device_key
-from .build import (build_derived, inference_config, initialize, load_data, nag_trainer, parts_of, retrain_arch, retrain_schedule,
-                    width_for)
+from . import checkpoint as ckpt
+from .build import (build_derived, inference_config, initialize, load_data, nag_trainer, parts_of, retrain_arch,
+                    retrain_schedule, width_for)
 from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run
 from .payloads import RetrainPayload, save_payload
 from .plotting import plot
@@ -125,8 +125,8 @@ class RetrainRun:
     def latency(self) -> Dict[str, Any]:
         """Latency of the deployed net (no aux head, dropout or drop path) at batch 1 and
         ``latency.input_size`` on the run's first context, mean of ``latency.runs`` runs
-        (TPAMI Table 5); only on ImageNet, whose report prints it."""
-        if self.cfg.data.name != "imagenet":
+        (TPAMI Table 5), when ``latency.after_retrain`` is on (experiments/imagenet)."""
+        if not self.cfg.latency.after_retrain:
             return {}
         lat = self.cfg.latency
         net = build_derived(self.arch, inference_config(self.cfg), self.width, self.parts)
