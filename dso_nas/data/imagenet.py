@@ -5,8 +5,8 @@ the record label is the class index 0..K-1). Images are decoded and augmented by
 ``mx.io.ImageRecordIter`` on ``data.threads`` threads. Training batches get the fb.resnet
 augmentation (TPAMI §4.3): random-resized crop (area ``data.min_area``..1, aspect 3/4..4/3)
 to ``data.image_size``, brightness / contrast / saturation jitter ``data.jitter``, PCA
-lighting ``data.lighting`` (MXNet's built-in eigenvalues and eigenvectors are fb.resnet's,
-in 0..255 units), horizontal flip; evaluation resizes the short side to ``data.resize`` and
+lighting ``data.lighting`` (the iterator's eigenvectors and eigenvalues are fb.resnet's, in
+0..255 units: measured by the tests), horizontal flip; evaluation resizes the short side to ``data.resize`` and
 takes the centre ``data.image_size`` crop. Both normalise by the ImageNet mean and std.
 
 Reproducibility: epoch ``e`` is a fresh iterator whose shuffle seed and augmentation seed are
