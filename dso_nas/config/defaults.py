@@ -16,7 +16,7 @@ _C = CfgNode()
 _C.seed = 0  # seed of weights init, data split and data order; a run is reproducible from it on CPU
 _C.output_dir = "runs/cifar"  # run folder: log, config, checkpoints, architecture, plots
 _C.progress = True  # tqdm progress bars on long loops (always off when stderr is not a TTY)
-_C.context = "cpu"  # devices: "cpu", "gpu" (= gpu:0) or "gpu:0,1" for several GPUs
+_C.context = "cpu"  # devices: "cpu", "gpu" (= gpu:0), "gpu:0,1" for several GPUs, "cpu:0,1" (tests)
 
 _C.task = CfgNode()
 _C.task.name = "classification"  # task (dso_nas.tasks.TASKS): loss, metric and head
@@ -62,7 +62,7 @@ _C.train.eval_batch_size = 256  # batch size for evaluation
 _C.train.fix_gamma = True  # BN γ fixed to 1 while pre-training and searching (§4.1)
 _C.train.clip_gradient = 2.0  # element-wise gradient clipping for weights and λ (release: 2.0); 0 = off
 _C.train.mirror = False  # mirror (sublinear-memory) training of the supernet
-_C.train.kvstore = "local"  # gradient aggregation of the Trainers: "local" or "device" (dist_* with the distributed issue)
+_C.train.kvstore = "local"  # gradient sums: "local"/"device" in one process, "dist_sync" over workers (dso-nas launch)
 
 _C.pretrain = CfgNode()
 _C.pretrain.epochs = 120  # epochs of training the complete supernet on D_w (paper: 120)

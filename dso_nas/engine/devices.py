@@ -8,23 +8,36 @@ import mxnet as mx
 from ..errors import ConfigError
 from ..ops import backend_for_contexts
 
-__all__ = ["contexts", "backend_for", "parse_context"]
+__all__ = ["contexts", "backend_for", "parse_context", "check_global_batch"]
 
 
 def parse_context(spec: str) -> List[mx.Context]:
-    """``"cpu"``, ``"gpu"`` or ``"gpu:0,1"`` → MXNet contexts."""
+    """``"cpu"``, ``"gpu"`` (= ``gpu:0``), ``"gpu:0,1"`` or ``"cpu:0,1"`` → MXNet contexts
+    (several CPU contexts split the batch on one CPU: how multi-device code is tested here)."""
     spec = spec.strip().lower()
-    if spec == "cpu":
-        return [mx.cpu()]
-    if spec.startswith("gpu"):
-        ids = spec[4:] if spec.startswith("gpu:") else "0"
-        try:
-            out = [mx.gpu(int(i)) for i in ids.split(",") if i.strip()]
-        except ValueError:
-            out = []
-        if out and (spec == "gpu" or spec.startswith("gpu:")):
-            return out
-    raise ConfigError(f"config key 'context' must be cpu, gpu or gpu:0,1,..., got {spec!r}")
+    for kind, make in (("cpu", mx.cpu), ("gpu", mx.gpu)):
+        if spec == kind:
+            return [make(0)]
+        if spec.startswith(kind + ":"):
+            try:
+                out = [make(int(i)) for i in spec[len(kind) + 1:].split(",") if i.strip()]
+            except ValueError:
+                out = []
+            if out and len(set(out)) == len(out):
+                return out
+    raise ConfigError(f"config key 'context' must be cpu, gpu, gpu:0,1,... or cpu:0,1,..., got {spec!r}")
+
+
+def check_global_batch(cfg, num_contexts: int, world: int) -> None:
+    """``train.batch_size`` and ``retrain.batch_size`` are global batches (TPAMI: "128 on 2
+    GPUs"): one line when one does not split evenly over every context of every worker."""
+    parts = num_contexts * world
+    for key in ("train.batch_size", "retrain.batch_size"):
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value % parts:
+            raise ConfigError(f"{key}={value} is the global batch and must split evenly over {num_contexts} "
+                              f"context(s) x {world} worker(s)")
 
 
 def contexts(cfg) -> List[mx.Context]:
@@ -33,5 +46,10 @@ def contexts(cfg) -> List[mx.Context]:
 
 
 def backend_for(cfg) -> str:
-    """The op form (:mod:`dso_nas.ops.backends`) for training on ``cfg.context``, decided once."""
-    return backend_for_contexts(contexts(cfg))
+    """The op form (:mod:`dso_nas.ops.backends`) for training on ``cfg.context``, decided once;
+    a run over several workers takes the form of several contexts (``reference``), so that it
+    computes what one process over as many contexts computes."""
+    ctxs = contexts(cfg)
+    if cfg.train.kvstore.startswith("dist"):
+        ctxs = ctxs * 2  # the form of several contexts
+    return backend_for_contexts(ctxs)
