@@ -6,7 +6,7 @@ from typing import List
 import mxnet as mx
 
 from ..errors import ConfigError
-from ..ops import backend_for_contexts
+from ..ops import REFERENCE, backend_for_contexts
 
 __all__ = ["contexts", "backend_for", "parse_context", "check_global_batch"]
 
@@ -49,7 +49,6 @@ def backend_for(cfg) -> str:
     """The op form (:mod:`dso_nas.ops.backends`) for training on ``cfg.context``, decided once;
     a run over several workers takes the form of several contexts (``reference``), so that it
     computes what one process over as many contexts computes."""
-    ctxs = contexts(cfg)
     if cfg.train.kvstore.startswith("dist"):
-        ctxs = ctxs * 2  # the form of several contexts
-    return backend_for_contexts(ctxs)
+        return REFERENCE
+    return backend_for_contexts(contexts(cfg))

@@ -59,22 +59,11 @@ class Distributed:
         """Whether this process writes the run folder (rank 0)."""
         return self.rank == 0
 
-    @property
-    def trainer_kvstore(self) -> Optional[str]:
-        """The kvstore a Gluon Trainer gets: ``train.kvstore`` in one process, none (local
-        updates of a :class:`DistTrainer`) across workers."""
-        return None if self.kv is not None else self.kvstore
-
     def trainer(self, params, optimizer, optimizer_params=None) -> gluon.Trainer:
         """A Trainer of ``params`` for this process (a :class:`DistTrainer` across workers)."""
         if self.kv is None:
             return gluon.Trainer(params, optimizer, optimizer_params, kvstore=self.kvstore)
         return DistTrainer(params, optimizer, optimizer_params, kv=self.kv)
-
-    def barrier(self) -> None:
-        """Wait for every worker (nothing in one process)."""
-        if self.kv is not None:
-            self.kv._barrier()  # noqa: SLF001 - MXNet's only barrier API
 
 
 class DistTrainer(gluon.Trainer):
@@ -83,12 +72,12 @@ class DistTrainer(gluon.Trainer):
     ``step(batch_size)`` takes this worker's batch and scales by the global one."""
 
     _keys: Dict[str, int] = {}  # name -> kvstore key, in the same order on every worker
+    ROWS = "__batch_rows__"  # one key for every Trainer: the rows of a step, summed
 
     def __init__(self, params, optimizer, optimizer_params=None, *, kv):
         super().__init__(params, optimizer, optimizer_params, kvstore=None)
         self._dist_kv = kv
         self._dist_ready = False
-        self._rows_name = "__batch_rows__"  # one key for every Trainer: the global batch of a step
 
     @classmethod
     def _new_keys(cls, names: Sequence[str]) -> List[int]:
@@ -111,8 +100,8 @@ class DistTrainer(gluon.Trainer):
         for p in new:
             values[p.name] = p.list_data()[0]
             values[p.name + "/grad"] = mx.nd.zeros_like(p.list_data()[0])
-        if self._rows_name not in DistTrainer._keys:
-            values[self._rows_name] = mx.nd.zeros((1,))
+        if self.ROWS not in DistTrainer._keys:
+            values[self.ROWS] = mx.nd.zeros((1,))
         names = list(values)
         keys = self._new_keys(names)
         for key, name in zip(keys, names):  # one key at a time: a list init raced here
@@ -128,7 +117,7 @@ class DistTrainer(gluon.Trainer):
         if not self._dist_ready:
             self._dist_init()
         rows = mx.nd.array([batch_size])
-        self._dist_kv.pushpull(DistTrainer._keys[self._rows_name], rows, out=rows)
+        self._dist_kv.pushpull(DistTrainer._keys[self.ROWS], rows, out=rows)
         super().step(float(rows.asscalar()), ignore_stale_grad)
 
     def _allreduce_grads(self) -> None:
