@@ -10,7 +10,6 @@ Every subcommand takes ``--config FILE`` and trailing ``KEY=VALUE`` overrides::
     dso-nas info     --config experiments/cifar/search.yaml --json
     dso-nas report   runs/cifar
     dso-nas pack     /data/imagenet-folder /data/imagenet-rec          # ImageFolder -> RecordIO
-    dso-nas launch   --workers 2 -- dso-nas search --config ... train.kvstore=dist_sync
 
 User errors (bad path, unknown key, malformed file) end with one line on stderr and exit
 status 2; no traceback.
@@ -94,14 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG quality of re-encoded images")
     p.add_argument("--workers", type=int, default=0, metavar="W", help="encoding processes (0: all cores)")
     p.add_argument("--seed", type=int, default=0, help="seed of the record order (records are shuffled once)")
-
-    p = _sub(sub, "launch", "run a dso-nas command as several workers over MXNet's dist kvstore on this machine",
-             "--workers 2 -- dso-nas search --config experiments/fashion_mnist/search.yaml train.kvstore=dist_sync")
-    p.add_argument("--workers", type=int, required=True, metavar="N", help="worker processes (ps-lite workers)")
-    p.add_argument("--servers", type=int, default=1, metavar="S", help="parameter servers")
-    p.add_argument("--port", type=int, default=0, metavar="P", help="scheduler port on 127.0.0.1 (0: a free one)")
-    p.add_argument("worker_command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
-                   help="the dso-nas command every worker runs, after --")
     return parser
 
 
@@ -110,15 +101,8 @@ _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse the command line; ``KEY=VALUE`` overrides may stand anywhere on it (``launch``
-    passes everything after ``--`` to its workers untouched)."""
+    """Parse the command line; ``KEY=VALUE`` overrides may stand anywhere on it."""
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["launch"] and "--" in argv:
-        cut = argv.index("--")
-        args = parser.parse_args(argv[:cut])
-        args.worker_command = argv[cut + 1:]
-        return args
     args, extra = parser.parse_known_args(argv)
     stray = [e for e in extra if not _OVERRIDE.match(e)]
     if stray or (extra and not hasattr(args, "overrides")):
@@ -135,13 +119,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         info = run.info(args.config, args.overrides, arch_path=args.arch)
         print(json.dumps(info, indent=None if args.json else 2, sort_keys=False))
         return 0
-    if args.command == "launch":
-        from .engine.launch import launch  # noqa: PLC0415
-        from .runlog import setup_logging  # noqa: PLC0415
-
-        setup_logging(None)
-        status = launch(args.worker_command, workers=args.workers, servers=args.servers, port=args.port)
-        return 128 - status if status < 0 else status
     if args.command == "pack":
         from .data.pack import pack_image_folder  # noqa: PLC0415
         from .runlog import setup_logging  # noqa: PLC0415

@@ -144,12 +144,11 @@ def _gemm_gflops(n: int = 2048, repeats: int = 3) -> float:
 
 def _trainers(net, cfg, with_lambda: bool):
     """The search phase's two Trainers, as the pipeline builds them (λ: ``None`` for the floor)."""
-    from dso_nas.engine.distributed import from_config
     from dso_nas.run.build import lambda_trainer, nag_trainer
 
-    s, dist = cfg.search, from_config(cfg)
-    weights = nag_trainer(net.weight_params(), s.lr, s.momentum, s.wd, cfg.train.clip_gradient, dist)
-    return weights, (lambda_trainer(net, cfg, dist) if with_lambda else None)
+    s = cfg.search
+    weights = nag_trainer(net.weight_params(), s.lr, s.momentum, s.wd, cfg.train.clip_gradient, cfg.train.kvstore)
+    return weights, (lambda_trainer(net, cfg, cfg.train.kvstore) if with_lambda else None)
 
 
 def _timed(step, warmup: int, steps: int) -> List[float]:
@@ -192,7 +191,7 @@ def _retrain_stepper(cfg, parts, static_shape: bool, data, label):
     net = build_derived(arch, cfg, r.width_mult, parts)
     initialize(net, parts.ctxs, cfg.seed)
     net.hybridize(static_alloc=True, static_shape=static_shape)
-    trainer = nag_trainer(net.collect_params(), r.lr_max, r.momentum, r.wd, 0.0, parts.dist)
+    trainer = nag_trainer(net.collect_params(), r.lr_max, r.momentum, r.wd, 0.0, cfg.train.kvstore)
     loss_fn = parts.task.loss()
 
     def step():

@@ -6,7 +6,7 @@ from typing import List
 import mxnet as mx
 
 from ..errors import ConfigError
-from ..ops import REFERENCE, backend_for_contexts
+from ..ops import backend_for_contexts
 
 __all__ = ["contexts", "backend_for", "parse_context", "check_global_batch"]
 
@@ -28,9 +28,9 @@ def parse_context(spec: str) -> List[mx.Context]:
     raise ConfigError(f"config key 'context' must be cpu, gpu, gpu:0,1,... or cpu:0,1,..., got {spec!r}")
 
 
-def check_global_batch(cfg, num_contexts: int, world: int) -> None:
+def check_global_batch(cfg, num_contexts: int, world: int = 1) -> None:
     """``train.batch_size`` and ``retrain.batch_size`` are global batches (TPAMI: "128 on 2
-    GPUs"): one line when one does not split evenly over every context of every worker."""
+    GPUs"): one line when one does not split evenly over every context (of every worker)."""
     parts = num_contexts * world
     for key in ("train.batch_size", "retrain.batch_size"):
         section, name = key.split(".")
@@ -46,9 +46,5 @@ def contexts(cfg) -> List[mx.Context]:
 
 
 def backend_for(cfg) -> str:
-    """The op form (:mod:`dso_nas.ops.backends`) for training on ``cfg.context``, decided once;
-    a run over several workers takes the form of several contexts (``reference``), so that it
-    computes what one process over as many contexts computes."""
-    if cfg.train.kvstore.startswith("dist"):
-        return REFERENCE
+    """The op form (:mod:`dso_nas.ops.backends`) for training on ``cfg.context``, decided once."""
     return backend_for_contexts(contexts(cfg))

@@ -9,7 +9,7 @@ its head, loss and metric (:mod:`dso_nas.tasks`), ``data.name`` the dataset
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -45,24 +45,15 @@ def parts_of(cfg: CfgNode) -> Parts:
     """The registered parts and devices of ``cfg`` (the op form decided here, once)."""
     ctxs, dist = contexts(cfg), from_config(cfg)
     check_global_batch(cfg, len(ctxs), dist.world)
-    if dist.world > 1 and (cfg.train.mirror or cfg.search.budget == "latency"):
-        raise ConfigError("train.mirror and search.budget=latency are not supported across workers yet "
-                          "(the latency would be measured on every worker, not once)")
     return Parts(get_space(cfg.model.space), get_task(cfg.task.name), ctxs, backend_for(cfg), dist)
 
 
-def load_data(cfg: CfgNode, *, retrain: bool, dist: Optional[Distributed] = None
-              ) -> Tuple[Loaders, Tuple[int, int, int]]:
+def load_data(cfg: CfgNode, *, retrain: bool) -> Tuple[Loaders, Tuple[int, int, int]]:
     """The dataset's loaders and its ``(C, H, W)`` (:meth:`dso_nas.data.DatasetSpec.open`):
-    search (``retrain=False``) reads D_w / D_λ, retraining all training images. Across
-    workers (``dist``) every training loader is this rank's shard; each rank evaluates all."""
+    search (``retrain=False``) reads D_w / D_λ, retraining all training images."""
     loaders, (c, h, w) = dataset_spec(cfg.data.name).open(cfg, retrain=retrain)
     if c != cfg.model.in_channels:
         raise ConfigError(f"data.name={cfg.data.name} has {c} channel(s) but model.in_channels={cfg.model.in_channels}")
-    if dist is not None and dist.world > 1:
-        loaders = Loaders(*(part.shard(dist.rank, dist.world) for part in (loaders.weights, loaders.lambdas,
-                                                                          loaders.full)),
-                          loaders.test, loaders.eval_split)
     return loaders, (c, h, w)
 
 
@@ -105,24 +96,23 @@ def inference_config(cfg: CfgNode) -> CfgNode:
     return CfgNode.from_dict(d)
 
 
-def nag_trainer(params, lr: float, momentum: float, wd: float, clip: float, dist: Optional[Distributed] = None,
+def nag_trainer(params, lr: float, momentum: float, wd: float, clip: float, kvstore: str = "local",
                 **extra) -> gluon.Trainer:
-    """A NAG Trainer (weights) for ``dist`` (default one process on ``local``); ``lr_scheduler``
-    in ``extra`` replaces the constant rate."""
+    """A NAG Trainer (weights); ``lr_scheduler`` in ``extra`` replaces the constant rate."""
     opts = {"momentum": momentum, "wd": wd, **extra}
     if "lr_scheduler" not in extra:  # a schedule sets the rate itself (MXNet warns when both are given)
         opts["learning_rate"] = lr
     if clip > 0:
         opts["clip_gradient"] = clip
-    return (dist or Distributed()).trainer(params, "nag", opts)
+    return gluon.Trainer(params, "nag", opts, kvstore=kvstore)
 
 
-def lambda_trainer(net: Any, cfg: CfgNode, dist: Optional[Distributed] = None) -> gluon.Trainer:
+def lambda_trainer(net: Any, cfg: CfgNode, kvstore: str = "local") -> gluon.Trainer:
     """The APG-NAG Trainer of the λ parameters (TPAMI §3.3)."""
     s = cfg.search
     opt = APGNAG(learning_rate=s.lambda_lr, momentum=s.lambda_momentum, gamma=s.gamma,
                  clip_gradient=cfg.train.clip_gradient if cfg.train.clip_gradient > 0 else None)
-    return (dist or Distributed()).trainer(net.lambda_params(), opt)
+    return gluon.Trainer(net.lambda_params(), opt, kvstore=kvstore)
 
 
 def lambda_values(net: Any, lam_trainer: gluon.Trainer) -> List[np.ndarray]:

@@ -6,8 +6,6 @@ import os
 from typing import Optional, Sequence
 
 from ..config import config_from_dict
-from ..engine.distributed import from_config
-from ..errors import ConfigError
 from ..runlog import setup_logging
 from ..spaces.archfile import architecture_from_dict, load_architecture
 from .folder import ARCH_FILE, RETRAIN_CKPT, SEARCH_CKPT, open_run, write_config
@@ -22,8 +20,6 @@ __all__ = ["run_all"]
 def run_all(config_path: Optional[str], overrides: Sequence[str] = (), resume: Optional[str] = None) -> str:
     """Search, derive and retrain in one folder; returns it (``report(run_dir)`` summarises it)."""
     cfg, run_dir, state = open_run(config_path, overrides, resume, SEARCH_CKPT, SearchPayload)
-    if from_config(cfg).world > 1:  # the retraining reads the architecture file rank 0 wrote
-        raise ConfigError("dso-nas run is one process; across workers launch dso-nas search, then dso-nas retrain")
     search_in(cfg, run_dir, state, resume_command="run")
     arch = load_architecture(os.path.join(run_dir, ARCH_FILE))
     sub = os.path.join(run_dir, "retrain")

@@ -13,7 +13,6 @@ from typing import Any, Optional, Sequence, Tuple, Type
 
 from ..config import CfgNode, config_from_dict, diff, load_config
 from ..data import check_dataset
-from ..engine.distributed import from_config
 from ..errors import CheckpointError, UserError
 from ..runlog import CONFIG_NAME, setup_logging
 from . import checkpoint as ckpt
@@ -83,7 +82,7 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
             changes = diff(config_from_dict(state.config).to_dict(), stored.to_dict())
             if changes:
                 raise CheckpointError(f"checkpoint {path} was written with another config ({'; '.join(changes[:3])})")
-        setup_logging(resume if from_config(stored).is_writer else None)
+        setup_logging(resume)
         LOG.info("resuming %s from %s", resume, "its last checkpoint" if state else "the start")
         return stored, resume, state
     cfg = load_config(config_path, overrides)
@@ -92,9 +91,6 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
         raise UserError(f"{run_dir} already holds a run: continue it with --resume {run_dir} or set output_dir=NEW_DIR")
     check_dataset(cfg.data.name, cfg.data.root)  # before anything is written
     check_output_dir(run_dir)
-    if not from_config(cfg).is_writer:  # another worker of a distributed run: rank 0 writes
-        setup_logging(None)
-        return cfg, run_dir, None
     try:
         os.makedirs(run_dir, exist_ok=True)
         write_config(run_dir, cfg)

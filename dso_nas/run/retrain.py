@@ -42,7 +42,7 @@ class RetrainRun:
         self.parts = parts = parts_of(cfg)
         parts.space.check_arch(arch, cfg)  # laid on the config's layout already (retrain_in)
         self.task, self.ctxs = parts.task, parts.ctxs
-        self.loaders, self.shape = load_data(cfg, retrain=True, dist=parts.dist)
+        self.loaders, self.shape = load_data(cfg, retrain=True)
         self.width = state.width_mult if state else width_for(arch, cfg, self.shape[1:], parts)
         self.net = build_derived(arch, cfg, self.width, parts)
         initialize(self.net, self.ctxs, cfg.seed)
@@ -58,7 +58,7 @@ class RetrainRun:
         sched = retrain_schedule(r, len(self.loaders.full))
         self.loss_fn = self.task.loss(label_smoothing=r.label_smoothing)
         self.trainer = nag_trainer(self.net.collect_params(), r.lr_max, r.momentum, r.wd, 0.0,
-                                   parts.dist, lr_scheduler=sched)
+                                   parts.dist.kvstore, lr_scheduler=sched)
         self.epoch, self.position, self.elapsed = 0, 0, 0.0
         if state is not None:
             self.restore(state)
@@ -158,10 +158,8 @@ def retrain_in(cfg: CfgNode, run_dir: str, arch: Any, state: Optional[RetrainPay
                resume_command: str = "retrain") -> Dict[str, Any]:
     """The retraining of an opened run folder (``state``: its checkpoint, if resuming)."""
     if state is None:
-        parts = parts_of(cfg)
-        arch = retrain_arch(arch, cfg, parts)  # the file written is the network built
-        if parts.dist.is_writer:
-            save_architecture(arch, os.path.join(run_dir, ARCH_FILE))
+        arch = retrain_arch(arch, cfg, parts_of(cfg))  # the file written is the network built
+        save_architecture(arch, os.path.join(run_dir, ARCH_FILE))
     elif state.done:
         LOG.info("retraining already finished in %s", run_dir)
         return state.result
@@ -173,7 +171,6 @@ def retrain_in(cfg: CfgNode, run_dir: str, arch: Any, state: Optional[RetrainPay
     if run.parts.dist.is_writer:
         ckpt.atomic_write_bytes(os.path.join(run_dir, RESULT_FILE), json.dumps(result, indent=2).encode())
     run.save(done=True, result=result)
-    if run.parts.dist.is_writer:
-        plot(run_dir)
+    plot(run_dir)
     LOG.info("%s %s with %d params", run.loaders.eval_split, run.task.summary(run.test), run.cost.params)
     return result

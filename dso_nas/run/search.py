@@ -42,11 +42,11 @@ class SearchRun:
         self.cfg, self.run_dir = cfg, run_dir
         self.parts = parts = parts_of(cfg)
         self.space, self.task, self.ctxs = parts.space, parts.task, parts.ctxs
-        self.loaders, self.shape = load_data(cfg, retrain=False, dist=parts.dist)
+        self.loaders, self.shape = load_data(cfg, retrain=False)
         self.net = build_supernet(cfg, parts)
         initialize(self.net, self.ctxs, cfg.seed)
         self.net.hybridize(static_alloc=True)
-        kv = parts.dist
+        kv = parts.dist.kvstore
         self.pre_trainer = nag_trainer(self.net.weight_params(), cfg.pretrain.lr, cfg.pretrain.momentum,
                                        cfg.pretrain.wd, cfg.train.clip_gradient, kv)
         self.w_trainer = nag_trainer(self.net.weight_params(), cfg.search.lr, cfg.search.momentum, cfg.search.wd,
@@ -235,8 +235,7 @@ def search_in(cfg: CfgNode, run_dir: str, state: Optional[SearchPayload], resume
     if not finished:
         raise UserError(f"interrupted; checkpoint saved, continue with: dso-nas {resume_command} --resume {run_dir}")
     _derive(run)
-    if run.parts.dist.is_writer:
-        plot(run_dir)
+    plot(run_dir)
     run.phase = "done"
     run.save()
     return run_dir
