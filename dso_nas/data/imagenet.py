@@ -17,6 +17,7 @@ is checked against its documented parameters, because it accepts unknown ones in
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
@@ -94,10 +95,15 @@ class RecordLoader:
             raise ConfigError(f"batch size must be > 0 and seed >= 0, got {batch_size}, {seed}")
         self.records, self.batch_size, self.train, self.seed = records, batch_size, train, seed
         self.image_size, self.resize, self.augment = image_size, resize, augment
-        self.threads, self.num_classes, self.rank, self.world = threads, num_classes, rank, world
-        self.count = shard_count(len(records), rank, world)
+        self.threads, self.num_classes = threads, num_classes
+        self._place(rank, world)
+
+    def _place(self, rank: int, world: int) -> None:
+        """Make this loader part ``rank`` of ``world``."""
+        self.rank, self.world, self.count = rank, world, shard_count(len(self.records), rank, world)
         if self.count == 0:
-            raise ConfigError(f"{records.rec} has {len(records)} records: none left for part {rank} of {world}")
+            raise ConfigError(f"{self.records.rec} has {len(self.records)} records: none left for part {rank} "
+                              f"of {world}")
 
     @property
     def num_samples(self) -> int:
@@ -151,9 +157,9 @@ class RecordLoader:
 
     def shard(self, rank: int, world: int) -> "RecordLoader":
         """Part ``rank`` of ``world`` (the iterator's ``part_index`` / ``num_parts``)."""
-        return RecordLoader(self.records, self.batch_size, train=self.train, seed=self.seed,
-                            image_size=self.image_size, resize=self.resize, augment=self.augment,
-                            threads=self.threads, num_classes=self.num_classes, rank=rank, world=world)
+        part = copy.copy(self)
+        part._place(rank, world)
+        return part
 
 
 def locate_imagenet(root: str) -> Tuple[str, str, str, str]:
@@ -198,17 +204,15 @@ class ImageNetSpec:
                               "as val.rec / val.idx instead")
         train_rec, train_idx, val_rec, val_idx = locate_imagenet(d.root)
         train, val = check_record_file(train_rec, train_idx), check_record_file(val_rec, val_idx)
-        cache = d.cache or os.path.join(d.root, "dso_nas_cache")
+        cache = lambda: writable_dir(d.cache or os.path.join(d.root, "dso_nas_cache"), "data.cache")  # noqa: E731
         limit = d.limit if retrain or d.search_limit <= 0 else d.search_limit
         n = len(train) if limit <= 0 else min(limit, len(train))
         if n < 2:
             raise ConfigError(f"{train_rec} has {len(train)} record(s): need at least 2")
         if n < len(train) and (retrain or not cfg.search.split):
-            train = cached_subset(train, train.keys[:n], os.path.join(writable_dir(cache, "data.cache"),
-                                                                      f"train-first{n}"), {"limit": n}, "subset")
+            train = cached_subset(train, train.keys[:n], os.path.join(cache(), f"train-first{n}"), {"limit": n}, "subset")
         if 0 < d.test_limit < len(val):
-            val = cached_subset(val, val.keys[:d.test_limit], os.path.join(writable_dir(cache, "data.cache"),
-                                                                          f"val-first{d.test_limit}"),
+            val = cached_subset(val, val.keys[:d.test_limit], os.path.join(cache(), f"val-first{d.test_limit}"),
                                 {"limit": d.test_limit}, "subset")
         aug = {"min_area": d.min_area, "jitter": d.jitter, "lighting": d.lighting, "flip": True} if d.augment else None
         bs = cfg.retrain.batch_size if retrain else cfg.train.batch_size
@@ -223,7 +227,7 @@ class ImageNetSpec:
         if retrain or not cfg.search.split:
             weights, lambdas = loader(train, bs, True, s_w), loader(train, bs, True, s_lam)
         else:
-            w, lam = split_record_file(train, writable_dir(cache, "data.cache"), weight_fraction=d.weight_fraction,
+            w, lam = split_record_file(train, cache(), weight_fraction=d.weight_fraction,
                                        seed=cfg.seed, limit=n,
                                        indices=split_indices(n, d.weight_fraction, cfg.seed))
             weights, lambdas = loader(w, bs, True, s_w), loader(lam, bs, True, s_lam)
