@@ -18,7 +18,11 @@ same run on an Intel Xeon gave other λ than on the AMD EPYC that wrote the firs
 with ``DNNL_MAX_CPU_ISA=AVX2`` (set here so that AVX-512 machines use the AVX2 kernels). So
 ``expected/<vendor_id>/`` holds one set per CPU vendor (``AuthenticAMD`` from before the
 registries; ``GenuineIntel`` written by issue 12's code); on a vendor without a set the tests
-are skipped with that reason. ``python tests/test_golden.py`` writes this machine's set.
+are skipped with that reason. CPUs of one vendor differ too (an AMD EPYC of family 26, Zen 5,
+gave other λ than the set written on an earlier EPYC), so a set may also be keyed by
+``vendor-family-model`` (:func:`cpu_kind`), which wins over the vendor's set;
+``AuthenticAMD-26-2`` was written by issue 14 from the code on main before its changes.
+``python tests/test_golden.py`` writes this machine's set under its ``cpu_kind``.
 Fields added after a set was written are left out of the comparison, by name (:data:`LATER`):
 the top-5 figures of issue 13; every figure the files hold is still compared.
 """
@@ -37,16 +41,33 @@ GOLDEN = os.path.join(HERE, "golden")
 ENV = {"OMP_NUM_THREADS": "1", "MXNET_ENGINE_TYPE": "NaiveEngine", "DNNL_MAX_CPU_ISA": "AVX2"}
 
 
-def cpu_vendor() -> str:
-    """``vendor_id`` of /proc/cpuinfo ("" when unknown)."""
+def _cpuinfo(field: str) -> str:
+    """The first ``field`` of /proc/cpuinfo ("" when unknown)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), "")
+            return next((line.split(":", 1)[1].strip() for line in f if line.split(":")[0].strip() == field), "")
     except OSError:
         return ""
 
 
-EXPECTED = os.path.join(GOLDEN, "expected", cpu_vendor() or "unknown")
+def cpu_vendor() -> str:
+    """``vendor_id`` of /proc/cpuinfo ("" when unknown)."""
+    return _cpuinfo("vendor_id")
+
+
+def cpu_kind() -> str:
+    """``vendor-family-model`` of /proc/cpuinfo, e.g. ``AuthenticAMD-26-2``."""
+    return "-".join([cpu_vendor() or "unknown", _cpuinfo("cpu family") or "?", _cpuinfo("model") or "?"])
+
+
+def _expected_dir() -> str:
+    """This CPU kind's set, else its vendor's (the first sets were keyed by vendor alone)."""
+    exact = os.path.join(GOLDEN, "expected", cpu_kind())
+    vendor = os.path.join(GOLDEN, "expected", cpu_vendor() or "unknown")
+    return exact if os.path.isdir(exact) or not os.path.isdir(vendor) else vendor
+
+
+EXPECTED = _expected_dir()
 WALL_CLOCK = ("time", "seconds", "retrain_seconds")
 #: Name endings of fields that came after the golden files (issue 13's top-5 figures:
 #: ``top5_acc``, ``weights_top5_acc``, ``test_top5_error``...), at any depth.
@@ -112,9 +133,11 @@ def test_epoch_records_are_identical(golden_run):
     assert got == _records(os.path.join(EXPECTED, "log.jsonl"))
 
 
-if __name__ == "__main__":  # write this CPU vendor's golden files from the current code
+if __name__ == "__main__":  # write this CPU kind's golden files from the current code
     import shutil
     import tempfile
+
+    EXPECTED = os.path.join(GOLDEN, "expected", cpu_kind())
 
     with tempfile.TemporaryDirectory() as tmp:
         run = _run(os.path.join(tmp, "run"))
