@@ -1,5 +1,6 @@
 # dso_nas — `make search` runs the embedded default end to end; `make test` runs the tests.
 # Both create .venv and install the pinned requirements on first use.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 GPU ?= 0
@@ -19,7 +20,7 @@ FMNIST_REC ?= runs/imagenet_fmnist/rec
 ARCH ?=
 RUN ?=
 
-.PHONY: install data search study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist clean help
+.PHONY: install data search study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist dist-micro clean help
 
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
@@ -35,6 +36,7 @@ help:
 	@echo "make study         the paper's claims over 3 seeds on Fashion-MNIST (tools/study.py; docs/study.md)"
 	@echo "make bench         search-step speed and memory (tools/bench_step.py; see BENCHMARKS.md)"
 	@echo "make bench-data    ImageNet loader: decoded + augmented images/s at 224x224 (tools/bench_data.py)"
+	@echo "make dist-micro    a 2-worker dist_sync micro search on loopback vs one process (docs/distributed.md)"
 	@echo "make clean         remove .venv and build litter"
 	@echo "ARGS='key=value ...' adds config overrides to any run target"
 
@@ -95,6 +97,14 @@ imagenet-retrain: install
 imagenet-fmnist: install data
 	$(PY) tools/fashion_mnist_folder.py $(dir $(FMNIST_REC))folder --train 12000 --val 2000
 	$(DSO) pack $(dir $(FMNIST_REC))folder $(FMNIST_REC) --resize 64
+
+# Two workers on loopback vs one process on two CPU contexts: the micro search's architectures must match.
+DIST_MICRO := --config tests/golden/micro.yaml data.root=tests/golden/fashion_mnist search.epochs=3 search.gamma=0.25
+dist-micro: install
+	rm -rf runs/dist_micro runs/dist_micro_one
+	OMP_NUM_THREADS=1 MXNET_ENGINE_TYPE=NaiveEngine $(DSO) launch --workers 2 -- $(DSO) search $(DIST_MICRO) train.kvstore=dist_sync output_dir=runs/dist_micro
+	OMP_NUM_THREADS=1 MXNET_ENGINE_TYPE=NaiveEngine $(DSO) search $(DIST_MICRO) context=cpu:0,1 output_dir=runs/dist_micro_one
+	diff <(grep -v '  run: ' runs/dist_micro/architecture.yaml) <(grep -v '  run: ' runs/dist_micro_one/architecture.yaml) && echo "dist-micro: the 2-worker architecture equals the one-process one"
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -10,6 +10,7 @@ Every subcommand takes ``--config FILE`` and trailing ``KEY=VALUE`` overrides::
     dso-nas info     --config experiments/cifar/search.yaml --json
     dso-nas report   runs/cifar
     dso-nas pack     /data/imagenet-folder /data/imagenet-rec          # ImageFolder -> RecordIO
+    dso-nas launch   --workers 2 -- dso-nas search --config ... train.kvstore=dist_sync
 
 User errors (bad path, unknown key, malformed file) end with one line on stderr and exit
 status 2; no traceback.
@@ -19,8 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
+import traceback
 from typing import List, Optional
 
 from . import cap_onednn_isa, tune_allocator, use_all_cores
@@ -93,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG quality of re-encoded images")
     p.add_argument("--workers", type=int, default=0, metavar="W", help="encoding processes (0: all cores)")
     p.add_argument("--seed", type=int, default=0, help="seed of the record order (records are shuffled once)")
+
+    p = _sub(sub, "launch", "run a training command as the workers of a distributed (ps-lite) job",
+             "--workers 2 -- dso-nas search --config experiments/fashion_mnist/micro.yaml train.kvstore=dist_sync",
+             "--workers 8 --servers 2 --hosts hosts.txt -- dso-nas retrain --config ... train.kvstore=dist_sync")
+    p.add_argument("--workers", type=int, required=True, metavar="N", help="worker processes")
+    p.add_argument("--servers", type=int, default=1, metavar="S", help="parameter-server processes")
+    p.add_argument("--hosts", metavar="FILE", help="hosts file (one per line) for ssh; none: all on this machine")
+    p.add_argument("--port", type=int, default=0, metavar="P", help="scheduler port (0: a free one)")
+    p.add_argument("--root-uri", metavar="ADDR", help="the scheduler's address as the hosts see it")
     return parser
 
 
@@ -101,9 +113,20 @@ _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse the command line; ``KEY=VALUE`` overrides may stand anywhere on it."""
+    """Parse the command line; ``KEY=VALUE`` overrides may stand anywhere on it (``launch``
+    takes its worker command after ``--``)."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    worker_command: List[str] = []
+    if argv[:1] == ["launch"] and "--" in argv:
+        cut = argv.index("--")
+        argv, worker_command = argv[:cut], argv[cut + 1:]
     args, extra = parser.parse_known_args(argv)
+    if args.command == "launch":
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)} (the worker command goes after --)")
+        args.worker_command = worker_command
+        return args
     stray = [e for e in extra if not _OVERRIDE.match(e)]
     if stray or (extra and not hasattr(args, "overrides")):
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
@@ -115,6 +138,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def _dispatch(args: argparse.Namespace) -> int:
     from . import run  # noqa: PLC0415 - keep `--help` fast (no MXNet import)
 
+    if args.command == "launch":
+        from .engine.launch import launch  # noqa: PLC0415
+        from .runlog import setup_logging  # noqa: PLC0415
+
+        setup_logging(None)
+        cmd = args.worker_command
+        if cmd[:1] == ["dso-nas"]:  # this installation's dso-nas, whatever PATH says
+            cmd = [sys.executable, "-m", "dso_nas"] + cmd[1:]
+        return launch(cmd, args.workers, args.servers, args.port, args.hosts, args.root_uri)
     if args.command == "info":
         info = run.info(args.config, args.overrides, arch_path=args.arch)
         print(json.dumps(info, indent=None if args.json else 2, sort_keys=False))
@@ -151,9 +183,21 @@ def _dispatch(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``dso-nas``; returns the exit status."""
     args = parse_args(argv)
-    use_all_cores()
+    if args.command != "launch":  # the launcher shares the cores among its workers itself
+        use_all_cores()
     cap_onednn_isa()
     tune_allocator()
+    status = _run_command(args)
+    if os.environ.get("DMLC_ROLE") == "worker" and status != 0:
+        # a failed worker of a distributed job: ps-lite's exit waits for the other workers,
+        # which wait for this one; leave at once so the launcher stops the job
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)  # noqa: SLF001
+    return status
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args)
     except UserError as e:
@@ -162,6 +206,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("dso-nas: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - only a distributed worker lands here (see main)
+        if os.environ.get("DMLC_ROLE") != "worker":
+            raise
+        traceback.print_exc()
+        return 1
 
 
 def entry() -> None:

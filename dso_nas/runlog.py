@@ -17,14 +17,15 @@ JSONL_NAME = "log.jsonl"
 CONFIG_NAME = "config.yaml"
 
 
-def setup_logging(run_dir: Optional[str] = None, level: int = logging.INFO) -> None:
-    """Log to stderr and, when ``run_dir`` is given, append to ``run_dir/run.log``."""
+def setup_logging(run_dir: Optional[str] = None, level: int = logging.INFO, tag: str = "") -> None:
+    """Log to stderr and, when ``run_dir`` is given, append to ``run_dir/run.log``; ``tag``
+    prefixes every message (a distributed run's other workers)."""
     root = logging.getLogger("dso_nas")
     root.setLevel(level)
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    fmt = logging.Formatter(f"%(asctime)s %(levelname)s {'[' + tag + '] ' if tag else ''}%(message)s", "%H:%M:%S")
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(fmt)
     root.addHandler(console)

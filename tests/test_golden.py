@@ -134,7 +134,6 @@ def test_epoch_records_are_identical(golden_run):
 
 
 if __name__ == "__main__":  # write this CPU kind's golden files from the current code
-    import shutil
     import tempfile
 
     EXPECTED = os.path.join(GOLDEN, "expected", cpu_kind())

@@ -137,11 +137,17 @@ def test_epochs_are_reproducible_and_resume_at_a_batch(rec_root, threads):
     assert sorted(_labels(full, 0)) == sorted(_labels(full, 1))
 
 
-def test_shards_cover_the_file(rec_root):
-    loaders, _ = load_data(_cfg(rec_root), retrain=True)
-    parts = [loaders.test.shard(r, 3) for r in range(3)]
-    assert sum(p.num_samples for p in parts) == 40
+def test_shards_cover_the_evaluation_file_and_train_in_step(rec_root):
+    loaders, _ = load_data(_cfg(rec_root, "retrain.batch_size=24"), retrain=True)
+    parts = [loaders.test.shard(r, 2) for r in range(2)]  # evaluation: every record once
+    assert sum(p.num_samples for p in parts) == 40 and parts[0].batch_size == 16
     assert sorted(np.concatenate([_labels(p) for p in parts])) == sorted(_labels(loaders.test))
+    train = [loaders.full.shard(r, 3) for r in range(3)]  # 100 records: parts of 34, 34, 32
+    assert [p.num_samples for p in train] == [34, 34, 32]
+    assert [len(p) for p in train] == [4, 4, 4]  # as many steps on every worker (the smallest part's)
+    assert [[d.shape[0] for d, _ in p.epoch(0)] for p in train] == [[8, 8, 8, 8]] * 3
+    with pytest.raises(ConfigError, match="batch of 24 cannot be split evenly over 5"):
+        loaders.full.shard(0, 5)
 
 
 def _copy_root(rec_root, tmp_path):

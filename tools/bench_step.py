@@ -142,13 +142,20 @@ def _gemm_gflops(n: int = 2048, repeats: int = 3) -> float:
     return 2.0 * n ** 3 / best / 1e9
 
 
+def _one_process(cfg):
+    """The bench times one process (a ``dist_*`` kvstore already failed in ``parts_of``)."""
+    from dso_nas.engine.distributed import Distributed
+
+    return Distributed(kvstore=cfg.train.kvstore)
+
+
 def _trainers(net, cfg, with_lambda: bool):
     """The search phase's two Trainers, as the pipeline builds them (λ: ``None`` for the floor)."""
     from dso_nas.run.build import lambda_trainer, nag_trainer
 
     s = cfg.search
-    weights = nag_trainer(net.weight_params(), s.lr, s.momentum, s.wd, cfg.train.clip_gradient, cfg.train.kvstore)
-    return weights, (lambda_trainer(net, cfg, cfg.train.kvstore) if with_lambda else None)
+    weights = nag_trainer(net.weight_params(), s.lr, s.momentum, s.wd, cfg.train.clip_gradient, _one_process(cfg))
+    return weights, (lambda_trainer(net, cfg, _one_process(cfg)) if with_lambda else None)
 
 
 def _timed(step, warmup: int, steps: int) -> List[float]:
@@ -191,7 +198,7 @@ def _retrain_stepper(cfg, parts, static_shape: bool, data, label):
     net = build_derived(arch, cfg, r.width_mult, parts)
     initialize(net, parts.ctxs, cfg.seed)
     net.hybridize(static_alloc=True, static_shape=static_shape)
-    trainer = nag_trainer(net.collect_params(), r.lr_max, r.momentum, r.wd, 0.0, cfg.train.kvstore)
+    trainer = nag_trainer(net.collect_params(), r.lr_max, r.momentum, r.wd, 0.0, _one_process(cfg))
     loss_fn = parts.task.loss()
 
     def step():

@@ -62,7 +62,7 @@ _C.train.eval_batch_size = 256  # batch size for evaluation
 _C.train.fix_gamma = True  # BN γ fixed to 1 while pre-training and searching (§4.1)
 _C.train.clip_gradient = 2.0  # element-wise gradient clipping for weights and λ (release: 2.0); 0 = off
 _C.train.mirror = False  # mirror (sublinear-memory) training of the supernet
-_C.train.kvstore = "local"  # gradient aggregation of the Trainers: "local" or "device" (dist_* with the distributed issue)
+_C.train.kvstore = "local"  # gradient sums: "local"/"device" (one process), "dist_sync"/"dist_device_sync" (workers of dso-nas launch)
 
 _C.pretrain = CfgNode()
 _C.pretrain.epochs = 120  # epochs of training the complete supernet on D_w (paper: 120)

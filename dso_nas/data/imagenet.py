@@ -111,7 +111,11 @@ class RecordLoader:
         return self.count
 
     def __len__(self) -> int:
-        return math.ceil(self.count / self.batch_size)
+        """Batches per epoch. Training: those of the smallest part, so every worker takes as
+        many steps (a larger part leaves at most one batch of its shuffled records out each
+        epoch); evaluation: all of this part's."""
+        count = shard_count(len(self.records), self.world - 1, self.world) if self.train else self.count
+        return math.ceil(count / self.batch_size)
 
     def iterator_kwargs(self, epoch: int) -> Dict[str, Any]:
         """The ``ImageRecordIter`` keywords of ``epoch`` (all checked against its parameters)."""
@@ -156,8 +160,14 @@ class RecordLoader:
             raise UserError(f"cannot read {self.records.rec}: {str(exc).splitlines()[0][:200]}") from None
 
     def shard(self, rank: int, world: int) -> "RecordLoader":
-        """Part ``rank`` of ``world`` (the iterator's ``part_index`` / ``num_parts``)."""
+        """Part ``rank`` of ``world`` (the iterator's ``part_index`` / ``num_parts``), reading
+        ``batch_size / world`` images per batch: the batch stays the global one."""
+        if self.world != 1:
+            raise ValueError("a sharded loader cannot be sharded again")
+        if self.batch_size % world:
+            raise ConfigError(f"a batch of {self.batch_size} cannot be split evenly over {world} workers")
         part = copy.copy(self)
+        part.batch_size = self.batch_size // world
         part._place(rank, world)
         return part
 

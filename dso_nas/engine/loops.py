@@ -37,11 +37,20 @@ class StopFlag:
     """Raised by SIGINT/SIGTERM; loops finish the current step, then return."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self._raised = False
         self._old: Dict[int, object] = {}
 
+    @property
+    def requested(self) -> bool:
+        """Whether a stop was asked for (loops read it once per step)."""
+        return self._raised
+
+    def request(self) -> None:
+        """Ask the loops to stop after the current step (what the signal handler does)."""
+        self._raised = True
+
     def _handler(self, signum, frame) -> None:  # noqa: ANN001 - signal signature
-        self.requested = True
+        self.request()
 
     def __enter__(self) -> "StopFlag":
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -58,16 +67,23 @@ class StopFlag:
 
 @dataclass
 class EpochResult:
-    """What a loop did: metrics per split and the position reached (steps or rounds)."""
+    """What a loop did: a meter per split and the position reached (steps or rounds)."""
 
-    metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    meters: Dict[str, Metric] = field(default_factory=dict)
     position: int = 0
     finished: bool = True
 
+    @property
+    def metrics(self) -> Dict[str, Dict[str, float]]:
+        """Each split's figures (:meth:`Metric.result`)."""
+        return {name: meter.result() for name, meter in self.meters.items()}
 
-def step_seed(seed: int, epoch: int, index: int, stream: int = 0) -> int:
-    """A 31-bit seed for MXNet's RNG at one step (drop path, dropout)."""
-    return int(np.random.SeedSequence([seed, epoch, index, stream]).generate_state(1)[0] & 0x7FFFFFFF)
+
+def step_seed(seed: int, epoch: int, index: int, stream: int = 0, rank: int = 0) -> int:
+    """A 31-bit seed for MXNet's RNG at one step (drop path, dropout) of worker ``rank``
+    (rank 0's is one process's: each worker draws its own masks for its part of the batch)."""
+    entropy = [seed, epoch, index, stream] + ([rank] if rank else [])
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 def _split(data: mx.nd.NDArray, ctxs: Sequence[Context]) -> List[mx.nd.NDArray]:
@@ -102,7 +118,8 @@ def train_step(net: gluon.Block, trainer: gluon.Trainer, task: Task, loss_fn: gl
 def train_epoch(net: gluon.Block, loader, trainer: gluon.Trainer, *, task: Task, epoch: int, start: int = 0,
                 ctxs: Sequence[Context], seed: int, aux_weight: float = 0.0,
                 stop: Optional[StopFlag] = None, show_progress: bool = True, desc: str = "train",
-                executors: Optional[Sequence] = None, loss_fn: Optional[gluon.loss.Loss] = None) -> EpochResult:
+                executors: Optional[Sequence] = None, loss_fn: Optional[gluon.loss.Loss] = None,
+                rank: int = 0) -> EpochResult:
     """Train ``net`` for one epoch of ``loader`` from batch ``start`` on, with ``loss_fn``
     (default: the task's plain loss; retraining passes its label-smoothed one).
 
@@ -114,12 +131,12 @@ def train_epoch(net: gluon.Block, loader, trainer: gluon.Trainer, *, task: Task,
     position = start
     for k, (data, label) in enumerate(progress(loader.epoch(epoch, start), total=total - start,
                                                desc=f"{desc} {epoch}", enabled=show_progress), start):
-        mx.random.seed(step_seed(seed, epoch, k))
+        mx.random.seed(step_seed(seed, epoch, k, rank=rank))
         meter.merge(train_step(net, trainer, task, loss_fn, data, label, ctxs, aux_weight, executors))
         position = k + 1
         if stop is not None and stop.requested and position < total:
-            return EpochResult({"train": meter.result()}, position, finished=False)
-    return EpochResult({"train": meter.result()}, position, finished=True)
+            return EpochResult({"train": meter}, position, finished=False)
+    return EpochResult({"train": meter}, position, finished=True)
 
 
 def search_rounds(num_weight_batches: int, ratio: Sequence[int]) -> int:
@@ -131,7 +148,7 @@ def search_epoch(net: gluon.Block, w_loader, lam_loader, w_trainer: gluon.Traine
                  task: Task, epoch: int, start: int = 0, ratio: Sequence[int], ctxs: Sequence[Context], seed: int,
                  before_lambda_step: Optional[Callable[[int], None]] = None,
                  stop: Optional[StopFlag] = None, show_progress: bool = True,
-                 executors: Optional[Sequence] = None) -> EpochResult:
+                 executors: Optional[Sequence] = None, rank: int = 0) -> EpochResult:
     """One epoch of Algorithm 1: rounds of ``y`` λ steps on D_λ then ``x`` weight steps on D_w.
 
     An epoch is one pass over D_w. The λ loader runs on across epochs: the global λ step
@@ -156,27 +173,30 @@ def search_epoch(net: gluon.Block, w_loader, lam_loader, w_trainer: gluon.Traine
             data, label = next(lam_iter)
             if before_lambda_step is not None:
                 before_lambda_step(g)
-            mx.random.seed(step_seed(seed, epoch, r * (x + y) + j, 1))
+            mx.random.seed(step_seed(seed, epoch, r * (x + y) + j, 1, rank))
             lam_meter.merge(train_step(net, lam_trainer, task, loss_fn, data, label, ctxs, executors=executors))
         for i in range(x):
             if r * x + i >= n_w:
                 break
             data, label = next(w_iter)
-            mx.random.seed(step_seed(seed, epoch, r * (x + y) + y + i, 2))
+            mx.random.seed(step_seed(seed, epoch, r * (x + y) + y + i, 2, rank))
             w_meter.merge(train_step(net, w_trainer, task, loss_fn, data, label, ctxs, executors=executors))
         position = r + 1
         if stop is not None and stop.requested and position < rounds:
-            return EpochResult({"weights": w_meter.result(), "lambda": lam_meter.result()}, position, finished=False)
-    return EpochResult({"weights": w_meter.result(), "lambda": lam_meter.result()}, position, finished=True)
+            return EpochResult({"weights": w_meter, "lambda": lam_meter}, position, finished=False)
+    return EpochResult({"weights": w_meter, "lambda": lam_meter}, position, finished=True)
 
 
 def evaluate(net: gluon.Block, loader, ctxs: Sequence[Context], *, task: Task,
-             show_progress: bool = False) -> Dict[str, float]:
-    """The task's metric of ``net`` on every batch of ``loader`` (inference mode)."""
+             show_progress: bool = False, merge: Optional[Callable[[Metric], None]] = None) -> Dict[str, float]:
+    """The task's metric of ``net`` on every batch of ``loader`` (inference mode); ``merge``
+    sees the meter before its result (a distributed run sums the workers' shards there)."""
     loss_fn = task.loss()
     meter = task.metric()
     for data, label in progress(loader.epoch(0), total=len(loader), desc="eval", enabled=show_progress):
         for x, y in zip(_split(data, ctxs), _split(label, ctxs)):
             main = task.main_output(net(x))
             meter.update(float(loss_fn(main, y).sum().asscalar()), main, y)
+    if merge is not None:
+        merge(meter)
     return meter.result()

@@ -8,8 +8,9 @@ its head, loss and metric (:mod:`dso_nas.tasks`), ``data.name`` the dataset
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -21,6 +22,7 @@ from ..engine.devices import backend_for, check_global_batch, contexts
 from ..engine.distributed import Distributed, from_config
 from ..errors import ConfigError
 from ..models.width import find_width_multiplier
+from ..ops import REFERENCE
 from ..search.apgnag import APGNAG, lambda_iterates
 from ..spaces import SearchSpace, get_space
 from ..tasks import Task, get_task
@@ -45,15 +47,34 @@ def parts_of(cfg: CfgNode) -> Parts:
     """The registered parts and devices of ``cfg`` (the op form decided here, once)."""
     ctxs, dist = contexts(cfg), from_config(cfg)
     check_global_batch(cfg, len(ctxs), dist.world)
-    return Parts(get_space(cfg.model.space), get_task(cfg.task.name), ctxs, backend_for(cfg), dist)
+    if dist.store is not None and cfg.train.mirror:
+        raise ConfigError(f"train.mirror is one process only: it cannot run with train.kvstore={dist.kvstore}")
+    backend = REFERENCE if dist.store is not None else backend_for(cfg)  # every worker computes the same forms
+    return Parts(get_space(cfg.model.space), get_task(cfg.task.name), ctxs, backend, dist)
 
 
-def load_data(cfg: CfgNode, *, retrain: bool) -> Tuple[Loaders, Tuple[int, int, int]]:
+def load_data(cfg: CfgNode, *, retrain: bool, dist: Optional[Distributed] = None
+              ) -> Tuple[Loaders, Tuple[int, int, int]]:
     """The dataset's loaders and its ``(C, H, W)`` (:meth:`dso_nas.data.DatasetSpec.open`):
-    search (``retrain=False``) reads D_w / D_λ, retraining all training images."""
-    loaders, (c, h, w) = dataset_spec(cfg.data.name).open(cfg, retrain=retrain)
+    search (``retrain=False``) reads D_w / D_λ, retraining all training images.
+
+    In a distributed run (``dist``) the training loaders are this rank's shard (arrays: its
+    rows of every global batch; RecordIO: its part of the file); rank 0 opens first (it may
+    write the RecordIO split cache), the others after it. The evaluation set is sharded too
+    (the workers' figures are summed).
+    """
+    dist = dist or Distributed()
+    spec = dataset_spec(cfg.data.name)
+    if not dist.is_writer:
+        dist.barrier()
+    loaders, (c, h, w) = spec.open(cfg, retrain=retrain)
+    if dist.is_writer:
+        dist.barrier()
     if c != cfg.model.in_channels:
         raise ConfigError(f"data.name={cfg.data.name} has {c} channel(s) but model.in_channels={cfg.model.in_channels}")
+    if dist.world > 1:
+        loaders = dataclasses.replace(loaders, **{name: getattr(loaders, name).shard(dist.rank, dist.world)
+                                                  for name in ("weights", "lambdas", "full", "test")})
     return loaders, (c, h, w)
 
 
@@ -96,23 +117,24 @@ def inference_config(cfg: CfgNode) -> CfgNode:
     return CfgNode.from_dict(d)
 
 
-def nag_trainer(params, lr: float, momentum: float, wd: float, clip: float, kvstore: str = "local",
+def nag_trainer(params, lr: float, momentum: float, wd: float, clip: float, dist: Optional[Distributed] = None,
                 **extra) -> gluon.Trainer:
-    """A NAG Trainer (weights); ``lr_scheduler`` in ``extra`` replaces the constant rate."""
+    """A NAG Trainer (weights) aggregating as ``dist`` says (default: one process, ``local``);
+    ``lr_scheduler`` in ``extra`` replaces the constant rate."""
     opts = {"momentum": momentum, "wd": wd, **extra}
     if "lr_scheduler" not in extra:  # a schedule sets the rate itself (MXNet warns when both are given)
         opts["learning_rate"] = lr
     if clip > 0:
         opts["clip_gradient"] = clip
-    return gluon.Trainer(params, "nag", opts, kvstore=kvstore)
+    return (dist or Distributed()).trainer(params, "nag", opts)
 
 
-def lambda_trainer(net: Any, cfg: CfgNode, kvstore: str = "local") -> gluon.Trainer:
-    """The APG-NAG Trainer of the λ parameters (TPAMI §3.3)."""
+def lambda_trainer(net: Any, cfg: CfgNode, dist: Optional[Distributed] = None) -> gluon.Trainer:
+    """The APG-NAG Trainer of the λ parameters (TPAMI §3.3), aggregating as ``dist`` says."""
     s = cfg.search
     opt = APGNAG(learning_rate=s.lambda_lr, momentum=s.lambda_momentum, gamma=s.gamma,
                  clip_gradient=cfg.train.clip_gradient if cfg.train.clip_gradient > 0 else None)
-    return gluon.Trainer(net.lambda_params(), opt, kvstore=kvstore)
+    return (dist or Distributed()).trainer(net.lambda_params(), opt)
 
 
 def lambda_values(net: Any, lam_trainer: gluon.Trainer) -> List[np.ndarray]:

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 from ..config import config_from_dict
 from ..runlog import setup_logging
 from ..spaces.archfile import architecture_from_dict, load_architecture
+from ..engine.distributed import from_config
 from .folder import ARCH_FILE, RETRAIN_CKPT, SEARCH_CKPT, open_run, write_config
 from .payloads import RetrainPayload, SearchPayload, load_payload
 from .plotting import plot
@@ -21,14 +22,18 @@ def run_all(config_path: Optional[str], overrides: Sequence[str] = (), resume: O
     """Search, derive and retrain in one folder; returns it (``report(run_dir)`` summarises it)."""
     cfg, run_dir, state = open_run(config_path, overrides, resume, SEARCH_CKPT, SearchPayload)
     search_in(cfg, run_dir, state, resume_command="run")
+    dist = from_config(cfg)
+    dist.barrier()  # rank 0 has written the architecture
     arch = load_architecture(os.path.join(run_dir, ARCH_FILE))
     sub = os.path.join(run_dir, "retrain")
     rcfg = config_from_dict(dict(cfg.to_dict(), output_dir=sub))
     rpath = os.path.join(sub, RETRAIN_CKPT)
     rstate = load_payload(rpath, RetrainPayload) if os.path.exists(rpath) else None
-    os.makedirs(sub, exist_ok=True)
-    write_config(sub, rcfg)
-    setup_logging(run_dir)
+    if dist.is_writer:
+        os.makedirs(sub, exist_ok=True)
+        write_config(sub, rcfg)
+        setup_logging(run_dir)
     retrain_in(rcfg, sub, architecture_from_dict(rstate.arch) if rstate else arch, rstate, resume_command="run")
-    plot(run_dir)
+    if dist.is_writer:
+        plot(run_dir)
     return run_dir

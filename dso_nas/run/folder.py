@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence, Tuple, Type
 
 from ..config import CfgNode, config_from_dict, diff, load_config
 from ..data import check_dataset
+from ..engine.distributed import from_config
 from ..errors import CheckpointError, UserError
 from ..runlog import CONFIG_NAME, setup_logging
 from . import checkpoint as ckpt
@@ -82,7 +83,7 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
             changes = diff(config_from_dict(state.config).to_dict(), stored.to_dict())
             if changes:
                 raise CheckpointError(f"checkpoint {path} was written with another config ({'; '.join(changes[:3])})")
-        setup_logging(resume)
+        _log_to(resume, stored)
         LOG.info("resuming %s from %s", resume, "its last checkpoint" if state else "the start")
         return stored, resume, state
     cfg = load_config(config_path, overrides)
@@ -91,12 +92,29 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
         raise UserError(f"{run_dir} already holds a run: continue it with --resume {run_dir} or set output_dir=NEW_DIR")
     check_dataset(cfg.data.name, cfg.data.root)  # before anything is written
     check_output_dir(run_dir)
+    if not _is_writer(cfg):
+        _log_to(run_dir, cfg)
+        return cfg, run_dir, None
     try:
         os.makedirs(run_dir, exist_ok=True)
         write_config(run_dir, cfg)
     except OSError as e:
         raise UserError(f"output_dir {run_dir}: cannot write there ({e.strerror})") from None
-    setup_logging(run_dir)
+    _log_to(run_dir, cfg)
     LOG.info("run folder %s", run_dir)
     return cfg, run_dir, None
+
+
+def _is_writer(cfg: CfgNode) -> bool:
+    """Whether this process writes the run folder (rank 0 of a distributed run, or the only one)."""
+    return from_config(cfg).is_writer
+
+
+def _log_to(run_dir: str, cfg: CfgNode) -> None:
+    """The writer logs to the console and ``run.log``; another worker to the console, tagged."""
+    dist = from_config(cfg)
+    if dist.is_writer:
+        setup_logging(run_dir)
+    else:
+        setup_logging(None, tag=f"worker {dist.rank}/{dist.world}")
 

@@ -42,7 +42,7 @@ class RetrainRun:
         self.parts = parts = parts_of(cfg)
         parts.space.check_arch(arch, cfg)  # laid on the config's layout already (retrain_in)
         self.task, self.ctxs = parts.task, parts.ctxs
-        self.loaders, self.shape = load_data(cfg, retrain=True)
+        self.loaders, self.shape = load_data(cfg, retrain=True, dist=parts.dist)
         self.width = state.width_mult if state else width_for(arch, cfg, self.shape[1:], parts)
         self.net = build_derived(arch, cfg, self.width, parts)
         initialize(self.net, self.ctxs, cfg.seed)
@@ -58,10 +58,11 @@ class RetrainRun:
         sched = retrain_schedule(r, len(self.loaders.full))
         self.loss_fn = self.task.loss(label_smoothing=r.label_smoothing)
         self.trainer = nag_trainer(self.net.collect_params(), r.lr_max, r.momentum, r.wd, 0.0,
-                                   parts.dist.kvstore, lr_scheduler=sched)
+                                   parts.dist, lr_scheduler=sched)
         self.epoch, self.position, self.elapsed = 0, 0, 0.0
         if state is not None:
             self.restore(state)
+        parts.dist.sync_params(self.net.collect_params().values(), "derived network's parameters")
         costs = parts.space.net_cost(arch, cfg, self.width, self.shape[1:], self.task.head_cost(cfg))
         self.cost, self.block_costs = costs["total"], costs["blocks"]
 
@@ -79,7 +80,8 @@ class RetrainRun:
         self.epoch, self.position, self.elapsed = state.epoch, state.position, state.elapsed
 
     def save(self, done: bool = False, result: Optional[Dict[str, Any]] = None) -> None:
-        """Write the checkpoint (the writer process only)."""
+        """Write the checkpoint (the writer process only, once the workers agree on the weights)."""
+        self.parts.dist.check_params(self.net.collect_params().values(), f"retrain epoch {self.epoch}")
         if self.parts.dist.is_writer:
             save_payload(os.path.join(self.run_dir, RETRAIN_CKPT), self.payload(done, result))
 
@@ -91,9 +93,12 @@ class RetrainRun:
             t0 = time.time()
             res = train_epoch(self.net, self.loaders.full, self.trainer, task=self.task, epoch=self.epoch,
                               start=self.position, ctxs=self.ctxs, seed=cfg.seed, aux_weight=r.aux_weight, stop=stop,
-                              show_progress=cfg.progress, desc="retrain", loss_fn=self.loss_fn)
+                              show_progress=cfg.progress, desc="retrain", loss_fn=self.loss_fn,
+                              rank=self.parts.dist.rank)
             self.elapsed += time.time() - t0
-            if not res.finished:
+            if res.finished:
+                self.parts.dist.sum_meters(res.meters)
+            else:
                 self.position = res.position
                 self.save()
                 raise UserError(f"interrupted; checkpoint saved, continue with: dso-nas {resume_command} "
@@ -101,8 +106,7 @@ class RetrainRun:
             rec = {"phase": "retrain", "epoch": self.epoch, **res.metrics["train"], "lr": self.trainer.learning_rate,
                    "seconds": self.elapsed}
             if r.eval_every and (self.epoch + 1) % r.eval_every == 0:
-                rec.update({f"{self.loaders.eval_split}_{k}": v for k, v in evaluate(self.net, self.loaders.test, self.ctxs,
-                                                                task=self.task).items()})
+                rec.update({f"{self.loaders.eval_split}_{k}": v for k, v in self._evaluate().items()})
             if self.parts.dist.is_writer:
                 write_jsonl(self.run_dir, rec)
             LOG.info("retrain epoch %d/%d: %s lr %.4g", self.epoch + 1, r.epochs,
@@ -110,10 +114,15 @@ class RetrainRun:
             self.epoch, self.position = self.epoch + 1, 0
             self.save()
 
+    def _evaluate(self) -> Dict[str, float]:
+        """The metric on the evaluation set (in a distributed run: each worker's shard, summed)."""
+        return evaluate(self.net, self.loaders.test, self.ctxs, task=self.task,
+                        merge=lambda meter: self.parts.dist.sum_meters({"test": meter}))
+
     def result(self) -> Dict[str, Any]:
         """Evaluate on the test set (or the ``data.validation`` hold-out): the ``result.json``
         record (the metrics in :attr:`test`)."""
-        self.test = test = evaluate(self.net, self.loaders.test, self.ctxs, task=self.task)
+        self.test = test = self._evaluate()
         cost, blocks = self.cost, self.block_costs
         return {**self.task.result_fields(test, self.loaders.eval_split), "eval_split": self.loaders.eval_split,
                 "params": cost.params, "flops": cost.flops, "mac": cost.mac, "width_mult": self.width,
@@ -126,7 +135,7 @@ class RetrainRun:
         """Latency of the deployed net (no aux head, dropout or drop path) at batch 1 and
         ``latency.input_size`` on the run's first context, mean of ``latency.runs`` runs
         (TPAMI Table 5), when ``latency.after_retrain`` is on (experiments/imagenet)."""
-        if not self.cfg.latency.after_retrain:
+        if not self.cfg.latency.after_retrain or not self.parts.dist.is_writer:
             return {}
         lat = self.cfg.latency
         net = build_derived(self.arch, inference_config(self.cfg), self.width, self.parts)
@@ -158,19 +167,22 @@ def retrain_in(cfg: CfgNode, run_dir: str, arch: Any, state: Optional[RetrainPay
                resume_command: str = "retrain") -> Dict[str, Any]:
     """The retraining of an opened run folder (``state``: its checkpoint, if resuming)."""
     if state is None:
-        arch = retrain_arch(arch, cfg, parts_of(cfg))  # the file written is the network built
-        save_architecture(arch, os.path.join(run_dir, ARCH_FILE))
+        parts = parts_of(cfg)
+        arch = retrain_arch(arch, cfg, parts)  # the file written is the network built
+        if parts.dist.is_writer:
+            save_architecture(arch, os.path.join(run_dir, ARCH_FILE))
     elif state.done:
         LOG.info("retraining already finished in %s", run_dir)
         return state.result
     run = RetrainRun(cfg, run_dir, arch, state)
     LOG.info("retraining at width %.3f: %d params, %.2fM FLOPs", run.width, run.cost.params, run.cost.flops / 1e6)
-    with StopFlag() as stop:
+    with run.parts.dist.stop_flag() as stop:
         run.train(stop, resume_command)
     result = run.result()
     if run.parts.dist.is_writer:
         ckpt.atomic_write_bytes(os.path.join(run_dir, RESULT_FILE), json.dumps(result, indent=2).encode())
     run.save(done=True, result=result)
-    plot(run_dir)
+    if run.parts.dist.is_writer:
+        plot(run_dir)
     LOG.info("%s %s with %d params", run.loaders.eval_split, run.task.summary(run.test), run.cost.params)
     return result

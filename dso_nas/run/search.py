@@ -42,16 +42,16 @@ class SearchRun:
         self.cfg, self.run_dir = cfg, run_dir
         self.parts = parts = parts_of(cfg)
         self.space, self.task, self.ctxs = parts.space, parts.task, parts.ctxs
-        self.loaders, self.shape = load_data(cfg, retrain=False)
+        self.loaders, self.shape = load_data(cfg, retrain=False, dist=parts.dist)
         self.net = build_supernet(cfg, parts)
         initialize(self.net, self.ctxs, cfg.seed)
         self.net.hybridize(static_alloc=True)
-        kv = parts.dist.kvstore
+        dist = parts.dist
         self.pre_trainer = nag_trainer(self.net.weight_params(), cfg.pretrain.lr, cfg.pretrain.momentum,
-                                       cfg.pretrain.wd, cfg.train.clip_gradient, kv)
+                                       cfg.pretrain.wd, cfg.train.clip_gradient, dist)
         self.w_trainer = nag_trainer(self.net.weight_params(), cfg.search.lr, cfg.search.momentum, cfg.search.wd,
-                                     cfg.train.clip_gradient, kv)
-        self.lam_trainer = lambda_trainer(self.net, cfg, kv)
+                                     cfg.train.clip_gradient, dist)
+        self.lam_trainer = lambda_trainer(self.net, cfg, dist)
         self.phase, self.epoch, self.position = "pretrain", 0, 0
         self.history: List[List[np.ndarray]] = []
         self.unchanged, self.support = 0, None
@@ -63,14 +63,16 @@ class SearchRun:
                                             loss=self.task.loss())
         if state is not None:
             self.restore(state)
+        dist.sync_params(self.net.collect_params().values(), "supernet parameters")
         deployed = inference_config(cfg)  # the latency probe times the net without its training extras
         latency_net = lambda arch: build_derived(arch, deployed, 1.0, parts)  # noqa: E731
-        measure = self._latency_table(latency_net) if cfg.search.budget == "latency" else None
+        measure = self._latency_table(latency_net) if cfg.search.budget == "latency" and dist.is_writer else None
         self.budget = make_budget(cfg.search.budget, space=self.space, net=self.net, trainer=self.lam_trainer,
                                   input_shape=self.shape, gamma=cfg.search.gamma, gamma0=cfg.search.gamma0,
                                   latency_runs=cfg.latency.runs, latency_warmup=cfg.latency.warmup,
                                   latency_input=cfg.latency.input_size, latency_every=cfg.search.latency_every,
-                                  ctx=self.ctxs[0], measure=measure, latency_net=latency_net)
+                                  ctx=self.ctxs[0], measure=measure, latency_net=latency_net,
+                                  share=dist.from_writer)
 
     def _latency_table(self, latency_net):
         """The table-based latency model (``latency.model=table``), its missing entries measured
@@ -111,7 +113,8 @@ class SearchRun:
         self.elapsed = dict(state.elapsed)
 
     def save(self) -> None:
-        """Write the checkpoint (the writer process only)."""
+        """Write the checkpoint (the writer process only, once the workers agree on the weights)."""
+        self.parts.dist.check_params(self.net.collect_params().values(), f"{self.phase} epoch {self.epoch}")
         if self.parts.dist.is_writer:
             save_payload(os.path.join(self.run_dir, SEARCH_CKPT), self.payload())
 
@@ -124,9 +127,10 @@ class SearchRun:
         t0 = time.time()
         res = loop(self.net, task=self.task, epoch=self.epoch, start=self.position, ctxs=self.ctxs,
                    seed=self.cfg.seed, stop=stop, show_progress=self.cfg.progress, executors=self.executors,
-                   **kwargs)
+                   rank=self.parts.dist.rank, **kwargs)
         self.elapsed[phase] += time.time() - t0
         if res.finished:
+            self.parts.dist.sum_meters(res.meters)
             return res
         self.position = res.position
         self.save()
@@ -230,12 +234,13 @@ def search_in(cfg: CfgNode, run_dir: str, state: Optional[SearchPayload], resume
         LOG.info("search already finished in %s", run_dir)
         return run_dir
     run = SearchRun(cfg, run_dir, state)
-    with StopFlag() as stop:
+    with run.parts.dist.stop_flag() as stop:
         finished = _run_pretrain(run, stop) and _run_search(run, stop)
     if not finished:
         raise UserError(f"interrupted; checkpoint saved, continue with: dso-nas {resume_command} --resume {run_dir}")
     _derive(run)
-    plot(run_dir)
+    if run.parts.dist.is_writer:
+        plot(run_dir)
     run.phase = "done"
     run.save()
     return run_dir

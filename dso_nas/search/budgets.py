@@ -258,7 +258,8 @@ def make_budget(kind: str, *, space: Any, net: Any, trainer: mx.gluon.Trainer, i
                 gamma: float, gamma0: float = 0.0, latency_runs: int = 5, latency_warmup: int = 2,
                 latency_input: int = 224, latency_every: int = 1, ctx: Optional[mx.Context] = None,
                 measure: Optional[Measure] = None,
-                latency_net: Optional[Callable[[Any], Any]] = None) -> Budget:
+                latency_net: Optional[Callable[[Any], Any]] = None,
+                share: Optional[Callable[[Measure], Measure]] = None) -> Budget:
     """The budget of ``search.budget``.
 
     Parameters
@@ -283,6 +284,9 @@ def make_budget(kind: str, *, space: Any, net: Any, trainer: mx.gluon.Trainer, i
     latency_net : callable, optional
         ``architecture -> uninitialized network`` that the wall-clock probe times (needed
         for ``"latency"`` without ``measure``).
+    share : callable, optional
+        Wraps the latency measure (a distributed run measures on rank 0 and shares the value:
+        :meth:`dso_nas.engine.distributed.Distributed.from_writer`).
 
     Raises
     ------
@@ -309,5 +313,7 @@ def make_budget(kind: str, *, space: Any, net: Any, trainer: mx.gluon.Trainer, i
 
         def measure(arch: Any) -> float:
             return wall_clock_latency(latency_net(arch), shape, runs=latency_runs, warmup=latency_warmup, ctx=ctx)
+    if share is not None:
+        measure = share(measure)
     return LatencyBudget(trainer, params, deriver=space.lambda_deriver(net), measure=measure, gamma=gamma,
                          gamma0=gamma0, every=latency_every)

@@ -1,7 +1,7 @@
 """What a task provides to the loops, the mirror executor, the builders and the report."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mxnet import gluon
 
@@ -23,6 +23,14 @@ class Metric:
 
     def result(self) -> Dict[str, float]:
         """The figures so far (``loss`` and the task's own), JSON-able."""
+        raise NotImplementedError
+
+    def state(self) -> List[float]:
+        """The running sums as numbers that add up over workers (a distributed run's log)."""
+        raise NotImplementedError
+
+    def load_state(self, state: Sequence[float]) -> None:
+        """Replace the running sums by ``state`` (the sum of the workers' :meth:`state`)."""
         raise NotImplementedError
 
 

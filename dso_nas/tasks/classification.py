@@ -3,7 +3,7 @@ label smoothing) and top-1 / top-5 accuracy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from mxnet import gluon
 
@@ -56,6 +56,15 @@ class AccuracyMeter(Metric):
         self.correct_k += other.correct_k
         self.count += other.count
         self.has_top_k = self.has_top_k or other.has_top_k
+
+    def state(self) -> List[float]:
+        return [self.loss, self.correct, self.correct_k, self.count, float(self.has_top_k)]
+
+    def load_state(self, state: Sequence[float]) -> None:
+        loss, correct, correct_k, count, top_k = state
+        self.loss, self.correct, self.correct_k, self.count = float(loss), int(round(correct)), int(round(correct_k)), \
+            int(round(count))
+        self.has_top_k = top_k > 0
 
     def result(self) -> Dict[str, float]:
         n = max(self.count, 1)
