@@ -22,6 +22,7 @@ from datafiles import write_idx
 from dso_nas.cli import parse_args
 from dso_nas.data.pack import pack_image_folder
 from dso_nas.config import load_config
+from dso_nas.engine.devices import check_global_batch
 from dso_nas.engine.distributed import from_config
 from dso_nas.engine.launch import job_roles, read_hosts
 from dso_nas.errors import ConfigError, UserError
@@ -231,6 +232,13 @@ def test_one_process_seam_is_a_no_op():
 def test_each_worker_draws_its_own_masks():
     assert step_seed(1, 2, 3, 0, rank=0) == step_seed(1, 2, 3)  # rank 0 is the one-process stream
     assert len({step_seed(1, 2, 3, 0, rank=r) for r in range(4)}) == 4
+
+
+def test_the_global_batch_splits_over_contexts_and_workers():
+    cfg = load_config(None, ["train.batch_size=12", "retrain.batch_size=16"])
+    check_global_batch(cfg, num_contexts=2, world=2)
+    with pytest.raises(ConfigError, match="train.batch_size=12 is the global batch .* 2 context.* x 4 worker"):
+        check_global_batch(cfg, num_contexts=2, world=4)
 
 
 def test_meter_state_round_trips():
