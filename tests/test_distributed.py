@@ -217,6 +217,20 @@ def test_a_recordio_search_runs_on_two_workers(tmp_path):
     assert "[worker 1/2] search epoch 1/1" in done.stderr
 
 
+def test_the_latency_budget_is_measured_once_and_shared(tmp_path):
+    """Rank 0 builds the lookup table and measures; the others receive its values, so every
+    worker sets the same γ multipliers (else their λ, and then their weights, would part and
+    the check before the checkpoint would stop the run)."""
+    out, table = tmp_path / "run", tmp_path / "tables"
+    done = _launch(["dso-nas", "search"] + MICRO[:3] + DIST
+                   + ["search.epochs=2", "search.budget=latency", "latency.input_size=28", "latency.runs=2",
+                      "latency.warmup=1", f"latency.table={table}", f"output_dir={out}"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    gamma = json.loads((out / "log.jsonl").read_text().splitlines()[-1])["gamma"]
+    assert gamma["kind"] == "latency" and gamma["measurements"] > 0 and gamma["latency"] > 0
+    assert len(list(table.glob("*.json"))) == 1  # one table, written by rank 0
+
+
 # -- one process: the seam and the command line -------------------------------------------------
 def test_one_process_seam_is_a_no_op():
     dist = from_config(load_config(None, ["train.kvstore=device"]))
