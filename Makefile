@@ -20,7 +20,7 @@ FMNIST_REC ?= runs/imagenet_fmnist/rec
 ARCH ?=
 RUN ?=
 
-.PHONY: install data search study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist dist-micro clean help
+.PHONY: install data search study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro dist-micro clean help
 
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
@@ -31,6 +31,9 @@ help:
 	@echo "make imagenet-search IMAGENET_ROOT=DIR [SCOPE=share|full]  paper ImageNet search (RecordIO)"
 	@echo "make imagenet-retrain IMAGENET_ROOT=DIR ARCH=FILE         paper ImageNet retraining (a CIFAR ARCH transfers)"
 	@echo "make imagenet-fmnist  pack Fashion-MNIST as ImageNet RecordIO into $(FMNIST_REC) (CONFIG=experiments/imagenet/micro_*.yaml)"
+	@echo "make mobile-search IMAGENET_ROOT=DIR TARGET=cpu|gpu   DSO-NAS on the ProxylessNAS space (Table 3)"
+	@echo "make mobile-retrain IMAGENET_ROOT=DIR ARCH=FILE       retrain a mobile-space architecture"
+	@echo "make mobile-micro  the mobile pipeline end to end on Fashion-MNIST RecordIO here (docs/mobile.md)"
 	@echo "make install       create .venv with the pinned CPU requirements (GPU=1: mxnet-cu112)"
 	@echo "make data          install Debian's dataset-fashion-mnist (as root)"
 	@echo "make study         the paper's claims over 3 seeds on Fashion-MNIST (tools/study.py; docs/study.md)"
@@ -97,6 +100,33 @@ imagenet-retrain: install
 imagenet-fmnist: install data
 	$(PY) tools/fashion_mnist_folder.py $(dir $(FMNIST_REC))folder --train 12000 --val 2000
 	$(DSO) pack $(dir $(FMNIST_REC))folder $(FMNIST_REC) --resize 64
+
+# The mobile (ProxylessNAS) space: TARGET picks the CPU or the GPU network structure and latency device.
+TARGET ?= cpu
+mobile-search: install
+	@case "$(TARGET)" in cpu|gpu) ;; *) echo "make: TARGET must be cpu or gpu, got '$(TARGET)'"; exit 2;; esac
+	$(DSO) search --config $(or $(CONFIG),experiments/mobile/search_$(TARGET).yaml) \
+	  $(if $(IMAGENET_ROOT),data.root=$(IMAGENET_ROOT)) $(ARGS)
+
+mobile-retrain: install
+	@test -n "$(ARCH)" || { echo "make: set ARCH=path/to/architecture.yaml"; exit 2; }
+	$(DSO) retrain --config $(or $(CONFIG),experiments/mobile/retrain.yaml) --arch $(ARCH) \
+	  $(if $(IMAGENET_ROOT),data.root=$(IMAGENET_ROOT)) $(ARGS)
+
+# Latency table, search to one op per block, derive, retrain, export and Table 3 at micro scale.
+MOBILE_RUN ?= runs/mobile_micro
+mobile-micro: install data
+	test -f $(FMNIST_REC)/train.rec || $(MAKE) imagenet-fmnist
+	$(DSO) latency --config experiments/mobile/micro_search.yaml data.root=$(FMNIST_REC) $(ARGS)
+	$(DSO) search --config experiments/mobile/micro_search.yaml data.root=$(FMNIST_REC) \
+	  output_dir=$(MOBILE_RUN)/search $(ARGS)
+	$(DSO) latency --config experiments/mobile/micro_search.yaml data.root=$(FMNIST_REC) \
+	  --arch $(MOBILE_RUN)/search/architecture.yaml $(ARGS)
+	$(DSO) retrain --config experiments/mobile/micro_retrain.yaml --arch $(MOBILE_RUN)/search/architecture.yaml \
+	  data.root=$(FMNIST_REC) output_dir=$(MOBILE_RUN)/retrain $(ARGS)
+	$(DSO) export --arch $(MOBILE_RUN)/search/architecture.yaml --config experiments/mobile/micro_retrain.yaml \
+	  --checkpoint $(MOBILE_RUN)/retrain/retrain.ckpt --out $(MOBILE_RUN)/export data.root=$(FMNIST_REC)
+	$(DSO) report $(MOBILE_RUN)/retrain
 
 # Two workers on loopback vs one process on two CPU contexts: the micro search's architectures must match.
 DIST_MICRO := --config tests/golden/micro.yaml data.root=tests/golden/fashion_mnist search.epochs=3 search.gamma=0.25

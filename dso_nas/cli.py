@@ -8,6 +8,7 @@ Every subcommand takes ``--config FILE`` and trailing ``KEY=VALUE`` overrides::
     dso-nas retrain  --config experiments/cifar/retrain.yaml --arch runs/cifar/architecture.yaml
     dso-nas evaluate --checkpoint runs/cifar_retrain/retrain.ckpt
     dso-nas info     --config experiments/cifar/search.yaml --json
+    dso-nas export   --arch runs/cifar/architecture.yaml --checkpoint runs/cifar/retrain --out runs/cifar/export
     dso-nas report   runs/cifar
     dso-nas pack     /data/imagenet-folder /data/imagenet-rec          # ImageFolder -> RecordIO
     dso-nas launch   --workers 2 -- dso-nas search --config ... train.kvstore=dist_sync
@@ -81,6 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--arch", metavar="ARCH_FILE", help="report a derived architecture instead of the supernet")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--latency", action="store_true",
+                   help="with --arch: add the exported net's batch-1 latency (MXNet symbol; onnxruntime if installed)")
+
+    p = _sub(sub, "export", "export a derived network as MXNet symbol/params and ONNX files, checked",
+             "--arch runs/cifar/architecture.yaml --checkpoint runs/cifar/retrain --out runs/cifar/export",
+             "--arch experiments/mobile/reference/mobilenet_v2.yaml --format onnx --out /tmp/mbv2")
+    _add_config_args(p)
+    p.add_argument("--arch", metavar="ARCH_FILE",
+                   help="architecture YAML (optional with --checkpoint, which holds one)")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="a retrain.ckpt, or its run folder; none: seeded initial weights")
+    p.add_argument("--format", default="all", choices=("mxnet", "onnx", "all"), help="files to write (default: all)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: export/ beside the arch or checkpoint)")
+    p.add_argument("--input-size", type=int, metavar="N", help="input side (default: the dataset's)")
+    p.add_argument("--batch", type=int, default=1, metavar="B", help="input batch of the exported graph (default: 1)")
+
+    p = _sub(sub, "latency", "build the latency lookup table of a config's supernet; check the predictor on nets",
+             "--config experiments/mobile/search_cpu.yaml",
+             "--config experiments/mobile/search_gpu.yaml --device gpu --arch runs/mobile_search_gpu/architecture.yaml")
+    _add_config_args(p)
+    p.add_argument("--device", choices=("cpu", "gpu"), help="measure on this device (default: the config's context)")
+    p.add_argument("--arch", action="append", default=[], metavar="ARCH_FILE",
+                   help="also compare the table's prediction with the measured latency of this net (repeatable)")
 
     p = _sub(sub, "report", "our figures of a run folder beside the paper's table row", "runs/fashion_mnist",
              "runs/cifar_retrain --json")
@@ -148,8 +172,30 @@ def _dispatch(args: argparse.Namespace) -> int:
             cmd = [sys.executable, "-m", "dso_nas"] + cmd[1:]
         return launch(cmd, args.workers, args.servers, args.port, args.hosts, args.root_uri)
     if args.command == "info":
-        info = run.info(args.config, args.overrides, arch_path=args.arch)
+        info = run.info(args.config, args.overrides, arch_path=args.arch, latency=args.latency)
         print(json.dumps(info, indent=None if args.json else 2, sort_keys=False))
+        return 0
+    if args.command == "export":
+        from .run.export import FORMATS, export  # noqa: PLC0415
+        from .runlog import setup_logging  # noqa: PLC0415
+
+        setup_logging(None)
+        if args.batch < 1 or (args.input_size is not None and args.input_size < 1):
+            raise UserError("--batch and --input-size must be positive")
+        source = args.arch or args.checkpoint or ""
+        out = args.out or os.path.join(os.path.dirname(os.path.abspath(source)) if os.path.isfile(source)
+                                       else os.path.abspath(source), "export")
+        formats = FORMATS if args.format == "all" else (args.format,)
+        print(json.dumps(export(args.arch, args.checkpoint, args.config, args.overrides, out, formats=formats,
+                                batch=args.batch, input_size=args.input_size, latency=True)))
+        return 0
+    if args.command == "latency":
+        from .run.latency import latency  # noqa: PLC0415
+        from .runlog import setup_logging  # noqa: PLC0415
+
+        setup_logging(None)
+        device = [f"context={args.device}"] if args.device else []
+        print(json.dumps(latency(args.config, [*device, *args.overrides], args.arch)))
         return 0
     if args.command == "pack":
         from .data.pack import pack_image_folder  # noqa: PLC0415

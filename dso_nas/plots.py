@@ -236,7 +236,7 @@ def plot_block_flops(search: Sequence[Record], path: str, stages: Optional[Seque
         bars.bar(blocks, flops[0] / scale, width=0.8, color="#d0d7e1", label=f"search epoch {epochs[0]}")
     bars.bar(blocks, flops[-1] / scale, width=0.55, color="#2b6cb0", label=f"search epoch {epochs[-1]}")
     bars.set_xlim(-0.6, n_blocks - 0.4)
-    bars.set_ylim(0, float(flops.max()) / scale * 1.18)
+    bars.set_ylim(0, max(float(flops.max()) / scale, 1e-9) * 1.18)
     bars.set_xticks(blocks)
     bars.tick_params(axis="x", labelsize=7 if n_blocks > 16 else 9)
     bars.set_xlabel("search block")

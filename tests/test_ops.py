@@ -21,7 +21,8 @@ def _run(block, shape, hybridize=True):
 
 def test_registry_order_and_names():
     assert list(OPS) == ["sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3",
-                         "sep_conv_7x7"]
+                         "sep_conv_7x7", "mbconv_3x3_e3", "mbconv_3x3_e6", "mbconv_5x5_e3", "mbconv_5x5_e6",
+                         "mbconv_7x7_e3", "mbconv_7x7_e6", "mbconv_3x3_e1"]
     assert all(spec.name == name for name, spec in OPS.items())
 
 

@@ -24,11 +24,24 @@ from dso_nas.tasks import TASKS
 
 HW = 8
 SPACE_TASK_OPS = [(s, t, o) for s in SPACES.names() if SPACES.get(s).searchable
-                  for t in TASKS.names() for o in OPS.names()]
+                  for t in TASKS.names() for o in OPS.names()
+                  if SPACES.get(s).op_family in (None, OPS.get(o).family)]
+
+
+def _partner(space, op):
+    """A second op of the space's family, so every supernet block has two ops."""
+    family = SPACES.get(space).op_family
+    if family is None:
+        return ["avg_pool_3x3", op] if op != "avg_pool_3x3" else [op]
+    other = next(n for n in OPS.names() if n != op and family in (None, OPS.get(n).family))
+    return [other, op]
 
 
 def _cfg(space, task, ops):
     return load_config(None, [f"model.space={space}", f"task.name={task}", f"model.ops={list(ops)}",
+                              "model.mobile.first_conv=4", "model.mobile.first_block=4",
+                              "model.mobile.widths=[4, 8]", "model.mobile.depths=[2, 1]",
+                              "model.mobile.strides=[1, 2]", "model.mobile.last_conv=8",
                               "data.name=fashion_mnist", "model.in_channels=1", "model.stem_channels=4",
                               "model.stages=2", "model.blocks=[1, 1]", "model.channels=[4, 8]", "model.levels=2",
                               "model.num_classes=3", "retrain.dropout=0", "retrain.drop_path=0",
@@ -49,7 +62,7 @@ def _forward_backward(net, x, task, label):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_supernet_and_derived_net_build_run_and_cost(space_name, task_name, op, backend):
     space, task = SPACES.get(space_name), TASKS.get(task_name)
-    cfg = _cfg(space_name, task_name, ["avg_pool_3x3", op] if op != "avg_pool_3x3" else [op])
+    cfg = _cfg(space_name, task_name, _partner(space_name, op))
     x = mx.nd.array(np.random.RandomState(0).uniform(size=(2, 1, HW, HW)))
     label = mx.nd.array([0, 2])
     net = space.build_supernet(cfg, backend=backend, head=task.head(cfg, backend))
@@ -96,7 +109,7 @@ def test_every_op_builds_and_costs_at_any_stride_and_width(name, stride):
 def test_config_choices_come_from_the_registries():
     assert load_config(None, ["model.space=normal"]).model.space == "normal"  # alias accepted
     with pytest.raises(ConfigError, match="dense"):
-        load_config(None, ["model.space=mobile"])
+        load_config(None, ["model.space=dartsnet"])
     with pytest.raises(ConfigError, match="classification"):
         load_config(None, ["task.name=detection"])
     with pytest.raises(ConfigError, match=str(list(DATASETS.choices()))[1:-1].split(",")[0]):

@@ -36,6 +36,14 @@ _C.model.aggregation = "fused"  # λ sums: "fused" (one product per level), "per
 _C.model.num_classes = 10  # classifier outputs
 _C.model.bn_eps = 2e-5  # BatchNorm epsilon (release value)
 _C.model.bn_momentum = 0.9  # BatchNorm running-statistics momentum (release value)
+_C.model.mobile = CfgNode()  # the mobile (ProxylessNAS) space's macro (model.space=mobile; §3.1)
+_C.model.mobile.first_conv = 32  # width of the first 3x3 stride-2 conv (ProxylessNAS mobile: 32; GPU/CPU nets: 40)
+_C.model.mobile.first_block = 16  # width of the fixed mbconv_3x3_e1 block after it (GPU/CPU nets: 24)
+_C.model.mobile.widths = [24, 40, 80, 96, 192, 320]  # width of each searchable stage
+_C.model.mobile.depths = [4, 4, 4, 4, 4, 1]  # searchable blocks per stage
+_C.model.mobile.strides = [2, 2, 2, 1, 2, 1]  # stride of each stage's first block
+_C.model.mobile.last_conv = 1280  # width of the 1x1 conv before the pooling and the classifier
+_C.model.mobile.one_op = True  # stop the search once every block keeps at most one op (§4.3); search.epochs caps it
 _C.model.first_shortcut = "identity"  # shortcut of each stage's first derived block: "identity" (paper) or "conv" (release)
 
 _C.data = CfgNode()
@@ -189,4 +197,6 @@ RANGES: Dict[str, Tuple] = {
     "retrain.drop_path": ("[0", "1)"), "retrain.aux_weight": ("[0", None), "retrain.aux_stage": ("[0", None),
     "retrain.target_params": ("[0", None), "retrain.target_flops": ("[0", None), "retrain.width_mult": ("(0", None),
     "retrain.eval_every": ("[0", None), "retrain.width_divisor": ("[1", None),
+    "model.mobile.first_conv": ("[1", None), "model.mobile.first_block": ("[1", None),
+    "model.mobile.widths": ("[1", None), "model.mobile.depths": ("[1", None), "model.mobile.last_conv": ("[1", None),
 }

@@ -14,6 +14,11 @@ Operations of the dense space (the authors' release):
   depthwise/pointwise pair, no leading ReLU (TPAMI §3.1: "conv-batchnorm-ReLU").
 * ``avg_pool_3x3`` / ``max_pool_3x3``: ``3 x 3`` pooling (pad 1; average pooling excludes the
   padding from the count) -> BN -> ReLU; C_in = C_out.
+
+Operations of the mobile space (ProxylessNAS, :mod:`dso_nas.ops.mbconv`):
+
+* ``mbconv_kxk_eE``: MBConv with depthwise kernel ``k`` in 3, 5, 7 and expansion ``E`` in 3, 6;
+  ``mbconv_3x3_e1`` (no expand conv) is the fixed first block of the mobile macro.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from ..registry import Registry
 from .backends import REFERENCE, check_backend
 from .cost import Cost, bn_cost, conv_cost, conv_out_size, pool_cost
 from .layers import BNReLU, DepthwiseConv, pool2d
+from .mbconv import MBConv, mbconv_cost
 
 __all__ = ["OpSpec", "OPS", "SepConv", "PoolBNReLU", "sep_conv_cost", "pool_bn_relu_cost",
            "build_op", "op_cost", "check_ops"]
@@ -180,10 +186,22 @@ def _pool(pool_type: str) -> OpSpec:
     )
 
 
+def _mbconv(kernel: int, expansion: int) -> OpSpec:
+    return OpSpec(
+        name=f"mbconv_{kernel}x{kernel}_e{expansion}", family="mbconv", expansion=float(expansion),
+        builder=lambda ci, co, s, a, eps, mom, backend, **kw: MBConv(ci, co, kernel, expansion, s, a, eps, mom,
+                                                                     backend, **kw),
+        coster=lambda ci, co, h, w, s, a: mbconv_cost(ci, co, kernel, expansion, h, w, s, a),
+    )
+
+
 #: The operation table, in the paper's order (the first four) plus ``sep_conv_7x7`` for the
-#: N = 5 ablation (Tables 8-9).
+#: N = 5 ablation (Tables 8-9), then the mobile space's MBConv ops.
 OPS: Registry[OpSpec] = Registry("operation", "model.ops")
 for _spec in (_sep_conv(3), _sep_conv(5), _pool("avg"), _pool("max"), _sep_conv(7)):
+    OPS.register(_spec.name, _spec)
+#: The mobile space's six MBConv ops (kernel 3, 5, 7 x expansion 3, 6) and its fixed e=1 block.
+for _spec in (*(_mbconv(k, e) for k in (3, 5, 7) for e in (3, 6)), _mbconv(3, 1)):
     OPS.register(_spec.name, _spec)
 
 

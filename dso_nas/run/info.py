@@ -5,14 +5,23 @@ from typing import Any, Dict, Optional, Sequence
 
 from ..config import load_config
 from ..data import dataset_spec
-from ..spaces.archfile import load_architecture
+from ..errors import UserError
+from ..spaces.archfile import architecture_space, load_architecture
 from .build import build_supernet, parts_of, retrain_arch, width_for
 
 __all__ = ["info"]
 
 
-def info(config_path: Optional[str], overrides: Sequence[str] = (), arch_path: Optional[str] = None) -> Dict[str, Any]:
-    """Parameters, FLOPs, MAC and λ counts of the supernet or of a derived architecture."""
+def info(config_path: Optional[str], overrides: Sequence[str] = (), arch_path: Optional[str] = None,
+         latency: bool = False) -> Dict[str, Any]:
+    """Parameters, FLOPs, MAC and λ counts of the supernet or of a derived architecture;
+    ``latency`` adds the exported derived net's batch-1 latency
+    (:func:`dso_nas.run.export.exported_latency`)."""
+    if latency and not arch_path:
+        raise UserError("info --latency needs --arch ARCH_FILE (the latency of a derived network)")
+    if arch_path and not config_path:  # the architecture's own setting (an ImageNet model: 224, 1000 classes)
+        own = load_architecture(arch_path)
+        overrides = [*architecture_space(own).info_overrides(own), *overrides]
     cfg = load_config(config_path, overrides)
     parts = parts_of(cfg)
     side = dataset_spec(cfg.data.name).input_side(cfg)
@@ -25,6 +34,10 @@ def info(config_path: Optional[str], overrides: Sequence[str] = (), arch_path: O
         out.update({"arch": arch_path, "width_mult": width, **cost["total"].as_dict(),
                     "blocks": len(cost["blocks"]), "block_flops": [c.flops for c in cost["blocks"]],
                     **parts.space.arch_info(arch)})
+        if latency:
+            from .export import exported_latency  # noqa: PLC0415 - onnx imports are slow
+
+            out["latency"] = exported_latency(arch_path, config_path, overrides)
         return out
     net = build_supernet(cfg, parts)
     cost = net.cost(hw)

@@ -1,5 +1,6 @@
 """``dso-nas report``: our result beside the paper's row for the same setting: Table 1 (CIFAR-10),
-or Tables 2 and 5 (ImageNet: top-1 / top-5, params, FLOPs; latency at batch 1)."""
+Tables 2 and 5 (ImageNet: top-1 / top-5, params, FLOPs; latency at batch 1), or Table 3 (the
+mobile space, with the reference nets timed in the same call: :mod:`dso_nas.run.table3`)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ from typing import Any, Dict, Tuple
 from ..config import load_config
 from ..errors import UserError
 from ..runlog import CONFIG_NAME, phase_seconds
-from .folder import RESULT_FILE
+from .folder import ARCH_FILE, RESULT_FILE
 
 __all__ = ["PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE5", "STUDY_REFERENCE", "paper_row", "report"]
 
@@ -124,6 +125,15 @@ def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
                          + " | FLOPs " + ", ".join(f"{f / 1e6:.2f}M" for f in result["block_flops"]))
     if result and imagenet:
         lines.append(f"width multiplier {result['width_mult']:.3f}; top-1 accuracy {100 * result['test_acc']:.2f}%")
+    cfg = load_config(os.path.join(run_dir, CONFIG_NAME)) if os.path.exists(os.path.join(run_dir, CONFIG_NAME)) else None
+    arch_path = next((p for p in (os.path.join(run_dir, ARCH_FILE), os.path.join(run_dir, "retrain", ARCH_FILE))
+                      if os.path.exists(p)), None)
+    if cfg is not None and cfg.model.space == "mobile" and arch_path:  # Table 3, timed now
+        from .table3 import table3  # noqa: PLC0415
+
+        extra, figures = table3(cfg, arch_path, result)
+        lines[1:] = extra
+        data.update(figures)
     lines.append(f"search cost here: {seconds['pretrain'] / 3600:.3f} h pre-train + {seconds['search'] / 3600:.3f} h search")
     for key in ("drawings", "plots"):
         if data[key]:

@@ -72,7 +72,7 @@ class SearchRun:
                                   latency_runs=cfg.latency.runs, latency_warmup=cfg.latency.warmup,
                                   latency_input=cfg.latency.input_size, latency_every=cfg.search.latency_every,
                                   ctx=self.ctxs[0], measure=measure, latency_net=latency_net,
-                                  share=dist.from_writer)
+                                  share=dist.from_writer, protect=self.space.protected_lambda(self.net))
 
     def _latency_table(self, latency_net):
         """The table-based latency model (``latency.model=table``), its missing entries measured
@@ -196,6 +196,9 @@ def _run_search(run: SearchRun, stop: StopFlag) -> bool:
         run.epoch, run.position = run.epoch + 1, 0
         if cfg.search.patience and run.unchanged >= cfg.search.patience:
             LOG.info("λ support unchanged for %d epochs: search converged", run.unchanged)
+            run.phase = "derive"
+        elif run.space.search_done(cfg, lambdas):
+            LOG.info("search epoch %d: the %s space's end of search is reached", run.epoch, run.space.name)
             run.phase = "derive"
         run.save()
     if run.phase == "search":

@@ -165,6 +165,8 @@ class Budget:
     def __init__(self, trainer: mx.gluon.Trainer, params: Sequence[mx.gluon.Parameter]) -> None:
         self.trainer = trainer
         self.params = list(params)
+        #: ``λ -> bool arrays`` of λ entries to spare (multiplier 0); set by :func:`make_budget`.
+        self.protect: Optional[Callable[[Sequence[np.ndarray]], List[np.ndarray]]] = None
 
     # -- the pipeline's hooks ------------------------------------------------------------
     def start_epoch(self, epoch: int, lambdas: Sequence[np.ndarray]) -> None:
@@ -174,6 +176,22 @@ class Budget:
     def refresh(self, lambdas: Sequence[np.ndarray]) -> None:
         """Called before λ steps (every ``search.budget_every``); recomputes and applies."""
         self.apply(self.multipliers(lambdas))
+        self.spare(lambdas)
+
+    def spare(self, lambdas: Sequence[np.ndarray]) -> None:
+        """Set the multiplier of the entries :attr:`protect` names to 0 (the space's entries
+        that must not be pruned, e.g. the last op of a mobile block without residual)."""
+        if self.protect is None:
+            return
+        _masks(lambdas, len(self.params))
+        masks = self.protect(lambdas)
+        current = self.in_force()
+        scales = []
+        for scale, keep in zip(current, masks):
+            scale = np.array(scale, dtype=np.float64)
+            scale[np.asarray(keep, bool).reshape(scale.shape)] = 0.0
+            scales.append(scale)
+        self.apply(scales)
 
     def summary(self) -> Dict[str, Any]:
         """The multipliers in force (read from the optimizer), as a small JSON-able dict."""
@@ -259,7 +277,8 @@ def make_budget(kind: str, *, space: Any, net: Any, trainer: mx.gluon.Trainer, i
                 latency_input: int = 224, latency_every: int = 1, ctx: Optional[mx.Context] = None,
                 measure: Optional[Measure] = None,
                 latency_net: Optional[Callable[[Any], Any]] = None,
-                share: Optional[Callable[[Measure], Measure]] = None) -> Budget:
+                share: Optional[Callable[[Measure], Measure]] = None,
+                protect: Optional[Callable[[Sequence[np.ndarray]], List[np.ndarray]]] = None) -> Budget:
     """The budget of ``search.budget``.
 
     Parameters
@@ -284,6 +303,9 @@ def make_budget(kind: str, *, space: Any, net: Any, trainer: mx.gluon.Trainer, i
     latency_net : callable, optional
         ``architecture -> uninitialized network`` that the wall-clock probe times (needed
         for ``"latency"`` without ``measure``).
+    protect : callable, optional
+        ``λ -> bool arrays``: λ entries whose multiplier is held at 0 (the space's
+        :meth:`~dso_nas.spaces.base.SearchSpace.protected_lambda`).
     share : callable, optional
         Wraps the latency measure (a distributed run measures on rank 0 and shares the value:
         :meth:`dso_nas.engine.distributed.Distributed.from_writer`).
@@ -295,6 +317,15 @@ def make_budget(kind: str, *, space: Any, net: Any, trainer: mx.gluon.Trainer, i
     """
     if kind not in BUDGET_KINDS:
         raise ConfigError(f"search.budget must be one of {', '.join(BUDGET_KINDS)}, got {kind!r}")
+    budget = _make(kind, space=space, net=net, trainer=trainer, input_shape=input_shape, gamma=gamma, gamma0=gamma0,
+                   latency_runs=latency_runs, latency_warmup=latency_warmup, latency_input=latency_input,
+                   latency_every=latency_every, ctx=ctx, measure=measure, latency_net=latency_net, share=share)
+    budget.protect = protect
+    return budget
+
+
+def _make(kind: str, *, space, net, trainer, input_shape, gamma, gamma0, latency_runs, latency_warmup, latency_input,
+          latency_every, ctx, measure, latency_net, share) -> Budget:
     params = list(net.lambda_params())
     if kind == "none":
         return Budget(trainer, params)

@@ -123,7 +123,8 @@ class LatencyBudget(Budget):
             self.apply(self.multipliers(lambdas))
 
     def refresh(self, lambdas: Sequence[np.ndarray]) -> None:
-        """Latency multipliers change only at epoch starts."""
+        """Latency multipliers change only at epoch starts (the spared entries before every step)."""
+        self.spare(lambdas)
 
     def summary(self) -> Dict[str, Any]:
         return {"kind": self.kind, **self.last, "scale": _stats(self.in_force()),

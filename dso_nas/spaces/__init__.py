@@ -6,7 +6,8 @@
   search (``searchable = False``), retrained like a derived architecture
   (:mod:`dso_nas.spaces.reference`).
 
-The mobile (ProxylessNAS) space lands as ``spaces/mobile/`` plus one line below.
+* ``mobile`` (alias ``proxyless``): ProxylessNAS's MBConv backbone, one λ per op of every block
+  (TPAMI §3.1 "Mobile Setting"; :mod:`dso_nas.spaces.mobile`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ SPACES.register(DenseSpace.name, DenseSpace(), aliases=DenseSpace.aliases)
 from .reference import CifarResNetSpace  # noqa: E402
 
 SPACES.register(CifarResNetSpace.name, CifarResNetSpace())
+from .mobile import MobileSpace  # noqa: E402
+
+SPACES.register(MobileSpace.name, MobileSpace(), aliases=MobileSpace.aliases)
 
 
 def get_space(name: str) -> SearchSpace:

@@ -14,7 +14,8 @@ import yaml
 
 from ..errors import ArchitectureError, ConfigError
 
-__all__ = ["architecture_yaml", "save_architecture", "load_architecture", "architecture_from_dict"]
+__all__ = ["architecture_yaml", "save_architecture", "load_architecture", "architecture_from_dict",
+           "architecture_space"]
 
 
 class _FlowDict(dict):
@@ -104,3 +105,10 @@ def load_architecture(path: str) -> Any:
         return architecture_from_dict(data)
     except ArchitectureError as e:
         raise ArchitectureError(f"architecture file {path}: {e}") from None
+
+
+def architecture_space(arch: Any) -> Any:
+    """The registered space an architecture (from :func:`load_architecture`) belongs to."""
+    from . import SPACES  # noqa: PLC0415
+
+    return SPACES.get(arch.to_dict()["space"])

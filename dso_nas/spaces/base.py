@@ -71,6 +71,8 @@ class SearchSpace:
     baseline_kinds: Tuple[str, ...] = ()
     #: False for a hand-designed reference: only the architecture methods work.
     searchable: bool = True
+    #: The op family (:attr:`~dso_nas.ops.OpSpec.family`) ``model.ops`` must come from; ``None``: any.
+    op_family: Optional[str] = None
 
     # -- config --------------------------------------------------------------------------
     def check_config(self, cfg: Any) -> None:
@@ -88,6 +90,16 @@ class SearchSpace:
     def derive(self, cfg: Any, lambdas: Sequence[np.ndarray], meta: Dict[str, Any]) -> Any:
         """The architecture the λ iterates leave (zero λ removed)."""
         raise NotImplementedError
+
+    def search_done(self, cfg: Any, lambdas: Sequence[np.ndarray]) -> bool:
+        """Whether the λ reached the space's own end of search (checked after every epoch;
+        ``search.epochs`` stays the cap). Default: never."""
+        return False
+
+    def protected_lambda(self, net: HybridBlock) -> Optional[Callable[[Sequence[np.ndarray]], List[np.ndarray]]]:
+        """``λ -> per-parameter bool arrays`` of λ entries the budgets must not penalise
+        (their γ multiplier is set to 0), or ``None`` (the default: none)."""
+        return None
 
     def search_report(self, net: HybridBlock, input_hw: Tuple[int, int],
                       lambdas: Sequence[np.ndarray]) -> Dict[str, Any]:
@@ -136,6 +148,11 @@ class SearchSpace:
                  head_cost: Optional[HeadCost]) -> Dict[str, Any]:
         """Analytic cost of :meth:`build_net`'s network: ``total``, ``blocks``, ``widths``..."""
         raise NotImplementedError
+
+    def info_overrides(self, arch: Any) -> List[str]:
+        """``KEY=VALUE`` settings ``dso-nas info --arch`` uses when no ``--config`` is given (the
+        architecture's own dataset and classes); none by default."""
+        return []
 
     def arch_info(self, arch: Any) -> Dict[str, Any]:
         """``dso-nas info --arch`` figures beyond the cost (kept ops...)."""
