@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any
+from typing import Any, Dict, Set
 
 import yaml
 
 from ..errors import ArchitectureError, ConfigError
 
 __all__ = ["architecture_yaml", "save_architecture", "load_architecture", "architecture_from_dict",
-           "architecture_space"]
+           "architecture_space", "check_file_keys"]
 
 
 class _FlowDict(dict):
@@ -112,3 +112,12 @@ def architecture_space(arch: Any) -> Any:
     from . import SPACES  # noqa: PLC0415
 
     return SPACES.get(arch.to_dict()["space"])
+
+
+def check_file_keys(data: Dict[str, Any], space: str, version: int, keys: Set[str]) -> None:
+    """``ArchitectureError`` on a key outside ``keys`` or a ``version`` other than ``version``."""
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        raise ArchitectureError(f"unknown key(s) {unknown} in a {space} architecture; valid: {sorted(keys)}")
+    if data.get("version") != version:
+        raise ArchitectureError(f"{space} architecture version must be {version}, got {data.get('version')!r}")

@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from ..models.heads import HeadCost, HeadFactory
 from ..ops import Cost
 
-__all__ = ["SearchSpace", "BudgetBlock", "LambdaDeriver", "HeadFactory", "HeadCost"]
+__all__ = ["SearchSpace", "BudgetBlock", "LambdaDeriver", "HeadFactory", "HeadCost", "check_plain_arch"]
 
 
 @dataclass(frozen=True)
@@ -170,3 +170,16 @@ class SearchSpace:
     def kept_rate(self, arch: Any) -> float:
         """Fraction of the supernet's λ connections an architecture keeps."""
         raise NotImplementedError
+
+
+def check_plain_arch(space: str, kind: type, arch: Any, cfg: Any) -> None:
+    """The retraining checks of a space without auxiliary head or drop path: the file is of
+    ``kind``, reads ``model.in_channels`` channels, and ``cfg`` asks for neither (``ConfigError``)."""
+    if not isinstance(arch, kind):
+        raise ConfigError(f"model.space={space} retrains {space} architecture files only")
+    if arch.in_channels != cfg.model.in_channels:
+        raise ConfigError(f"the architecture reads {arch.in_channels}-channel images but "
+                          f"model.in_channels={cfg.model.in_channels} ({cfg.data.name})")
+    if cfg.retrain.aux_weight > 0 or cfg.retrain.drop_path > 0:
+        raise ConfigError(f"the {space} space has no auxiliary head and no drop path: set retrain.aux_weight=0 "
+                          f"and retrain.drop_path=0")

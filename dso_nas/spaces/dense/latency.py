@@ -30,7 +30,7 @@ import numpy as np
 from mxnet.gluon import HybridBlock, nn
 
 from ...ops import REFERENCE, BNReLU, build_op, check_backend
-from ...search.latency_table import Entry, LatencyTable
+from ...search.latency_table import Entry, LatencyTable, Noop
 from .arch import Architecture, Layout
 from .cell import Cell
 
@@ -44,13 +44,6 @@ class _Sum(HybridBlock):
 
     def hybrid_forward(self, F, *xs):
         return F.add_n(*xs)
-
-
-class _Noop(HybridBlock):
-    """A copy of its input: the cost of calling a piece alone."""
-
-    def hybrid_forward(self, F, x):
-        return F.identity(x)
 
 
 class _Reduce(HybridBlock):
@@ -115,7 +108,7 @@ class DenseLatencyModel:
         for shape in dict.fromkeys(self.block_shapes):
             c, h, w = shape
             x = (1, c, h, w)
-            out.append((f"noop|{_shape_key(shape)}", _Noop, [x]))
+            out.append((f"noop|{_shape_key(shape)}", Noop, [x]))
             for name in self.layout.ops:
                 out.append((f"op:{name}|{_shape_key(shape)}|s1",
                             lambda name=name, c=c: build_op(name, c, 1, True, backend=b), [x]))

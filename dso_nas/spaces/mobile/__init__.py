@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...ops import OPS
-from ..base import BudgetBlock, HeadCost, HeadFactory, LambdaDeriver, SearchSpace
+from ..base import BudgetBlock, HeadCost, HeadFactory, LambdaDeriver, SearchSpace, check_plain_arch
 from .arch import SKIP, SPACE, Macro, MobileArchitecture
 from .net import MobileNet, mobile_cost
 from .supernet import MobileSuperNet
@@ -168,14 +168,7 @@ class MobileSpace(SearchSpace):
         return MobileArchitecture.from_dict(data)
 
     def check_arch(self, arch: Any, cfg: Any) -> None:
-        if not isinstance(arch, MobileArchitecture):
-            raise ConfigError(f"model.space={SPACE} retrains {SPACE} architecture files only")
-        if arch.in_channels != cfg.model.in_channels:
-            raise ConfigError(f"the architecture reads {arch.in_channels}-channel images but "
-                              f"model.in_channels={cfg.model.in_channels} ({cfg.data.name})")
-        if cfg.retrain.aux_weight > 0 or cfg.retrain.drop_path > 0:
-            raise ConfigError(f"the {SPACE} space has no auxiliary head and no drop path: set retrain.aux_weight=0 "
-                              f"and retrain.drop_path=0")
+        check_plain_arch(SPACE, MobileArchitecture, arch, cfg)
 
     def build_net(self, arch: MobileArchitecture, cfg: Any, *, width_mult: float, backend: str,
                   head: Optional[HeadFactory]) -> MobileNet:

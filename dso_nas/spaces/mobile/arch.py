@@ -7,12 +7,13 @@ or ``"skip"`` (ProxylessNAS's zero op), allowed only where the block has its res
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
 from ...errors import ArchitectureError
 from ...ops import OPS
+from ..archfile import check_file_keys
+from ..dense.derived import scaled_width
 
 __all__ = ["SPACE", "VERSION", "SKIP", "FIXED_OP", "Macro", "BlockPlan", "MobileArchitecture", "scaled_width"]
 
@@ -24,11 +25,6 @@ SKIP = "skip"
 FIXED_OP = "mbconv_3x3_e1"
 _KEYS = {"version", "space", "in_channels", "first_conv", "first_block", "last_conv", "stages", "meta"}
 _STAGE_KEYS = {"width", "stride", "blocks"}
-
-
-def scaled_width(channels: int, width_mult: float, divisor: int = 8) -> int:
-    """``channels·width_mult`` rounded to the nearest multiple of ``divisor`` (at least ``divisor``)."""
-    return divisor * max(1, int(math.floor(channels * width_mult / divisor + 0.5)))
 
 
 @dataclass(frozen=True)
@@ -145,11 +141,7 @@ class MobileArchitecture:
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "MobileArchitecture":
         """Validate the file form (``ArchitectureError`` naming the bad key)."""
-        unknown = sorted(set(data) - _KEYS)
-        if unknown:
-            raise ArchitectureError(f"unknown key(s) {unknown} in a {SPACE} architecture; valid: {sorted(_KEYS)}")
-        if data.get("version") != VERSION:
-            raise ArchitectureError(f"{SPACE} architecture version must be {VERSION}, got {data.get('version')!r}")
+        check_file_keys(data, SPACE, VERSION, _KEYS)
         ints = {}
         for key, default in (("in_channels", 3), ("first_conv", None), ("first_block", None), ("last_conv", None)):
             v = data.get(key, default)

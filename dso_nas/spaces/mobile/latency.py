@@ -22,16 +22,11 @@ import numpy as np
 from mxnet.gluon import HybridBlock
 
 from ...ops import REFERENCE, check_backend, conv_out_size
-from ...search.latency_table import Entry, LatencyTable
+from ...search.latency_table import Entry, LatencyTable, Noop
 from .arch import SKIP, BlockPlan, Macro, MobileArchitecture
 from .net import MobileBlock, stem_cost
 
 __all__ = ["MobileLatencyModel", "block_key"]
-
-
-class _Noop(HybridBlock):
-    def hybrid_forward(self, F, x):
-        return F.identity(x)
 
 
 def block_key(plan: BlockPlan, op: str, h: int, w: int) -> str:
@@ -80,7 +75,7 @@ class MobileLatencyModel:
         out: List[Entry] = [(self.fixed_key, lambda: self.build_net(self.base), [self.input_shape])]
         for plan, (h, w) in zip(self.plans, self.hw):
             x = (1, plan.c_in, h, w)
-            out.append((f"noop|c{plan.c_in}|h{h}|w{w}", _Noop, [x]))
+            out.append((f"noop|c{plan.c_in}|h{h}|w{w}", Noop, [x]))
             for op in self.ops:
                 out.append((block_key(plan, op, h, w),
                             lambda plan=plan, op=op: MobileBlock(plan, op, backend=self.backend), [x]))

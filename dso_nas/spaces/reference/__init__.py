@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Tuple
 
 from ...errors import ConfigError
-from ..base import HeadCost, HeadFactory, SearchSpace
+from ..base import HeadCost, HeadFactory, SearchSpace, check_plain_arch
 from .resnet import SPACE, CifarResNet, ResNetArchitecture, resnet_cost
 
 __all__ = ["CifarResNetSpace", "ResNetArchitecture", "CifarResNet"]
@@ -37,14 +37,7 @@ class CifarResNetSpace(SearchSpace):
         return ResNetArchitecture.from_dict(data)
 
     def check_arch(self, arch: Any, cfg: Any) -> None:
-        if not isinstance(arch, ResNetArchitecture):
-            raise ConfigError(f"model.space={SPACE} retrains {SPACE} architecture files only")
-        if arch.in_channels != cfg.model.in_channels:
-            raise ConfigError(f"the architecture reads {arch.in_channels}-channel images but "
-                              f"model.in_channels={cfg.model.in_channels} ({cfg.data.name})")
-        if cfg.retrain.aux_weight > 0 or cfg.retrain.drop_path > 0:
-            raise ConfigError(f"{SPACE} has no auxiliary head and no drop path: set retrain.aux_weight=0 "
-                              f"and retrain.drop_path=0")
+        check_plain_arch(SPACE, ResNetArchitecture, arch, cfg)
 
     def build_net(self, arch: ResNetArchitecture, cfg: Any, *, width_mult: float, backend: str,
                   head: Optional[HeadFactory]) -> CifarResNet:

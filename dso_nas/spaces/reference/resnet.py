@@ -10,6 +10,7 @@ from mxnet.gluon import HybridBlock
 from ...errors import ArchitectureError
 from ...models.heads import Classifier, HeadCost, HeadFactory, classifier_cost
 from ...ops import REFERENCE, Cost, bn_cost, check_backend, conv_cost, conv_out_size, sum_cost
+from ..archfile import check_file_keys
 from ..dense.derived import scaled_width
 
 __all__ = ["SPACE", "VERSION", "ResNetArchitecture", "CifarResNet", "resnet_cost"]
@@ -37,11 +38,7 @@ class ResNetArchitecture:
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ResNetArchitecture":
         """Validate the file form (``ArchitectureError`` naming the bad key)."""
-        unknown = sorted(set(data) - _KEYS)
-        if unknown:
-            raise ArchitectureError(f"unknown key(s) {unknown} in a {SPACE} architecture; valid: {sorted(_KEYS)}")
-        if data.get("version") != VERSION:
-            raise ArchitectureError(f"{SPACE} architecture version must be {VERSION}, got {data.get('version')!r}")
+        check_file_keys(data, SPACE, VERSION, _KEYS)
         layers, channels = data.get("layers"), data.get("channels")
         if not _positive_ints(layers) or not layers:
             raise ArchitectureError(f"'layers' must be a non-empty list of positive integers, got {layers!r}")
