@@ -19,11 +19,11 @@ from ..engine import StopFlag, evaluate, train_epoch
 from ..errors import UserError
 from ..runlog import write_jsonl
 from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture
-from ..search.latency import wall_clock_latency
 from ..search.latency_table import device_key
 from . import checkpoint as ckpt
 from .build import (build_derived, inference_config, initialize, load_data, nag_trainer, parts_of, retrain_arch,
                     retrain_schedule, width_for)
+from .isolated import isolated_latency
 from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run
 from .payloads import RetrainPayload, save_payload
 from .plotting import plot
@@ -138,9 +138,10 @@ class RetrainRun:
         if not self.cfg.latency.after_retrain or not self.parts.dist.is_writer:
             return {}
         lat = self.cfg.latency
-        net = build_derived(self.arch, inference_config(self.cfg), self.width, self.parts)
         shape = (1, self.shape[0], lat.input_size, lat.input_size)
-        ms = wall_clock_latency(net, shape, runs=lat.runs, warmup=lat.warmup, ctx=self.ctxs[0])
+        # a fresh process: this one's RecordIO decoding threads would slow the probe (run/isolated.py)
+        ms = isolated_latency(self.arch, inference_config(self.cfg), self.width, self.parts.backend, shape,
+                              runs=lat.runs, warmup=lat.warmup)
         return {"latency_ms": ms, "latency_input": lat.input_size,
                 "latency_device": device_key(self.ctxs[0], self.parts.backend)}
 
