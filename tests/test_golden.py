@@ -21,7 +21,9 @@ registries; ``GenuineIntel`` written by issue 12's code); on a vendor without a 
 are skipped with that reason. CPUs of one vendor differ too (an AMD EPYC of family 26, Zen 5,
 gave other λ than the set written on an earlier EPYC), so a set may also be keyed by
 ``vendor-family-model`` (:func:`cpu_kind`), which wins over the vendor's set;
-``AuthenticAMD-26-2`` was written by issue 14 from the code on main before its changes.
+``AuthenticAMD-26-2`` was written by issue 14 from the code on main before its changes, and
+``AuthenticAMD-25-17`` (an EPYC of family 25, Zen 3, whose λ differ from the vendor set in the
+fourth digit) by issue 16 the same way.
 ``python tests/test_golden.py`` writes this machine's set under its ``cpu_kind``.
 Fields added after a set was written are left out of the comparison, by name (:data:`LATER`):
 the top-5 figures of issue 13; every figure the files hold is still compared.
