@@ -20,7 +20,7 @@ FMNIST_REC ?= runs/imagenet_fmnist/rec
 ARCH ?=
 RUN ?=
 
-.PHONY: install data search study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro dist-micro clean help
+.PHONY: install data search study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro clean help
 
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
@@ -39,6 +39,9 @@ help:
 	@echo "make study         the paper's claims over 3 seeds on Fashion-MNIST (tools/study.py; docs/study.md)"
 	@echo "make bench         search-step speed and memory (tools/bench_step.py; see BENCHMARKS.md)"
 	@echo "make bench-data    ImageNet loader: decoded + augmented images/s at 224x224 (tools/bench_data.py)"
+	@echo "make voc-search COCO_ROOT=DIR [IMAGENET_ROOT=DIR]      segmentation search under DeepLabv3 (Table 4)"
+	@echo "make voc-retrain VOC_ROOT=DIR ARCH=FILE [COCO_ROOT=DIR] [IMAGENET_ROOT=DIR]  segmentation retraining stages"
+	@echo "make voc-micro     the segmentation search and retraining on Fashion-MNIST items in VOC's layout (docs/segmentation.md)"
 	@echo "make dist-micro    a 2-worker dist_sync micro search on loopback vs one process (docs/distributed.md)"
 	@echo "make clean         remove .venv and build litter"
 	@echo "ARGS='key=value ...' adds config overrides to any run target"
@@ -69,7 +72,7 @@ STUDY ?= experiments/study/fashion_mnist.yaml
 study: install data
 	$(PY) tools/study.py $(STUDY) $(ARGS)
 
-test: install
+test: install data
 	$(PY) -m pytest -q tests
 
 bench: install
@@ -127,6 +130,46 @@ mobile-micro: install data
 	$(DSO) export --arch $(MOBILE_RUN)/search/architecture.yaml --config experiments/mobile/micro_retrain.yaml \
 	  --checkpoint $(MOBILE_RUN)/retrain/retrain.ckpt --out $(MOBILE_RUN)/export data.root=$(FMNIST_REC)
 	$(DSO) report $(MOBILE_RUN)/retrain
+
+# PASCAL VOC (TPAMI §4.4). The ImageNet stages run when IMAGENET_ROOT is given; the retraining
+# runs COCO+SBD+VOC (with COCO_ROOT), SBD+VOC (when VOC_ROOT holds VOCaug/), then VOC, each
+# stage starting from the weights of the one before (train.init).
+COCO_ROOT ?=
+VOC_ROOT ?=
+VOC_RUN ?= runs/voc
+voc-search: install
+	@test -n "$(COCO_ROOT)$(filter data.root=%,$(ARGS))" || { echo "make: set COCO_ROOT=DIR (annotations/, train2017/)"; exit 2; }
+	$(if $(IMAGENET_ROOT),$(DSO) search --config experiments/voc/imagenet_pretrain.yaml data.root=$(IMAGENET_ROOT) \
+	  output_dir=$(VOC_RUN)/imagenet_pretrain,@echo "voc-search: no IMAGENET_ROOT, searching without the ImageNet pre-training")
+	$(DSO) search --config $(or $(CONFIG),experiments/voc/search.yaml) output_dir=$(VOC_RUN)/search \
+	  $(if $(COCO_ROOT),data.root=$(COCO_ROOT)) $(if $(IMAGENET_ROOT),train.init=$(VOC_RUN)/imagenet_pretrain/search.ckpt) $(ARGS)
+
+voc-retrain: install
+	@test -n "$(ARCH)" || { echo "make: set ARCH=path/to/architecture.yaml"; exit 2; }
+	@test -n "$(VOC_ROOT)" || { echo "make: set VOC_ROOT=DIR (the folder holding VOC2012/)"; exit 2; }
+	set -e; init=""; \
+	if [ -n "$(IMAGENET_ROOT)" ]; then $(DSO) retrain --config experiments/voc/imagenet_retrain.yaml --arch $(ARCH) \
+	  data.root=$(IMAGENET_ROOT) output_dir=$(VOC_RUN)/retrain_imagenet; init=train.init=$(VOC_RUN)/retrain_imagenet/retrain.ckpt; fi; \
+	if [ -n "$(COCO_ROOT)" ]; then $(DSO) retrain --config experiments/voc/retrain_coco.yaml --arch $(ARCH) data.root=$(COCO_ROOT) \
+	  'data.extra=[voc_aug:$(VOC_ROOT)]' output_dir=$(VOC_RUN)/retrain_coco $$init $(ARGS); init=train.init=$(VOC_RUN)/retrain_coco/retrain.ckpt; fi; \
+	if [ -d "$(VOC_ROOT)/VOCaug" ]; then $(DSO) retrain --config experiments/voc/retrain_aug.yaml --arch $(ARCH) data.root=$(VOC_ROOT) \
+	  output_dir=$(VOC_RUN)/retrain_aug $$init $(ARGS); init=train.init=$(VOC_RUN)/retrain_aug/retrain.ckpt; fi; \
+	$(DSO) retrain --config experiments/voc/retrain.yaml --arch $(ARCH) data.root=$(VOC_ROOT) output_dir=$(VOC_RUN)/retrain_voc $$init $(ARGS)
+	$(DSO) report $(VOC_RUN)/retrain_voc
+
+# Real Fashion-MNIST items pasted on 64×64 canvases, written in VOC2012's layout (and SBD's).
+VOC_FMNIST ?= runs/voc_fmnist
+voc-fmnist: install data
+	$(PY) tools/fashion_mnist_voc.py $(VOC_FMNIST) --train 2000 --val 500 --side 64
+
+# The segmentation search and retraining at micro scale here, through GluonCV's VOC reader, loss and metric.
+VOC_MICRO ?= runs/voc_micro
+voc-micro: install data
+	test -f $(VOC_FMNIST)/VOC2012/ImageSets/Segmentation/val.txt || $(MAKE) voc-fmnist
+	$(DSO) search --config experiments/voc/micro_search.yaml data.root=$(VOC_FMNIST) output_dir=$(VOC_MICRO)/search $(ARGS)
+	$(DSO) retrain --config experiments/voc/micro_retrain.yaml --arch $(VOC_MICRO)/search/architecture.yaml \
+	  data.root=$(VOC_FMNIST) output_dir=$(VOC_MICRO)/retrain $(ARGS)
+	$(DSO) report $(VOC_MICRO)/retrain
 
 # Two workers on loopback vs one process on two CPU contexts: the micro search's architectures must match.
 DIST_MICRO := --config tests/golden/micro.yaml data.root=tests/golden/fashion_mnist search.epochs=3 search.gamma=0.25

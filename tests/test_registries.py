@@ -37,12 +37,17 @@ def _partner(space, op):
     return [other, op]
 
 
+#: A dataset with each task's labels (the config refuses a mismatch); only its input side is read.
+DATA_FOR = {task: next(n for n, spec in DATASETS.items() if spec.task == task) for task in TASKS.names()}
+
+
 def _cfg(space, task, ops):
     return load_config(None, [f"model.space={space}", f"task.name={task}", f"model.ops={list(ops)}",
+                              f"data.name={DATA_FOR[task]}", f"data.image_size={HW}",
                               "model.mobile.first_conv=4", "model.mobile.first_block=4",
                               "model.mobile.widths=[4, 8]", "model.mobile.depths=[2, 1]",
                               "model.mobile.strides=[1, 2]", "model.mobile.last_conv=8",
-                              "data.name=fashion_mnist", "model.in_channels=1", "model.stem_channels=4",
+                              "model.in_channels=1", "model.stem_channels=4",
                               "model.stages=2", "model.blocks=[1, 1]", "model.channels=[4, 8]", "model.levels=2",
                               "model.num_classes=3", "retrain.dropout=0", "retrain.drop_path=0",
                               "retrain.aux_weight=0"])
@@ -64,18 +69,18 @@ def test_supernet_and_derived_net_build_run_and_cost(space_name, task_name, op, 
     space, task = SPACES.get(space_name), TASKS.get(task_name)
     cfg = _cfg(space_name, task_name, _partner(space_name, op))
     x = mx.nd.array(np.random.RandomState(0).uniform(size=(2, 1, HW, HW)))
-    label = mx.nd.array([0, 2])
+    label = mx.nd.array(np.random.RandomState(1).randint(0, 3, task.label_shape(2, HW, HW)))
     net = space.build_supernet(cfg, backend=backend, head=task.head(cfg, backend))
     net.initialize(mx.init.Xavier())
     net.hybridize(static_alloc=True)
-    assert _forward_backward(net, x, task, label).shape == (2, 3)
+    assert _forward_backward(net, x, task, label).shape[:2] == (2, 3)
     lambdas = [np.random.RandomState(i).uniform(size=p.shape) * (np.arange(p.shape[0]) % 3 != 0)
                for i, p in enumerate(net.lambda_params())]
     arch = architecture_from_dict(space.derive(cfg, lambdas, {}).to_dict())
     derived = space.build_net(arch, cfg, width_mult=1.0, backend=backend, head=task.head(cfg, backend))
     derived.initialize(mx.init.Xavier())
     derived.hybridize(static_alloc=True)
-    assert _forward_backward(derived, x, task, label).shape == (2, 3)
+    assert _forward_backward(derived, x, task, label).shape[:2] == (2, 3)
     if backend == "reference":  # the cost model is checked on the reference form
         assert graph_cost(net, (1, 1, HW, HW)).params == net.cost((HW, HW))["total"].params
         measured = graph_cost(derived, (1, 1, HW, HW))
@@ -113,7 +118,9 @@ def test_config_choices_come_from_the_registries():
     with pytest.raises(ConfigError, match="classification"):
         load_config(None, ["task.name=detection"])
     with pytest.raises(ConfigError, match=str(list(DATASETS.choices()))[1:-1].split(",")[0]):
-        load_config(None, ["data.name=coco"])
+        load_config(None, ["data.name=cityscapes"])
+    with pytest.raises(ConfigError, match="data.name=voc has segmentation labels: set task.name=segmentation"):
+        load_config(None, ["data.name=voc"])
     with pytest.raises(ConfigError, match="model.ops"):
         load_config(None, ["model.ops=[sep_conv_3x3, conv_9x9]"])
 

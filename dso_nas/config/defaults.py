@@ -19,7 +19,8 @@ _C.progress = True  # tqdm progress bars on long loops (always off when stderr i
 _C.context = "cpu"  # devices: "cpu", "gpu" (= gpu:0), "gpu:0,1" for several GPUs, "cpu:0,1" (tests)
 
 _C.task = CfgNode()
-_C.task.name = "classification"  # task (dso_nas.tasks.TASKS): loss, metric and head
+_C.task.name = "classification"  # task (dso_nas.tasks.TASKS): "classification" or "segmentation" (DeepLabv3 head, mIoU)
+_C.task.aspp_rates = [6, 12, 18]  # segmentation: atrous rates of the ASPP's three 3x3 branches (DeepLabv3 at output stride 16)
 
 _C.model = CfgNode()
 _C.model.space = "dense"  # search space (dso_nas.spaces.SPACES): "dense" = M levels x N ops (§3.1); alias "normal"
@@ -44,10 +45,11 @@ _C.model.mobile.depths = [4, 4, 4, 4, 4, 1]  # searchable blocks per stage
 _C.model.mobile.strides = [2, 2, 2, 1, 2, 1]  # stride of each stage's first block
 _C.model.mobile.last_conv = 1280  # width of the 1x1 conv before the pooling and the classifier
 _C.model.mobile.one_op = True  # stop the search once every block keeps at most one op (§4.3); search.epochs caps it
+_C.model.output_stride = 0  # stride of the last map: 0 = every reduction strided; 16 = DeepLabv3's atrous backbone (§4.4)
 _C.model.first_shortcut = "identity"  # shortcut of each stage's first derived block: "identity" (paper) or "conv" (release)
 
 _C.data = CfgNode()
-_C.data.name = "cifar10"  # dataset (dso_nas.data.DATASETS): "fashion_mnist" or "cifar10"
+_C.data.name = "cifar10"  # dataset (dso_nas.data.DATASETS): fashion_mnist, cifar10, imagenet, voc, voc_aug, coco
 _C.data.root = ""  # dataset folder; "" = the dataset's default location (Fashion-MNIST: Debian's)
 _C.data.limit = 0  # use only the first K training images (0 = all)
 _C.data.search_limit = 0  # pre-training and search use only the first K training images (0 = data.limit)
@@ -56,7 +58,9 @@ _C.data.weight_fraction = 0.5  # share of the training set in D_w; the rest is D
 _C.data.cutout = 16  # cutout square side for retraining (0 = off); never used in search
 _C.data.augment = True  # pad-4 random crop + horizontal flip on training batches
 _C.data.test_limit = 0  # evaluate on only the first K test images (0 = all; for smoke runs)
-_C.data.image_size = 224  # RecordIO (ImageNet): side of the training crop and of the evaluation centre crop
+_C.data.image_size = 224  # RecordIO: training crop and evaluation centre crop side; segmentation: crop and evaluation pad side
+_C.data.base_size = 520  # segmentation: long side GluonCV's random scale (0.5-2x) starts from before the crop (GluonCV: 520)
+_C.data.extra = []  # segmentation: more training sets added to data.name's, each "name:root" (§4.4 stage 1: COCO + SBD + VOC)
 _C.data.resize = 256  # RecordIO: evaluation resizes the short side to this before the centre crop
 _C.data.min_area = 0.08  # RecordIO: smallest area fraction of the random-resized crop (fb.resnet: 0.08)
 _C.data.jitter = 0.4  # RecordIO: brightness, contrast and saturation jitter (fb.resnet: 0.4)
@@ -70,6 +74,7 @@ _C.train.eval_batch_size = 256  # batch size for evaluation
 _C.train.fix_gamma = True  # BN γ fixed to 1 while pre-training and searching (§4.1)
 _C.train.clip_gradient = 2.0  # element-wise gradient clipping for weights and λ (release: 2.0); 0 = off
 _C.train.mirror = False  # mirror (sublinear-memory) training of the supernet
+_C.train.init = ""  # checkpoint (search.ckpt / retrain.ckpt) whose same-named, same-shaped weights start the net (ImageNet backbone)
 _C.train.kvstore = "local"  # gradient sums: "local"/"device" (one process), "dist_sync"/"dist_device_sync" (workers of dso-nas launch)
 
 _C.pretrain = CfgNode()
@@ -104,7 +109,7 @@ _C.latency.after_retrain = False  # time the retrained net (batch 1, latency.inp
 
 _C.retrain = CfgNode()
 _C.retrain.epochs = 630  # retraining epochs (paper: 630 = SGDR 10+20+40+80+160+320)
-_C.retrain.schedule = "sgdr"  # learning rate: "sgdr" (CIFAR, lr_max..lr_min) or "linear" (ImageNet: lr_max -> lr_min)
+_C.retrain.schedule = "sgdr"  # learning rate: "sgdr" (CIFAR), "linear" (ImageNet: lr_max -> lr_min), "poly" (DeepLabv3: power 0.9)
 _C.retrain.label_smoothing = 0.0  # label smoothing ε of the retraining loss (paper ImageNet: used; 0.1)
 _C.retrain.layout = "arch"  # network layout: "arch" (the file's) or "config" (its cells on model.*: transfer, Table 2 †)
 _C.retrain.batch_size = 128  # retraining mini-batch size
@@ -168,7 +173,7 @@ CHOICES: Dict[str, Callable[[], Tuple]] = {
     "search.budget": _owned("search.budgets", "BUDGET_KINDS"),
     "train.kvstore": _owned("engine.distributed", "KVSTORES"),
     "latency.model": lambda: ("table", "wall_clock"),
-    "retrain.schedule": lambda: ("sgdr", "linear"),
+    "retrain.schedule": lambda: ("sgdr", "linear", "poly"),
     "retrain.layout": lambda: ("arch", "config"),
 }
 
@@ -198,5 +203,6 @@ RANGES: Dict[str, Tuple] = {
     "retrain.target_params": ("[0", None), "retrain.target_flops": ("[0", None), "retrain.width_mult": ("(0", None),
     "retrain.eval_every": ("[0", None), "retrain.width_divisor": ("[1", None),
     "model.mobile.first_conv": ("[1", None), "model.mobile.first_block": ("[1", None),
+    "model.output_stride": ("[0", None), "data.base_size": ("[1", None), "task.aspp_rates": ("[1", None),
     "model.mobile.widths": ("[1", None), "model.mobile.depths": ("[1", None), "model.mobile.last_conv": ("[1", None),
 }

@@ -6,8 +6,9 @@ Every entry of :data:`DATASETS` has ``check(root)``, ``input_side(cfg)``, ``chan
 into a :class:`Dataset`, :func:`build_loaders` splits the training images into the weight set
 D_w and the structure set D_λ (TPAMI Sec. 4.1: 25K / 25K on CIFAR-10) and wraps every part
 in an :class:`~dso_nas.data.loader.ArrayLoader`. ImageNet (:mod:`dso_nas.data.imagenet`)
-reads RecordIO files through MXNet's C++ iterator behind the same
-:class:`~dso_nas.data.loader.Loader` protocol. A new dataset is one module plus one
+reads RecordIO files through MXNet's C++ iterator, the segmentation sets (:mod:`dso_nas.data.voc`:
+VOC, SBD + VOC, COCO) GluonCV's readers, behind the same :class:`~dso_nas.data.loader.Loader`
+protocol. A new dataset is one module plus one
 ``DATASETS.register`` line below.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .fashion_mnist import DEFAULT_ROOT as FASHION_MNIST_ROOT, check_fashion_mni
 from .imagenet import ImageNetSpec, RecordLoader
 from .loader import ArrayLoader, Loader, ShardedLoader
 from .splits import Loaders, child_seeds, split_indices
+from .voc import SegmentationSpec
 
 __all__ = ["Dataset", "DatasetSpec", "Loaders", "Loader", "ArrayLoader", "ShardedLoader", "RecordLoader", "Augment",
            "DATASETS", "check_dataset", "dataset_spec", "load_dataset", "split_indices", "build_loaders", "train_augment"]
@@ -62,6 +64,8 @@ class DatasetSpec:
     num_classes: int = 10
     pad: int = 4
     flip: bool = True
+    #: The task its labels are for (``task.name`` must match).
+    task = "classification"
 
     @property
     def channels(self) -> int:
@@ -104,6 +108,9 @@ DATASETS.register("fashion_mnist", DatasetSpec(load_fashion_mnist, check_fashion
 DATASETS.register("cifar10", DatasetSpec(load_cifar10, check_cifar10, "", (0.4914, 0.4822, 0.4465),
                                          (0.2470, 0.2435, 0.2616), 32))
 DATASETS.register("imagenet", ImageNetSpec())
+DATASETS.register("voc", SegmentationSpec("voc"))
+DATASETS.register("voc_aug", SegmentationSpec("voc_aug"))
+DATASETS.register("coco", SegmentationSpec("coco"))
 
 
 def train_augment(name: str, cutout: int = 0) -> Augment:

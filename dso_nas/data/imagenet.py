@@ -197,6 +197,7 @@ class ImageNetSpec:
     default_root = ""
     num_classes = 1000
     channels = 3
+    task = "classification"
 
     def check(self, root: str) -> Tuple[str, str, str, str]:
         """``DatasetNotFoundError`` unless the four files are there (reads only their sizes)."""

@@ -98,14 +98,15 @@ def train_step(net: gluon.Block, trainer: gluon.Trainer, task: Task, loss_fn: gl
     forward/backward recomputes segments instead of storing every activation.
     """
     ys = _split(label, ctxs)
+    count = task.step_count(data.shape[0], len(ys))  # what the summed gradient is divided by
     if executors is not None:
-        pairs = mirror_step(executors, data, label, trainer, data.shape[0])
+        pairs = mirror_step(executors, data, label, trainer, count)
     else:
         xs = _split(data, ctxs)
         with autograd.record():
             pairs = [task.objective(loss_fn, net(x), y, aux_weight) for x, y in zip(xs, ys)]
         autograd.backward([loss for loss, _ in pairs])
-        trainer.step(data.shape[0])
+        trainer.step(count)
     meter = task.metric()
     for (loss, out), y in zip(pairs, ys):
         loss_sum = float(loss.sum().asscalar())

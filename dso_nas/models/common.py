@@ -11,9 +11,9 @@ functions (:func:`conv_bn_relu_cost`, :func:`stem_cost`, :func:`reduction_cost`,
   ``in_channels=1``); ``"imagenet"``: ``3 x 3`` stride-2 ConvBNReLU to ``channels // 2``, then
   ``3 x 3`` stride-2 ConvBNReLU to ``channels`` (the release: 14 then 28).
 * :class:`ReductionBlock` - a ``1 x 1`` and a ``3 x 3`` stride-2 ConvBNReLU, outputs summed
-  (TPAMI §3.1). It carries no λ: it is fixed, not searched. ``stride=1, dilation=2`` keeps
-  the resolution instead (DeepLabv3's output stride 16: the last reduction's stride becomes
-  a dilation).
+  (TPAMI §3.1). It carries no λ: it is fixed, not searched. ``stride=1`` keeps the resolution
+  instead (DeepLabv3's output stride 16: :func:`reduction_plan` turns the last reduction's
+  stride into a dilation of the stage after it).
 
 Every piece takes its op form as ``backend`` (:mod:`dso_nas.ops.backends`) and passes it to
 its BN-ReLUs. Heads (classifier, auxiliary classifier) live in :mod:`dso_nas.models.heads`.
@@ -36,6 +36,8 @@ __all__ = [
     "stem_cost",
     "stem_out_shape",
     "reduction_cost",
+    "stem_stride",
+    "reduction_plan",
 ]
 
 Shape = Tuple[int, int, int]
@@ -148,6 +150,40 @@ class Stem(HybridBlock):
     def cost(self, height: int, width: int) -> Cost:
         """Analytic cost for an input of ``height x width``."""
         return stem_cost(self.kind, self.in_channels, self.channels, height, width, self.affine)
+
+
+def stem_stride(kind: str) -> int:
+    """Output stride of a stem (1 ``cifar``, 2 ``stride2``, 4 ``imagenet``)."""
+    stride = 1
+    for _, _, _, s in _stem_layers(kind, 1, 2):
+        stride *= s
+    return stride
+
+
+def reduction_plan(stem: str, reductions: int, output_stride: int = 0) -> Tuple[Tuple[int, int, int], ...]:
+    """``(stride, dilation, next dilation)`` of each reduction block after a ``stem``.
+
+    ``output_stride=0`` strides every reduction (classification). Otherwise a reduction whose
+    stride would take the map past ``output_stride`` keeps the resolution (stride 1), its
+    ``3 x 3`` conv keeps the dilation of the stage before it, and the stages after it dilate
+    by twice as much: DeepLabv3's atrous backbone (GluonCV's dilated ResNets use the same rule).
+    ``ConfigError`` unless ``output_stride`` is a power of two at least the stem's stride and at
+    most the network's own final stride.
+    """
+    first = stem_stride(stem)
+    native = first * 2 ** reductions
+    if output_stride and (output_stride & (output_stride - 1) or not first <= output_stride <= native):
+        raise ConfigError(f"model.output_stride={output_stride} must be a power of two between the stem's "
+                          f"stride {first} and the network's own final stride {native} (0 = {native})")
+    plan, stride, dilation = [], first, 1
+    for _ in range(reductions):
+        if output_stride and stride * 2 > output_stride:
+            plan.append((1, dilation, dilation * 2))
+            dilation *= 2
+        else:
+            plan.append((2, dilation, dilation))
+            stride *= 2
+    return tuple(plan)
 
 
 def stem_out_shape(kind: str, in_channels: int, channels: int, height: int,

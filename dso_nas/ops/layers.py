@@ -109,10 +109,10 @@ def _column_split_applies(kernel: int, stride: int) -> bool:
 
 
 class DepthwiseConv(nn.Conv2D):
-    """Depthwise ``kernel x kernel`` convolution, pad ``kernel // 2``, no bias.
+    """Depthwise ``kernel x kernel`` convolution, pad ``dilation·(kernel // 2)``, no bias.
 
-    A ``gluon.nn.Conv2D`` (same Parameter, same names); with ``backend="onednn"`` a kernel wider
-    than 3 is computed by :func:`depthwise_column_split`.
+    A ``gluon.nn.Conv2D`` (same Parameter, same names); with ``backend="onednn"`` an undilated
+    kernel wider than 3 is computed by :func:`depthwise_column_split`.
 
     Parameters
     ----------
@@ -122,16 +122,20 @@ class DepthwiseConv(nn.Conv2D):
         Window (odd) and stride.
     backend : {"onednn", "reference"}
         See :mod:`dso_nas.ops.backends` (default ``"reference"``).
+    dilation : int
+        Dilation (DeepLabv3's atrous convolution past the output stride); "same" padding keeps
+        the map size, so the cost does not depend on it.
     """
 
     def __init__(self, channels: int, kernel: int, stride: int = 1,
-                 backend: str = REFERENCE, **kwargs):
-        super().__init__(channels, kernel, strides=stride, padding=kernel // 2,
+                 backend: str = REFERENCE, dilation: int = 1, **kwargs):
+        super().__init__(channels, kernel, strides=stride, padding=dilation * (kernel // 2), dilation=dilation,
                          groups=channels, use_bias=False, in_channels=channels, **kwargs)
         self.kernel, self.stride, self.backend = kernel, stride, check_backend(backend)
+        self.dilation = dilation
 
     def hybrid_forward(self, F, x, weight, bias=None):
-        if self.backend == ONEDNN and _column_split_applies(self.kernel, self.stride):
+        if self.backend == ONEDNN and self.dilation == 1 and _column_split_applies(self.kernel, self.stride):
             return depthwise_column_split(F, x, weight, self._channels, self.kernel,
                                           self.stride)
         return super().hybrid_forward(F, x, weight, bias)

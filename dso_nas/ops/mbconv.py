@@ -64,11 +64,13 @@ class MBConv(HybridBlock):
         BatchNorm settings.
     backend : {"onednn", "reference"}
         Form of the depthwise convolution (:mod:`dso_nas.ops.backends`).
+    dilation : int
+        Dilation of the depthwise convolution ("same" padding: no cost change).
     """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, expansion: int, stride: int = 1,
                  affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
-                 backend: str = REFERENCE, **kwargs):
+                 backend: str = REFERENCE, dilation: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.backend = check_backend(backend)
         self.c_in, self.c_out, self.kernel, self.expansion, self.stride = c_in, c_out, kernel, expansion, stride
@@ -78,7 +80,7 @@ class MBConv(HybridBlock):
             if expansion != 1:
                 self.expand = nn.Conv2D(mid, 1, use_bias=False, in_channels=c_in, prefix="expand_")
                 self.expand_bn = BNAct(mid, "relu6", affine, bn_eps, bn_momentum, prefix="expand_bn_")
-            self.depthwise = DepthwiseConv(mid, kernel, stride, self.backend, prefix="dw_")
+            self.depthwise = DepthwiseConv(mid, kernel, stride, self.backend, dilation=dilation, prefix="dw_")
             self.depthwise_bn = BNAct(mid, "relu6", affine, bn_eps, bn_momentum, prefix="dw_bn_")
             self.project = nn.Conv2D(c_out, 1, use_bias=False, in_channels=mid, prefix="project_")
             self.project_bn = BNAct(c_out, "none", affine, bn_eps, bn_momentum, prefix="project_bn_")

@@ -54,16 +54,19 @@ class SepConv(HybridBlock):
         Form of the depthwise convolution and the BN-ReLU (:mod:`dso_nas.ops.backends`).
     c_out : int, optional
         Output channels (default ``c_in``).
+    dilation : int
+        Dilation of the depthwise convolution (output stride 16: the stages after a stride-1
+        reduction); "same" padding keeps the cost unchanged.
     """
 
     def __init__(self, c_in: int, kernel: int, stride: int = 1, affine: bool = True,
                  bn_eps: float = 2e-5, bn_momentum: float = 0.9, backend: str = REFERENCE,
-                 c_out: Optional[int] = None, **kwargs):
+                 c_out: Optional[int] = None, dilation: int = 1, **kwargs):
         super().__init__(**kwargs)
         c_out = c_in if c_out is None else c_out
         self.backend = check_backend(backend)
         with self.name_scope():
-            self.depthwise = DepthwiseConv(c_in, kernel, stride, self.backend)
+            self.depthwise = DepthwiseConv(c_in, kernel, stride, self.backend, dilation=dilation)
             self.pointwise = nn.Conv2D(c_out, 1, use_bias=False, in_channels=c_in)
             self.bn = BNReLU(c_out, affine, bn_eps, bn_momentum, self.backend)
 
@@ -132,7 +135,9 @@ class OpSpec:
     family : str
         What kind of op it is (``"sep_conv"``, ``"pool"``, ``"mbconv"``...): drawings colour by it.
     builder : callable
-        ``(c_in, c_out, stride, affine, bn_eps, bn_momentum, backend, **kwargs) -> HybridBlock``.
+        ``(c_in, c_out, stride, affine, bn_eps, bn_momentum, backend, dilation, **kwargs) -> HybridBlock``;
+        ``dilation`` dilates the op's spatial convolutions (pooling is never dilated, as in
+        DeepLabv3's dilated ResNets) and, with "same" padding, changes no cost.
     coster : callable
         ``(c_in, c_out, height, width, stride, affine) -> Cost`` for a ``c_in x height x width``
         input.
@@ -157,10 +162,12 @@ class OpSpec:
 
     def build(self, c_in: int, stride: int = 1, affine: bool = True, bn_eps: float = 2e-5,
               bn_momentum: float = 0.9, *, c_out: Optional[int] = None, backend: str = REFERENCE,
-              **kwargs) -> HybridBlock:
+              dilation: int = 1, **kwargs) -> HybridBlock:
         """A fresh block of this op (``kwargs`` go to its constructor, e.g. ``prefix``)."""
+        if dilation < 1:
+            raise ValueError(f"dilation must be >= 1, got {dilation}")
         return self.builder(c_in, self._c_out(c_in, c_out), stride, affine, bn_eps, bn_momentum,
-                            check_backend(backend), **kwargs)
+                            check_backend(backend), dilation, **kwargs)
 
     def cost(self, c_in: int, height: int, width: int, stride: int = 1, affine: bool = True, *,
              c_out: Optional[int] = None) -> Cost:
@@ -171,8 +178,8 @@ class OpSpec:
 def _sep_conv(kernel: int) -> OpSpec:
     return OpSpec(
         name=f"sep_conv_{kernel}x{kernel}", family="sep_conv",
-        builder=lambda ci, co, s, a, eps, mom, backend, **kw: SepConv(ci, kernel, s, a, eps, mom, backend,
-                                                                      c_out=co, **kw),
+        builder=lambda ci, co, s, a, eps, mom, backend, d, **kw: SepConv(ci, kernel, s, a, eps, mom, backend,
+                                                                         c_out=co, dilation=d, **kw),
         coster=lambda ci, co, h, w, s, a: sep_conv_cost(ci, kernel, h, w, s, a, c_out=co),
     )
 
@@ -180,8 +187,8 @@ def _sep_conv(kernel: int) -> OpSpec:
 def _pool(pool_type: str) -> OpSpec:
     return OpSpec(
         name=f"{pool_type}_pool_3x3", family=f"{pool_type}_pool", changes_width=False,
-        builder=lambda ci, co, s, a, eps, mom, backend, **kw: PoolBNReLU(pool_type, ci, 3, s, a, eps, mom,
-                                                                         backend, **kw),
+        builder=lambda ci, co, s, a, eps, mom, backend, d, **kw: PoolBNReLU(pool_type, ci, 3, s, a, eps, mom,
+                                                                            backend, **kw),
         coster=lambda ci, co, h, w, s, a: pool_bn_relu_cost(ci, 3, h, w, s, a),
     )
 
@@ -189,8 +196,8 @@ def _pool(pool_type: str) -> OpSpec:
 def _mbconv(kernel: int, expansion: int) -> OpSpec:
     return OpSpec(
         name=f"mbconv_{kernel}x{kernel}_e{expansion}", family="mbconv", expansion=float(expansion),
-        builder=lambda ci, co, s, a, eps, mom, backend, **kw: MBConv(ci, co, kernel, expansion, s, a, eps, mom,
-                                                                     backend, **kw),
+        builder=lambda ci, co, s, a, eps, mom, backend, d, **kw: MBConv(ci, co, kernel, expansion, s, a, eps, mom,
+                                                                        backend, dilation=d, **kw),
         coster=lambda ci, co, h, w, s, a: mbconv_cost(ci, co, kernel, expansion, h, w, s, a),
     )
 

@@ -20,14 +20,14 @@ from ..config import CfgNode
 from ..data import Loaders, dataset_spec
 from ..engine.devices import backend_for, check_global_batch, contexts
 from ..engine.distributed import Distributed, from_config
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError, UserError
 from ..models.width import find_width_multiplier
 from ..ops import REFERENCE
 from ..search.apgnag import APGNAG, lambda_iterates
 from ..spaces import SearchSpace, get_space
 from ..tasks import Task, get_task
 
-__all__ = ["Parts", "parts_of", "load_data", "initialize", "build_supernet", "build_derived", "inference_config",
+__all__ = ["Parts", "parts_of", "load_data", "initialize", "load_init", "init_width", "build_supernet", "build_derived", "inference_config",
            "nag_trainer",
            "lambda_trainer", "lambda_values", "width_for", "retrain_arch", "retrain_schedule", "sgdr_schedule"]
 
@@ -87,6 +87,43 @@ def initialize(net: gluon.Block, ctxs: Sequence[mx.Context], seed: int) -> None:
     net.collect_params(".*gamma|.*beta|.*bias").setattr("wd_mult", 0.0)
 
 
+def load_init(net: gluon.Block, path: str) -> Tuple[int, int]:
+    """Copy the weights of checkpoint ``path`` (a search or retraining one) into ``net``'s
+    parameters of the same structural name and shape (``train.init``: an ImageNet-trained
+    backbone under a segmentation head, TPAMI §4.4); the others keep their initialisation.
+
+    Returns ``(loaded, total)``; ``CheckpointError`` for an unreadable file, ``UserError`` when
+    nothing matches.
+    """
+    from . import checkpoint as ckpt  # noqa: PLC0415 - run.checkpoint imports this module's neighbours
+
+    arrays = ckpt.load_checkpoint(path).get("net")
+    if not isinstance(arrays, dict):
+        raise CheckpointError(f"train.init={path} holds no network weights")
+    params = net._collect_params_with_prefix()  # noqa: SLF001 - the structural names checkpoints use
+    loaded = 0
+    for key, param in params.items():
+        value = arrays.get(key)
+        if value is not None and tuple(value.shape) == tuple(param.shape):
+            param.set_data(mx.nd.array(value, dtype=param.dtype))
+            loaded += 1
+    if loaded == 0:
+        raise UserError(f"train.init={path}: none of its {len(arrays)} arrays matches a parameter of this network "
+                        f"(same name and shape)")
+    return loaded, len(params)
+
+
+def init_width(cfg: CfgNode) -> Optional[float]:
+    """The width multiplier of ``train.init`` when it is a retraining checkpoint (its weights
+    fit only that width), else ``None``."""
+    if not cfg.train.init:
+        return None
+    from . import checkpoint as ckpt  # noqa: PLC0415
+
+    width = ckpt.load_checkpoint(cfg.train.init).get("width_mult")
+    return float(width) if width is not None else None
+
+
 def build_supernet(cfg: CfgNode, parts: Parts) -> Any:
     """The supernet of the config's space with the task's head (BN γ fixed unless
     ``train.fix_gamma`` is off), in ``parts.backend``."""
@@ -106,7 +143,8 @@ def retrain_arch(arch: Any, cfg: CfgNode, parts: Parts) -> Any:
 def build_derived(arch: Any, cfg: CfgNode, width_mult: float, parts: Parts) -> Any:
     """The retraining network of an architecture under the config's retraining options."""
     head = parts.task.head(cfg, parts.backend, dropout=cfg.retrain.dropout)
-    return parts.space.build_net(arch, cfg, width_mult=width_mult, backend=parts.backend, head=head)
+    return parts.space.build_net(arch, cfg, width_mult=width_mult, backend=parts.backend, head=head,
+                                 aux_head=parts.task.aux_head(cfg, parts.backend))
 
 
 def inference_config(cfg: CfgNode) -> CfgNode:
@@ -155,13 +193,14 @@ def width_for(arch: Any, cfg: CfgNode, input_hw: Tuple[int, int], parts: Parts) 
 
 
 def retrain_schedule(r: Any, iters_per_epoch: int):
-    """The retraining learning rate of ``retrain.schedule``: SGDR (CIFAR, §4.2) or a linear
-    decay from ``lr_max`` to ``lr_min`` over ``retrain.epochs`` (ImageNet, §4.3: 0.5 → 0)."""
-    if r.schedule == "linear":
+    """The retraining learning rate of ``retrain.schedule``: SGDR (CIFAR, §4.2), a linear
+    decay from ``lr_max`` to ``lr_min`` over ``retrain.epochs`` (ImageNet, §4.3: 0.5 → 0) or
+    DeepLabv3's poly decay ``(1 - t/T)^0.9`` (segmentation, §4.4)."""
+    if r.schedule in ("linear", "poly"):
         from gluoncv.utils import LRScheduler  # noqa: PLC0415 - gluoncv import is slow
 
-        return LRScheduler("linear", base_lr=r.lr_max, target_lr=r.lr_min, nepochs=r.epochs,
-                           iters_per_epoch=iters_per_epoch)
+        return LRScheduler(r.schedule, base_lr=r.lr_max, target_lr=r.lr_min, nepochs=r.epochs,
+                           iters_per_epoch=iters_per_epoch, power=0.9)
     return sgdr_schedule(r.epochs, iters_per_epoch, r.lr_max, r.lr_min, r.t0, r.t_mul)
 
 

@@ -1,6 +1,7 @@
 """``dso-nas report``: our result beside the paper's row for the same setting: Table 1 (CIFAR-10),
-Tables 2 and 5 (ImageNet: top-1 / top-5, params, FLOPs; latency at batch 1), or Table 3 (the
-mobile space, with the reference nets timed in the same call: :mod:`dso_nas.run.table3`)."""
+Tables 2 and 5 (ImageNet: top-1 / top-5, params, FLOPs; latency at batch 1), Table 3 (the
+mobile space, with the reference nets timed in the same call: :mod:`dso_nas.run.table3`) or
+Table 4 (PASCAL VOC segmentation: mIoU and params)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from ..errors import UserError
 from ..runlog import CONFIG_NAME, phase_seconds
 from .folder import ARCH_FILE, RESULT_FILE
 
-__all__ = ["PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE5", "STUDY_REFERENCE", "paper_row", "report"]
+__all__ = ["PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE4", "PAPER_TABLE5", "STUDY_REFERENCE", "paper_row", "report"]
 
 
 # TPAMI Table 1 (CIFAR-10): test error % (mean ± std over 5 runs) and params.
@@ -33,6 +34,14 @@ PAPER_TABLE2 = {
     "random-full": (26.6, 9.8, 4.3e6, 583e6),
 }
 
+# TPAMI Table 4 (PASCAL VOC 2012 val, DeepLabv3 head at output stride 16): mIoU % and params.
+PAPER_TABLE4 = {
+    "DSO-NAS-seg": (76.40, 6.7e6),
+    "DSO-NAS-cls": (76.00, 6.5e6),
+    "MobileNet v1": (75.29, 11.2e6),
+    "MobileNet v2": (75.70, 4.5e6),
+}
+
 # TPAMI Table 5: latency in ms at batch 1, 224x224 (CPU: Intel i5-6600K; GPU: GTX 1080Ti), FLOPs.
 PAPER_TABLE5 = {
     "DSO-NAS-share": (36.19, 10.34, 586e6),
@@ -48,13 +57,17 @@ STUDY_REFERENCE: Dict[str, Dict[str, Any]] = {
 }
 
 
-def paper_row(arch: Any, dataset: str = "") -> str:
+def paper_row(arch: Any, dataset: str = "", task: str = "classification") -> str:
     """The paper row an architecture is compared with: its baseline kind, else DSO-NAS-<scope>
-    (on ImageNet, DSO-NAS† for a block searched on another layout, Table 2); empty for a
-    hand-designed reference (no scope), which the tables have no row for."""
+    (on ImageNet, DSO-NAS† for a block searched on another layout, Table 2; in segmentation
+    DSO-NAS-seg for a block searched on segmentation, DSO-NAS-cls for one searched on
+    classification, Table 4); empty for a hand-designed reference (no scope), which the tables
+    have no row for."""
     if not hasattr(arch, "scope"):
         return ""
     meta = getattr(arch, "meta", {})
+    if task == "segmentation":
+        return "DSO-NAS-seg" if meta.get("task", "classification") == "segmentation" else "DSO-NAS-cls"
     source = str(meta.get("source", ""))
     baseline = {"random-share": "random-share", "random-full": "random-full", "full": "full network"}.get(source)
     if baseline:
@@ -83,6 +96,21 @@ def _imagenet_lines(row: str, result: Dict[str, Any]) -> list:
     return lines
 
 
+def _segmentation_lines(row: str, result: Dict[str, Any]) -> list:
+    """Table 4 beside a segmentation result."""
+    lines = [f"{'':32s}{'mIoU %':>10s}{'params':>10s}"]
+    for name, (miou, params) in PAPER_TABLE4.items():
+        mark = " <- ours" if name == row else ""
+        lines.append(f"{'paper ' + name + ' (Table 4)':32s}{miou:>10.2f}{params / 1e6:>9.1f}M{mark}")
+    if result:
+        split = result.get("eval_split", "val")
+        lines.append(f"{'ours (' + result.get('dataset', '?') + ', ' + split + ')':32s}{100 * result['miou']:>10.2f}"
+                     f"{result['params'] / 1e6:>9.2f}M")
+        lines.append(f"pixel accuracy {100 * result['pixel_accuracy']:.2f}%  (width multiplier "
+                     f"{result['width_mult']:.3f}, {result['flops'] / 1e6:.1f}M FLOPs)")
+    return lines
+
+
 def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
     """Our result beside the paper's Table 1 row for the same setting, with search cost and plots."""
     result_path = next((p for p in (os.path.join(run_dir, RESULT_FILE), os.path.join(run_dir, "retrain", RESULT_FILE))
@@ -97,6 +125,7 @@ def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
     row = result["paper_row"] if "paper_row" in result else \
         "DSO-NAS-" + load_config(os.path.join(run_dir, CONFIG_NAME)).model.scope
     imagenet = result.get("dataset") == "imagenet"
+    segmentation = "miou" in result
     err, std, params = PAPER_TABLE1.get(row, (float("nan"),) * 3)
     pngs = sorted(f for f in os.listdir(run_dir) if f.endswith(".png"))
     data = {"run": run_dir, "paper_row": row, "paper_error": err, "paper_error_std": std, "paper_params": params,
@@ -114,7 +143,10 @@ def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
     if imagenet:
         data["paper_table2"], data["paper_table5"] = PAPER_TABLE2.get(row), PAPER_TABLE5
         lines[1:] = _imagenet_lines(row, result)
-    if result and not imagenet:
+    if segmentation:
+        data["paper_table4"] = PAPER_TABLE4
+        lines[1:] = _segmentation_lines(row, result)
+    if result and not imagenet and not segmentation:
         split = result.get("eval_split", "test")
         name = "ours (" + result.get("dataset", "?") + ("" if split == "test" else ", validation") + ")"
         lines.append(f"{name:32s}{100 * result[split + '_error']:>14.2f}{result['params'] / 1e6:>9.2f}M")

@@ -21,8 +21,8 @@ from ..runlog import write_jsonl
 from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture
 from ..search.latency_table import device_key
 from . import checkpoint as ckpt
-from .build import (build_derived, inference_config, initialize, load_data, nag_trainer, parts_of, retrain_arch,
-                    retrain_schedule, width_for)
+from .build import (build_derived, inference_config, init_width, initialize, load_data, load_init, nag_trainer,
+                    parts_of, retrain_arch, retrain_schedule, width_for)
 from .isolated import isolated_latency
 from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run
 from .payloads import RetrainPayload, save_payload
@@ -43,7 +43,8 @@ class RetrainRun:
         parts.space.check_arch(arch, cfg)  # laid on the config's layout already (retrain_in)
         self.task, self.ctxs = parts.task, parts.ctxs
         self.loaders, self.shape = load_data(cfg, retrain=True, dist=parts.dist)
-        self.width = state.width_mult if state else width_for(arch, cfg, self.shape[1:], parts)
+        # a retraining checkpoint in train.init fixes the width: its weights fit only that one
+        self.width = state.width_mult if state else (init_width(cfg) or width_for(arch, cfg, self.shape[1:], parts))
         self.net = build_derived(arch, cfg, self.width, parts)
         initialize(self.net, self.ctxs, cfg.seed)
         self.net.hybridize(static_alloc=True)
@@ -54,6 +55,9 @@ class RetrainRun:
             hint = ("; the auxiliary head needs a larger map: move it (retrain.aux_stage) or drop it "
                     "(retrain.aux_weight=0)") if "aux" in str(exc) else ""
             raise UserError(f"the derived net cannot run on {tuple(self.shape)} inputs: {msg}{hint}") from None
+        if cfg.train.init and state is None:
+            loaded, total = load_init(self.net, cfg.train.init)
+            LOG.info("train.init: %d of %d parameters from %s", loaded, total, cfg.train.init)
         r = cfg.retrain
         sched = retrain_schedule(r, len(self.loaders.full))
         self.loss_fn = self.task.loss(label_smoothing=r.label_smoothing)
@@ -128,7 +132,7 @@ class RetrainRun:
                 "params": cost.params, "flops": cost.flops, "mac": cost.mac, "width_mult": self.width,
                 "block_params": [c.params for c in blocks], "block_flops": [c.flops for c in blocks],
                 "retrain_seconds": self.elapsed, "scope": getattr(self.arch, "scope", ""),
-                "dataset": self.cfg.data.name, "paper_row": paper_row(self.arch, self.cfg.data.name),
+                "dataset": self.cfg.data.name, "paper_row": paper_row(self.arch, self.cfg.data.name, self.cfg.task.name),
                 **self.latency()}
 
     def latency(self) -> Dict[str, Any]:

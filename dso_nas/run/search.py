@@ -24,7 +24,7 @@ from ..search.latency_table import LatencyTable
 from ..spaces.archfile import save_architecture
 from . import checkpoint as ckpt
 from .build import (build_derived, build_supernet, inference_config, initialize, lambda_trainer, lambda_values,
-                    load_data, nag_trainer, parts_of)
+                    load_data, load_init, nag_trainer, parts_of)
 from .folder import ARCH_FILE, SEARCH_CKPT, open_run
 from .payloads import SearchPayload, save_payload
 from .plotting import plot
@@ -57,6 +57,9 @@ class SearchRun:
         self.unchanged, self.support = 0, None
         self.elapsed = {"pretrain": 0.0, "search": 0.0}
         self._warm_up()
+        if cfg.train.init and state is None:
+            loaded, total = load_init(self.net, cfg.train.init)
+            LOG.info("train.init: %d of %d parameters from %s", loaded, total, cfg.train.init)
         self.executors = None
         if cfg.train.mirror:  # recompute segments in the backward pass instead of storing them
             self.executors = make_executors(self.net, (cfg.train.batch_size,) + tuple(self.shape), self.ctxs,
@@ -209,7 +212,10 @@ def _run_search(run: SearchRun, stop: StopFlag) -> bool:
 
 def _derive(run: SearchRun) -> Any:
     cfg = run.cfg
-    arch = run.space.derive(cfg, run.lambdas(), {"run": os.path.abspath(run.run_dir)})
+    meta = {"run": os.path.abspath(run.run_dir)}
+    if cfg.task.name != "classification":  # the file's meta.task: the task searched on (absent: classification)
+        meta["task"] = cfg.task.name
+    arch = run.space.derive(cfg, run.lambdas(), meta)
     if not run.parts.dist.is_writer:
         return arch
     save_architecture(arch, os.path.join(run.run_dir, ARCH_FILE))

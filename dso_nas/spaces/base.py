@@ -140,9 +140,22 @@ class SearchSpace:
                           f"use retrain.layout=arch")
 
     def build_net(self, arch: Any, cfg: Any, *, width_mult: float, backend: str,
-                  head: Optional[HeadFactory]) -> HybridBlock:
-        """The retraining network of ``arch`` under ``cfg``'s retraining options."""
+                  head: Optional[HeadFactory], aux_head: Optional[HeadFactory] = None) -> HybridBlock:
+        """The retraining network of ``arch`` under ``cfg``'s retraining options, with the task's
+        head (and auxiliary head, where the space has one)."""
         raise NotImplementedError
+
+    def final_stride(self, cfg: Any) -> int:
+        """Output stride of the last feature map (the one the task's head reads) under ``cfg``:
+        ``model.output_stride`` where the space honours it, else its own."""
+        raise NotImplementedError
+
+    def check_output_stride(self, cfg: Any, native: int) -> None:
+        """``ConfigError`` unless ``model.output_stride`` is 0 or ``native`` (a space without a
+        dilated form)."""
+        if cfg.model.output_stride not in (0, native):
+            raise ConfigError(f"the {self.name} space has no dilated form: its output stride is {native}, "
+                              f"so model.output_stride must be 0 or {native}")
 
     def net_cost(self, arch: Any, cfg: Any, width_mult: float, input_hw: Tuple[int, int],
                  head_cost: Optional[HeadCost]) -> Dict[str, Any]:

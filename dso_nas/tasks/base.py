@@ -40,6 +40,9 @@ class Task:
     #: Registered name (``task.name``).
     name = ""
 
+    def check_config(self, cfg: Any) -> None:
+        """Task-specific cross-key checks of a resolved config (``ConfigError``); none by default."""
+
     def loss(self, label_smoothing: float = 0.0) -> gluon.loss.Loss:
         """The per-sample training loss (a Gluon loss: ``loss(output, label) -> (B,)``), with
         labels smoothed by ``label_smoothing`` where the task has classes."""
@@ -70,9 +73,23 @@ class Task:
         """``(in_channels, prefix) -> HybridBlock``: the head a backbone's last map feeds."""
         raise NotImplementedError
 
+    def aux_head(self, cfg: Any, backend: str) -> Optional[HeadFactory]:
+        """``(in_channels, prefix) -> HybridBlock``: the auxiliary head (``retrain.aux_weight``);
+        ``None``: the space's own (the classification :class:`~dso_nas.models.heads.AuxHead`)."""
+        return None
+
     def head_cost(self, cfg: Any) -> Optional[HeadCost]:
         """``(channels, height, width) -> Cost`` of :meth:`head` (counted by the width search)."""
         raise NotImplementedError
+
+    def step_count(self, batch: int, contexts: int) -> int:
+        """What ``trainer.step`` divides the summed gradient by for a ``batch`` split over
+        ``contexts``: the batch, for a loss whose gradient is per sample (the default)."""
+        return batch
+
+    def label_shape(self, batch: int, height: int, width: int) -> Tuple[int, ...]:
+        """Shape of a batch's labels for ``batch`` inputs of ``height x width``."""
+        return (batch,)
 
     def result_fields(self, metrics: Dict[str, float], split: str = "test") -> Dict[str, float]:
         """The evaluation figures written to ``result.json``, named after the split evaluated

@@ -18,6 +18,7 @@ from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ...errors import ConfigError
+from ...models.common import reduction_plan, stem_stride
 from ...ops import op_cost
 from ..base import BudgetBlock, HeadCost, HeadFactory, LambdaDeriver, SearchSpace
 from .arch import SPACE, SPACE_ALIASES, Architecture, Layout, derive_architecture
@@ -77,6 +78,11 @@ class DenseSpace(SearchSpace):
             raise ConfigError("model.levels must be >= 1 and model.ops must name at least one op")
         if len(set(m.ops)) != len(m.ops):
             raise ConfigError(f"model.ops lists an op twice: {m.ops}")
+        reduction_plan(m.stem, m.stages - 1, m.output_stride)  # ConfigError for a stride it cannot give
+
+    def final_stride(self, cfg: Any) -> int:
+        m = cfg.model
+        return m.output_stride or stem_stride(m.stem) * 2 ** (m.stages - 1)
 
     @staticmethod
     def layout(cfg: Any) -> Layout:
@@ -89,7 +95,8 @@ class DenseSpace(SearchSpace):
         return SuperNet(stem=m.stem, in_channels=m.in_channels, stem_channels=m.stem_channels,
                         channels=m.channels, blocks=m.blocks, levels=m.levels, ops=m.ops, scope=m.scope,
                         num_classes=m.num_classes, aggregation=m.aggregation, affine=not cfg.train.fix_gamma,
-                        bn_eps=m.bn_eps, bn_momentum=m.bn_momentum, backend=backend, head=head)
+                        bn_eps=m.bn_eps, bn_momentum=m.bn_momentum, backend=backend, head=head,
+                        output_stride=m.output_stride)
 
     def derive(self, cfg: Any, lambdas: Sequence[np.ndarray], meta: Dict[str, Any]) -> Architecture:
         return derive_architecture(lambdas, scope=cfg.model.scope, layout=self.layout(cfg), meta=meta)
@@ -155,18 +162,19 @@ class DenseSpace(SearchSpace):
         return Architecture.from_layout(layout, arch.scope, arch.cells, meta={**arch.meta, "transferred_from": source})
 
     def build_net(self, arch: Architecture, cfg: Any, *, width_mult: float, backend: str,
-                  head: Optional[HeadFactory]) -> DerivedNet:
+                  head: Optional[HeadFactory], aux_head: Optional[HeadFactory] = None) -> DerivedNet:
         r, m = cfg.retrain, cfg.model
         return DerivedNet(arch, width_mult=width_mult, num_classes=m.num_classes, dropout=r.dropout,
                           drop_path=r.drop_path, aux_weight=r.aux_weight, aux_stage=r.aux_stage or None,
                           first_shortcut=m.first_shortcut, affine=True, bn_eps=m.bn_eps,
-                          bn_momentum=m.bn_momentum, backend=backend, width_divisor=r.width_divisor, head=head)
+                          bn_momentum=m.bn_momentum, backend=backend, width_divisor=r.width_divisor, head=head,
+                          aux_head=aux_head, output_stride=m.output_stride)
 
     def net_cost(self, arch: Architecture, cfg: Any, width_mult: float, input_hw,
                  head_cost: Optional[HeadCost]) -> Dict[str, Any]:
         return arch_cost(arch, width_mult, tuple(input_hw), cfg.model.num_classes,
                          first_shortcut=cfg.model.first_shortcut, width_divisor=cfg.retrain.width_divisor,
-                         head_cost=head_cost)
+                         head_cost=head_cost, output_stride=cfg.model.output_stride)
 
     def arch_info(self, arch: Architecture) -> Dict[str, Any]:
         return {"scope": arch.scope, "kept_ops": [len(c.ops) for c in arch.block_cells()]}

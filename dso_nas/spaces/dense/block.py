@@ -86,12 +86,15 @@ class SearchBlock(HybridBlock):
     backend : {"onednn", "reference"}
         How the operations, the reduction's BN-ReLU and the fused sums are computed (same
         numbers; :mod:`dso_nas.ops.backends`).
+    dilation : int
+        Dilation of every op's spatial convolutions (the stages past the output stride); no
+        cost changes.
     """
 
     def __init__(self, channels: int, levels: int, ops: Sequence[str], *,
                  aggregation: str = "fused", lam: Optional[Parameter] = None,
                  affine: bool = False, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
-                 backend: str = REFERENCE, **kwargs):
+                 backend: str = REFERENCE, dilation: int = 1, **kwargs):
         super().__init__(**kwargs)
         ops = tuple(ops)
         check_ops(ops)
@@ -121,7 +124,7 @@ class SearchBlock(HybridBlock):
             self._op_blocks = []
             for level, j in op_nodes(levels, self.n_ops):
                 block = build_op(ops[j], channels, 1, affine, bn_eps, bn_momentum,
-                                 prefix=f"l{level}_{j}_{ops[j]}_", backend=self.backend)
+                                 prefix=f"l{level}_{j}_{ops[j]}_", backend=self.backend, dilation=dilation)
                 self.register_child(block, f"l{level}_{j}")
                 self._op_blocks.append(block)
 

@@ -33,7 +33,7 @@ from mxnet.gluon import HybridBlock, nn
 
 from dso_nas.errors import ArchitectureError
 from dso_nas.models.common import (ConvBNReLU, ReductionBlock, Stem, conv_bn_relu_cost, reduction_cost,
-                                   stem_cost, stem_out_shape)
+                                   reduction_plan, stem_cost, stem_out_shape, stem_stride)
 from dso_nas.models.heads import AuxHead, Classifier, HeadCost, HeadFactory, classifier_cost
 from dso_nas.ops import REFERENCE, BNReLU, Cost, build_op, check_backend, conv_out_size
 from dso_nas.spaces.dense.arch import Architecture
@@ -89,11 +89,13 @@ class DerivedCell(HybridBlock):
         BatchNorm settings.
     backend : {"onednn", "reference"}
         Op form of every layer.
+    dilation : int
+        Dilation of the ops' spatial convolutions (past the output stride; no cost change).
     """
 
     def __init__(self, cell: Cell, channels: int, *, drop_path: float = 0.0,
                  shortcut: str = "identity", affine: bool = True, bn_eps: float = 2e-5,
-                 bn_momentum: float = 0.9, backend: str = REFERENCE, **kwargs):
+                 bn_momentum: float = 0.9, backend: str = REFERENCE, dilation: int = 1, **kwargs):
         super().__init__(**kwargs)
         if shortcut not in SHORTCUTS:
             raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {shortcut!r}")
@@ -106,7 +108,7 @@ class DerivedCell(HybridBlock):
             for k in cell.ops:
                 tag = f"op{k.level}_{k.index}"
                 block = build_op(k.op, channels, 1, affine, bn_eps, bn_momentum, prefix=f"{tag}_",
-                                 backend=self.backend)
+                                 backend=self.backend, dilation=dilation)
                 self.register_child(block, tag)
                 self._ops.append((k.node, block, k.inputs))
             if cell.ops:
@@ -208,6 +210,12 @@ class DerivedNet(HybridBlock):
         Every scaled width is a multiple of it (:func:`scaled_width`).
     head : callable, optional
         ``(in_channels, prefix) -> HybridBlock``: the task's head on the last feature map.
+    aux_head : callable, optional
+        ``(in_channels, prefix) -> HybridBlock``: the task's auxiliary head (default the
+        classification :class:`~dso_nas.models.heads.AuxHead`).
+    output_stride : int
+        0: every reduction strided; else DeepLabv3's atrous layout
+        (:func:`~dso_nas.models.common.reduction_plan`).
     """
 
     def __init__(self, arch: Architecture, *, width_mult: float = 1.0, num_classes: int,
@@ -215,7 +223,7 @@ class DerivedNet(HybridBlock):
                  aux_stage: Optional[int] = None, first_shortcut: str = "identity",
                  affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
                  backend: str = REFERENCE, width_divisor: int = 1, head: Optional[HeadFactory] = None,
-                 **kwargs):
+                 aux_head: Optional[HeadFactory] = None, output_stride: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.arch, self.width_mult, self.num_classes = arch, width_mult, num_classes
         self.first_shortcut, self.backend = first_shortcut, check_backend(backend)
@@ -229,32 +237,39 @@ class DerivedNet(HybridBlock):
         self.aux_stage = (aux_stage or default_stage) if aux_weight > 0 else 0
         if self.aux_stage and not 1 <= self.aux_stage <= n_stages:
             raise ValueError(f"aux_stage must be in [1, {n_stages}], got {self.aux_stage}")
-        stem_stride = 4 if arch.stem == "imagenet" else 1
+        plan = reduction_plan(arch.stem, n_stages - 1, output_stride)
+        strides = [stem_stride(arch.stem)]
+        for stride, _, _ in plan:
+            strides.append(strides[-1] * stride)
         #: Output stride of every stage's feature map (input side / map side).
-        self.output_strides = [stem_stride * 2 ** min(s + 1, n_stages - 1) for s in range(n_stages)]
+        self.output_strides = strides[1:] + strides[-1:]
         bn = dict(affine=affine, bn_eps=bn_eps, bn_momentum=bn_momentum, backend=self.backend)
         cells = arch.block_cells()
         with self.name_scope():
             self.stem = Stem(arch.stem, arch.in_channels, stem_c, prefix="stem_", **bn)
             self.stages = nn.HybridSequential(prefix="")
             self.reductions = nn.HybridSequential(prefix="")
-            b = 0
+            b, dilation = 0, 1
             for s, (c, n_blocks) in enumerate(zip(widths, arch.blocks)):
                 stage = nn.HybridSequential(prefix=f"stage{s + 1}_")
                 with stage.name_scope():
                     for j in range(n_blocks):
-                        stage.add(DerivedCell(cells[b], c, drop_path=0.0, prefix=f"block{j}_",
+                        stage.add(DerivedCell(cells[b], c, drop_path=0.0, prefix=f"block{j}_", dilation=dilation,
                                               shortcut=first_shortcut if j == 0 else "identity", **bn))
                         b += 1
                 self.stages.add(stage)
                 if s + 1 < n_stages:
-                    self.reductions.add(ReductionBlock(c, widths[s + 1], prefix=f"reduce{s + 1}_", **bn))
+                    stride, dil, dilation = plan[s]
+                    self.reductions.add(ReductionBlock(c, widths[s + 1], stride=stride, dilation=dil,
+                                                       prefix=f"reduce{s + 1}_", **bn))
             if head is None:
                 self.classifier = Classifier(widths[-1], num_classes, dropout, self.backend, prefix="classifier_")
             else:
                 self.classifier = head(widths[-1], "classifier_")
             self.aux_head = None
-            if self.aux_stage:
+            if self.aux_stage and aux_head is not None:
+                self.aux_head = aux_head(self._aux_channels(), "aux_")
+            elif self.aux_stage:
                 self.aux_head = AuxHead(self._aux_channels(), num_classes, aux_pool_stride(arch.stem),
                                         prefix="aux_", **bn)
         self.set_drop_path(drop_path)
@@ -302,7 +317,7 @@ class DerivedNet(HybridBlock):
 
 def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], num_classes: int,
               *, first_shortcut: str = "identity", affine: bool = True, width_divisor: int = 1,
-              head_cost: Optional[HeadCost] = None) -> Dict[str, Any]:
+              head_cost: Optional[HeadCost] = None, output_stride: int = 0) -> Dict[str, Any]:
     """Analytic cost of the :class:`DerivedNet` of ``arch`` (the auxiliary head excluded).
 
     Parameters
@@ -317,6 +332,8 @@ def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], 
     head_cost : callable, optional
         ``(channels, height, width) -> Cost`` of the task's head on the last map; default the
         classifier's (:func:`~dso_nas.models.heads.classifier_cost`).
+    output_stride : int
+        As for :class:`DerivedNet` (dilation changes no cost; a stride-1 reduction keeps the map).
 
     Returns
     -------
@@ -332,13 +349,15 @@ def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], 
     cells = iter(arch.block_cells())
     blocks: List[Cost] = []
     reductions: List[Cost] = []
+    plan = reduction_plan(arch.stem, len(widths) - 1, output_stride)
     for s, (c, n_blocks) in enumerate(zip(widths, arch.blocks)):
         for j in range(n_blocks):
             shortcut = first_shortcut if j == 0 else "identity"
             blocks.append(derived_cell_cost(next(cells), c, arch.levels, arch.ops, h, w, shortcut, affine))
         if s + 1 < len(widths):
-            reductions.append(reduction_cost(c, widths[s + 1], h, w, affine))
-            h, w = conv_out_size(h, 3, 2), conv_out_size(w, 3, 2)
+            stride, dil, _ = plan[s]
+            reductions.append(reduction_cost(c, widths[s + 1], h, w, affine, stride, dil))
+            h, w = conv_out_size(h, 3, stride, dilation=dil), conv_out_size(w, 3, stride, dilation=dil)
     classifier = (head_cost or (lambda c, hh, ww: classifier_cost(c, num_classes, hh, ww)))(widths[-1], h, w)
     total = stem + sum(blocks, Cost.zero()) + sum(reductions, Cost.zero()) + classifier
     return {"total": total, "stem": stem, "blocks": blocks, "reductions": reductions,

@@ -27,7 +27,7 @@ from mxnet import gluon
 from mxnet.gluon import HybridBlock, nn
 
 from dso_nas.errors import ConfigError
-from dso_nas.models.common import ConvBNReLU, ReductionBlock, Stem
+from dso_nas.models.common import ConvBNReLU, ReductionBlock, Stem, reduction_plan
 from dso_nas.models.heads import Classifier, HeadFactory
 from dso_nas.ops import REFERENCE, Cost, check_backend
 from dso_nas.spaces.dense.block import AGGREGATIONS, SearchBlock
@@ -77,6 +77,10 @@ class SuperNet(HybridBlock):
     head : callable, optional
         ``(in_channels, prefix) -> HybridBlock`` building the head on the last feature map
         (the task's; default: :class:`~dso_nas.models.heads.Classifier` with ``num_classes``).
+    output_stride : int
+        0: every reduction strided; else the reductions past this stride keep the resolution
+        and the blocks after them dilate (:func:`~dso_nas.models.common.reduction_plan`;
+        DeepLabv3's 16 for segmentation, TPAMI §4.4).
     """
 
     def __init__(self, *, stem: str, in_channels: int, stem_channels: int,
@@ -84,10 +88,12 @@ class SuperNet(HybridBlock):
                  ops: Sequence[str], scope: str, num_classes: int, aggregation: str = "fused",
                  affine: bool = False, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
                  dropout: float = 0.0, backend: str = REFERENCE, head: Optional[HeadFactory] = None,
-                 **kwargs):
+                 output_stride: int = 0, **kwargs):
         super().__init__(**kwargs)
         channels, blocks, ops = tuple(channels), tuple(blocks), tuple(ops)
         _check_layout(channels, blocks, scope, aggregation)  # the op names: SearchBlock checks them
+        plan = reduction_plan(stem, len(channels) - 1, output_stride)
+        self.output_stride = output_stride
         self.in_channels, self.channels, self.blocks = in_channels, channels, blocks
         self.stem_kind, self.stem_channels = stem, stem_channels
         self.levels, self.ops, self.scope = levels, ops, scope
@@ -106,16 +112,18 @@ class SuperNet(HybridBlock):
             if stem_channels != channels[0]:
                 self.features.add(ConvBNReLU(stem_channels, channels[0], 1, 1,
                                              prefix="adapter_", **bn))
+            dilation = 1
             for s, (width, count) in enumerate(zip(channels, blocks)):
                 for b in range(count):
-                    block = SearchBlock(width, levels, ops, aggregation=aggregation,
+                    block = SearchBlock(width, levels, ops, aggregation=aggregation, dilation=dilation,
                                         lam=shared, prefix=f"stage{s}_block{b}_", **bn)
                     self.features.add(block)
                     if shared is None:
                         self._lambdas.append(block.lam)
                     self._block_lambda.append(len(self._lambdas) - 1)
                 if s + 1 < len(channels):
-                    self.features.add(ReductionBlock(width, channels[s + 1],
+                    stride, dil, dilation = plan[s]
+                    self.features.add(ReductionBlock(width, channels[s + 1], stride=stride, dilation=dil,
                                                      prefix=f"reduce{s}_", **bn))
             if head is None:
                 self.classifier = Classifier(channels[-1], num_classes, dropout, self.backend,

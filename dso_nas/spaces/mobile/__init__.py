@@ -107,6 +107,14 @@ class MobileSpace(SearchSpace):
             raise ConfigError("the mobile space's latency budget reads the lookup table: set latency.model=table")
         if len(set(cfg.model.ops)) != len(cfg.model.ops):
             raise ConfigError(f"model.ops lists an op twice: {list(cfg.model.ops)}")
+        self.check_output_stride(cfg, self.final_stride(cfg))
+
+    def final_stride(self, cfg: Any) -> int:
+        """The first conv's 2 times every stage's stride (no dilated form)."""
+        stride = 2
+        for s in cfg.model.mobile.strides:
+            stride *= int(s)
+        return stride
 
     # -- search --------------------------------------------------------------------------
     def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory]) -> MobileSuperNet:
@@ -171,7 +179,7 @@ class MobileSpace(SearchSpace):
         check_plain_arch(SPACE, MobileArchitecture, arch, cfg)
 
     def build_net(self, arch: MobileArchitecture, cfg: Any, *, width_mult: float, backend: str,
-                  head: Optional[HeadFactory]) -> MobileNet:
+                  head: Optional[HeadFactory], aux_head: Optional[HeadFactory] = None) -> MobileNet:
         m = cfg.model
         return MobileNet(arch, width_mult=width_mult, width_divisor=cfg.retrain.width_divisor,
                          num_classes=m.num_classes, dropout=cfg.retrain.dropout, bn_eps=m.bn_eps,

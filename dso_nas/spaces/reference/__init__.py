@@ -38,9 +38,14 @@ class CifarResNetSpace(SearchSpace):
 
     def check_arch(self, arch: Any, cfg: Any) -> None:
         check_plain_arch(SPACE, ResNetArchitecture, arch, cfg)
+        self.check_output_stride(cfg, self.final_stride(cfg))
+
+    def final_stride(self, cfg: Any) -> int:
+        """GluonCV's CIFAR ResNet: stages at strides 1, 2, 2."""
+        return 4
 
     def build_net(self, arch: ResNetArchitecture, cfg: Any, *, width_mult: float, backend: str,
-                  head: Optional[HeadFactory]) -> CifarResNet:
+                  head: Optional[HeadFactory], aux_head: Optional[HeadFactory] = None) -> CifarResNet:
         m = cfg.model
         return CifarResNet(arch, width_mult=width_mult, width_divisor=cfg.retrain.width_divisor,
                            num_classes=m.num_classes, bn_eps=m.bn_eps, bn_momentum=m.bn_momentum,
