@@ -3,7 +3,7 @@
 Every loader the loops read has ``len(loader)`` (batches per epoch), ``epoch(e, start)``
 (batches ``start, start + 1, ...`` of epoch ``e``, a pure function of the loader's seed, ``e``
 and the batch index) and ``shard(rank, world)`` (the rank's part of every batch, for
-several workers). The RecordIO and VOC loaders of the coming issues implement the same three.
+several workers). The RecordIO and segmentation loaders implement the same three.
 
 :class:`ArrayLoader` is a reproducible, resumable batch iterator over in-memory uint8 image
 arrays.

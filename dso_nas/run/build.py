@@ -26,6 +26,7 @@ from ..ops import REFERENCE
 from ..search.apgnag import APGNAG, lambda_iterates
 from ..spaces import SearchSpace, get_space
 from ..tasks import Task, get_task
+from . import checkpoint as ckpt
 
 __all__ = ["Parts", "parts_of", "load_data", "initialize", "load_init", "init_width", "build_supernet", "build_derived", "inference_config",
            "nag_trainer",
@@ -95,8 +96,6 @@ def load_init(net: gluon.Block, path: str) -> Tuple[int, int]:
     Returns ``(loaded, total)``; ``CheckpointError`` for an unreadable file, ``UserError`` when
     nothing matches.
     """
-    from . import checkpoint as ckpt  # noqa: PLC0415 - run.checkpoint imports this module's neighbours
-
     arrays = ckpt.load_checkpoint(path).get("net")
     if not isinstance(arrays, dict):
         raise CheckpointError(f"train.init={path} holds no network weights")
@@ -118,8 +117,6 @@ def init_width(cfg: CfgNode) -> Optional[float]:
     fit only that width), else ``None``."""
     if not cfg.train.init:
         return None
-    from . import checkpoint as ckpt  # noqa: PLC0415
-
     width = ckpt.load_checkpoint(cfg.train.init).get("width_mult")
     return float(width) if width is not None else None
 
