@@ -162,11 +162,15 @@ VOC_FMNIST ?= runs/voc_fmnist
 voc-fmnist: install data
 	$(PY) tools/fashion_mnist_voc.py $(VOC_FMNIST) --train 2000 --val 500 --side 64
 
-# The segmentation search and retraining at micro scale here, through GluonCV's VOC reader, loss and metric.
+# The segmentation search and retraining at micro scale here, through GluonCV's VOC reader, loss and metric;
+# IMAGENET_ROOT=runs/imagenet_fmnist/rec (make imagenet-fmnist) adds the ImageNet stage before the search.
 VOC_MICRO ?= runs/voc_micro
 voc-micro: install data
 	test -f $(VOC_FMNIST)/VOC2012/ImageSets/Segmentation/val.txt || $(MAKE) voc-fmnist
-	$(DSO) search --config experiments/voc/micro_search.yaml data.root=$(VOC_FMNIST) output_dir=$(VOC_MICRO)/search $(ARGS)
+	$(if $(IMAGENET_ROOT),$(DSO) search --config experiments/voc/micro_imagenet_pretrain.yaml data.root=$(IMAGENET_ROOT) \
+	  output_dir=$(VOC_MICRO)/imagenet_pretrain progress=false)
+	$(DSO) search --config experiments/voc/micro_search.yaml data.root=$(VOC_FMNIST) output_dir=$(VOC_MICRO)/search \
+	  $(if $(IMAGENET_ROOT),train.init=$(VOC_MICRO)/imagenet_pretrain/search.ckpt) $(ARGS)
 	$(DSO) retrain --config experiments/voc/micro_retrain.yaml --arch $(VOC_MICRO)/search/architecture.yaml \
 	  data.root=$(VOC_FMNIST) output_dir=$(VOC_MICRO)/retrain $(ARGS)
 	$(DSO) report $(VOC_MICRO)/retrain
