@@ -3,7 +3,6 @@ the D_w / D_λ split, augmentation really applied, resume, bad files, label smoo
 linear schedule, top-5, transfer of a CIFAR block, and the chain end to end."""
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -288,18 +287,10 @@ def test_search_and_retrain_end_to_end(rec_root, tmp_path, capsys):
 
 
 def test_search_killed_mid_epoch_resumes_to_the_same_result(rec_root, tmp_path):
-    from test_pipeline import _cli, _spawn, _wait_for_search_epoch, resume_and_compare
+    from test_pipeline import sigterm_resume_matches_straight
 
-    args = [*SMALL, *TINY_NET, f"data.root={rec_root}", "search.epochs=8", "search.ratio=[1, 1]"]
-    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    rc, err = _cli(["search", *args, f"output_dir={straight}"])
-    assert rc == 0, err[-1000:]
-    proc = _spawn(["search", *args, f"output_dir={killed}"])
-    _wait_for_search_epoch(killed, proc)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
-    assert proc.returncode == 2, "the run finished before the signal: nothing was tested"
-    resume_and_compare(killed, straight)
+    sigterm_resume_matches_straight([*SMALL, *TINY_NET, f"data.root={rec_root}", "search.epochs=8",
+                                     "search.ratio=[1, 1]"], tmp_path)
 
 
 def test_pca_lighting_is_fb_resnets(tmp_path):

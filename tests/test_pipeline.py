@@ -145,6 +145,20 @@ def test_kill_and_resume_equals_uninterrupted(fmnist, tmp_path, sig):
     resume_and_compare(killed, straight)
 
 
+def sigterm_resume_matches_straight(args, tmp_path):
+    """Search with ``args`` straight, and again stopped by SIGTERM after its first search epoch;
+    the resumed run must end with the straight run's architecture and λ."""
+    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+    rc, err = _cli(["search", *args, f"output_dir={straight}"])
+    assert rc == 0, err[-1000:]
+    proc = _spawn(["search", *args, f"output_dir={killed}"])
+    _wait_for_search_epoch(killed, proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode == 2, "the run finished before the signal: nothing was tested"
+    resume_and_compare(killed, straight)
+
+
 def resume_and_compare(killed, straight):
     """Resume the search in ``killed``; its architecture and final λ must equal ``straight``'s."""
     rc, err = _cli(["search", "--resume", killed])

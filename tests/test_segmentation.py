@@ -360,20 +360,10 @@ def test_missing_voc_folder_is_one_line_from_the_command_line(tmp_path):
 
 
 def test_segmentation_search_killed_mid_run_resumes_to_the_same_result(tmp_path):
-    import signal
-
-    from test_pipeline import _cli, _spawn, _wait_for_search_epoch, resume_and_compare
+    from test_pipeline import sigterm_resume_matches_straight
 
     tiny_voc(str(tmp_path / "voc"), n_train=10, n_val=2, size=(SIDE, SIDE), num_classes=5)
-    args = ["--config", "experiments/voc/micro_search.yaml", f"data.root={tmp_path / 'voc'}",
-            f"data.image_size={SIDE}", f"data.base_size={SIDE}", "model.num_classes=5", "train.batch_size=2",
-            "pretrain.epochs=1", "search.epochs=6", "search.ratio=[1, 1]", "progress=false"]
-    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    rc, err = _cli(["search", *args, f"output_dir={straight}"])
-    assert rc == 0, err[-1000:]
-    proc = _spawn(["search", *args, f"output_dir={killed}"])
-    _wait_for_search_epoch(killed, proc)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
-    assert proc.returncode == 2, "the run finished before the signal: nothing was tested"
-    resume_and_compare(killed, straight)
+    sigterm_resume_matches_straight(["--config", "experiments/voc/micro_search.yaml", f"data.root={tmp_path / 'voc'}",
+                                     f"data.image_size={SIDE}", f"data.base_size={SIDE}", "model.num_classes=5",
+                                     "train.batch_size=2", "pretrain.epochs=1", "search.epochs=6",
+                                     "search.ratio=[1, 1]", "progress=false"], tmp_path)
