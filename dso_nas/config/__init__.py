@@ -200,17 +200,17 @@ def parse_overrides(overrides: Iterable[str]) -> Dict[str, Any]:
 def validate(cfg: CfgNode) -> None:
     """Choices from the registries, then cross-key checks that single-key typing cannot express
     (the search space checks its own section)."""
-    from ..spaces import get_space  # noqa: PLC0415 - registries import MXNet
+    from ..data import dataset_spec  # noqa: PLC0415 - registries import MXNet
+    from ..spaces import get_space  # noqa: PLC0415
     from ..tasks import get_task  # noqa: PLC0415
 
     _check_choices(cfg)
     _check_ranges(cfg)
     get_space(cfg.model.space).check_config(cfg)
-    get_task(cfg.task.name).check_config(cfg)
-    from ..data import DATASETS  # noqa: PLC0415
-
-    labels_for = DATASETS.get(cfg.data.name).task
-    if labels_for != get_task(cfg.task.name).name:
+    task = get_task(cfg.task.name)
+    task.check_config(cfg)
+    labels_for = dataset_spec(cfg.data.name).task  # a dataset's labels are for one task
+    if labels_for != task.name:
         raise ConfigError(f"data.name={cfg.data.name} has {labels_for} labels: set task.name={labels_for}")
     if not 0.0 < cfg.data.weight_fraction < 1.0:
         raise ConfigError(f"data.weight_fraction must be in (0, 1), got {cfg.data.weight_fraction}")
