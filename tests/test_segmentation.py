@@ -13,10 +13,11 @@ from PIL import Image
 from dso_nas.config import load_config
 from dso_nas.data import dataset_spec
 from dso_nas.data.segwrite import save_palette_png
-from dso_nas.errors import ConfigError, DatasetNotFoundError, UserError
+from dso_nas.errors import CheckpointError, ConfigError, DatasetNotFoundError, UserError
 from dso_nas.models.common import reduction_plan
 from dso_nas.ops import OPS, graph_cost
-from dso_nas.run.build import build_derived, build_supernet, inference_config, load_init, parts_of
+from dso_nas.run.build import (build_derived, build_supernet, inference_config, init_width, load_init, parts_of,
+                               read_init)
 from dso_nas.spaces import SPACES
 from dso_nas.spaces.archfile import architecture_from_dict
 from dso_nas.tasks import TASKS
@@ -280,15 +281,21 @@ def test_train_init_loads_the_backbone_and_leaves_the_head(tmp_path):
     target = build_supernet(seg_cfg, parts_of(seg_cfg))
     target.initialize()
     target(mx.nd.zeros((1, 3, SIDE, SIDE)))
-    loaded, total = load_init(target, path)
+    loaded, total = load_init(target, read_init(_cfg("", f"train.init={path}")), path)
     src, dst = source._collect_params_with_prefix(), target._collect_params_with_prefix()
     backbone = [k for k in dst if k.startswith("features.")]
     assert loaded == len(backbone) < total
     for key in backbone:
         np.testing.assert_array_equal(src[key].data().asnumpy(), dst[key].data().asnumpy())
+    assert init_width(read_init(_cfg("", f"train.init={path}"))) is None  # a search checkpoint has no width
+    ckpt.save_checkpoint(path, {"kind": "retrain", "net": {"nothing": np.zeros(1)}, "width_mult": 1.25})
+    init = read_init(_cfg("", f"train.init={path}"))
+    assert init_width(init) == 1.25
     with pytest.raises(UserError, match="none of its"):
-        ckpt.save_checkpoint(path, {"kind": "search", "net": {"nothing": np.zeros(1)}})
-        load_init(target, path)
+        load_init(target, init, path)
+    ckpt.save_checkpoint(path, {"kind": "retrain"})
+    with pytest.raises(CheckpointError, match="holds no network weights"):
+        read_init(_cfg("", f"train.init={path}"))
 
 
 def test_mirror_mode_runs_the_segmentation_loss():

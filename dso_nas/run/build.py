@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -28,9 +28,8 @@ from ..spaces import SearchSpace, get_space
 from ..tasks import Task, get_task
 from . import checkpoint as ckpt
 
-__all__ = ["Parts", "parts_of", "load_data", "initialize", "load_init", "init_width", "build_supernet", "build_derived", "inference_config",
-           "nag_trainer",
-           "lambda_trainer", "lambda_values", "width_for", "retrain_arch", "retrain_schedule", "sgdr_schedule"]
+__all__ = ["Parts", "parts_of", "load_data", "initialize", "read_init", "init_width", "load_init", "build_supernet",
+           "build_derived", "inference_config", "nag_trainer", "lambda_trainer", "lambda_values", "width_for", "retrain_arch", "retrain_schedule", "sgdr_schedule"]
 
 
 @dataclass(frozen=True)
@@ -88,17 +87,30 @@ def initialize(net: gluon.Block, ctxs: Sequence[mx.Context], seed: int) -> None:
     net.collect_params(".*gamma|.*beta|.*bias").setattr("wd_mult", 0.0)
 
 
-def load_init(net: gluon.Block, path: str) -> Tuple[int, int]:
-    """Copy the weights of checkpoint ``path`` (a search or retraining one) into ``net``'s
-    parameters of the same structural name and shape (``train.init``: an ImageNet-trained
-    backbone under a segmentation head, TPAMI §4.4); the others keep their initialisation.
+def read_init(cfg: CfgNode) -> Optional[Dict[str, Any]]:
+    """The checkpoint ``train.init`` names (a search or retraining one), or ``None`` when unset."""
+    if not cfg.train.init:
+        return None
+    init = ckpt.load_checkpoint(cfg.train.init)
+    if not isinstance(init.get("net"), dict):
+        raise CheckpointError(f"train.init={cfg.train.init} holds no network weights")
+    return init
 
-    Returns ``(loaded, total)``; ``CheckpointError`` for an unreadable file, ``UserError`` when
-    nothing matches.
+
+def init_width(init: Optional[Dict[str, Any]]) -> Optional[float]:
+    """The width multiplier of a retraining checkpoint (its weights fit only that width), else ``None``."""
+    width = (init or {}).get("width_mult")
+    return float(width) if width is not None else None
+
+
+def load_init(net: gluon.Block, init: Dict[str, Any], source: str) -> Tuple[int, int]:
+    """Copy the weights of checkpoint ``init`` into ``net``'s parameters of the same structural
+    name and shape (``train.init``: an ImageNet-trained backbone under a segmentation head,
+    TPAMI §4.4); the others keep their initialisation.
+
+    Returns ``(loaded, total)``; ``UserError`` naming ``source`` when nothing matches.
     """
-    arrays = ckpt.load_checkpoint(path).get("net")
-    if not isinstance(arrays, dict):
-        raise CheckpointError(f"train.init={path} holds no network weights")
+    arrays = init["net"]
     params = net._collect_params_with_prefix()  # noqa: SLF001 - the structural names checkpoints use
     loaded = 0
     for key, param in params.items():
@@ -107,18 +119,9 @@ def load_init(net: gluon.Block, path: str) -> Tuple[int, int]:
             param.set_data(mx.nd.array(value, dtype=param.dtype))
             loaded += 1
     if loaded == 0:
-        raise UserError(f"train.init={path}: none of its {len(arrays)} arrays matches a parameter of this network "
+        raise UserError(f"train.init={source}: none of its {len(arrays)} arrays matches a parameter of this network "
                         f"(same name and shape)")
     return loaded, len(params)
-
-
-def init_width(cfg: CfgNode) -> Optional[float]:
-    """The width multiplier of ``train.init`` when it is a retraining checkpoint (its weights
-    fit only that width), else ``None``."""
-    if not cfg.train.init:
-        return None
-    width = ckpt.load_checkpoint(cfg.train.init).get("width_mult")
-    return float(width) if width is not None else None
 
 
 def build_supernet(cfg: CfgNode, parts: Parts) -> Any:

@@ -22,7 +22,7 @@ from ..spaces.archfile import architecture_from_dict, load_architecture, save_ar
 from ..search.latency_table import device_key
 from . import checkpoint as ckpt
 from .build import (build_derived, inference_config, init_width, initialize, load_data, load_init, nag_trainer,
-                    parts_of, retrain_arch, retrain_schedule, width_for)
+                    parts_of, read_init, retrain_arch, retrain_schedule, width_for)
 from .isolated import isolated_latency
 from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run
 from .payloads import RetrainPayload, save_payload
@@ -43,8 +43,9 @@ class RetrainRun:
         parts.space.check_arch(arch, cfg)  # laid on the config's layout already (retrain_in)
         self.task, self.ctxs = parts.task, parts.ctxs
         self.loaders, self.shape = load_data(cfg, retrain=True, dist=parts.dist)
+        init = read_init(cfg) if state is None else None
         # a retraining checkpoint in train.init fixes the width: its weights fit only that one
-        self.width = state.width_mult if state else (init_width(cfg) or width_for(arch, cfg, self.shape[1:], parts))
+        self.width = state.width_mult if state else (init_width(init) or width_for(arch, cfg, self.shape[1:], parts))
         self.net = build_derived(arch, cfg, self.width, parts)
         initialize(self.net, self.ctxs, cfg.seed)
         self.net.hybridize(static_alloc=True)
@@ -55,8 +56,8 @@ class RetrainRun:
             hint = ("; the auxiliary head needs a larger map: move it (retrain.aux_stage) or drop it "
                     "(retrain.aux_weight=0)") if "aux" in str(exc) else ""
             raise UserError(f"the derived net cannot run on {tuple(self.shape)} inputs: {msg}{hint}") from None
-        if cfg.train.init and state is None:
-            loaded, total = load_init(self.net, cfg.train.init)
+        if init is not None:
+            loaded, total = load_init(self.net, init, cfg.train.init)
             LOG.info("train.init: %d of %d parameters from %s", loaded, total, cfg.train.init)
         r = cfg.retrain
         sched = retrain_schedule(r, len(self.loaders.full))

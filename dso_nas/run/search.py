@@ -24,7 +24,7 @@ from ..search.latency_table import LatencyTable
 from ..spaces.archfile import save_architecture
 from . import checkpoint as ckpt
 from .build import (build_derived, build_supernet, inference_config, initialize, lambda_trainer, lambda_values,
-                    load_data, load_init, nag_trainer, parts_of)
+                    load_data, load_init, nag_trainer, parts_of, read_init)
 from .folder import ARCH_FILE, SEARCH_CKPT, open_run
 from .payloads import SearchPayload, save_payload
 from .plotting import plot
@@ -58,7 +58,7 @@ class SearchRun:
         self.elapsed = {"pretrain": 0.0, "search": 0.0}
         self._warm_up()
         if cfg.train.init and state is None:
-            loaded, total = load_init(self.net, cfg.train.init)
+            loaded, total = load_init(self.net, read_init(cfg), cfg.train.init)
             LOG.info("train.init: %d of %d parameters from %s", loaded, total, cfg.train.init)
         self.executors = None
         if cfg.train.mirror:  # recompute segments in the backward pass instead of storing them
