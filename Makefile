@@ -133,7 +133,7 @@ mobile-micro: install data
 
 # PASCAL VOC (TPAMI §4.4). The ImageNet stages run when IMAGENET_ROOT is given; the retraining
 # runs COCO+SBD+VOC (with COCO_ROOT), SBD+VOC (when VOC_ROOT holds VOCaug/), then VOC, each
-# stage starting from the weights of the one before (train.init).
+# stage starting from the weights of the one before (train.init). ARGS go to the segmentation stages.
 COCO_ROOT ?=
 VOC_ROOT ?=
 VOC_RUN ?= runs/voc
