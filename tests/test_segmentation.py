@@ -52,6 +52,8 @@ def test_reduction_plan_turns_the_last_strides_into_dilation():
             reduction_plan("imagenet", 3, bad)
     with pytest.raises(ConfigError, match="output_stride"):
         load_config(None, ["model.output_stride=24"])
+    with pytest.raises(ConfigError, match="label_smoothing is a classification setting"):
+        _cfg("", "retrain.label_smoothing=0.1")
     with pytest.raises(ConfigError, match="mobile space has no dilated form"):
         load_config(None, ["model.space=mobile", "model.ops=[mbconv_3x3_e3]", "model.output_stride=16"])
 

@@ -181,10 +181,10 @@ class SegmentationSpec:
     # -- GluonCV datasets ----------------------------------------------------------------
     def train_set(self, root: str, cfg: Any):
         """``(dataset, check)`` of the training images of ``root`` (``check(row)``: the VOC
-        masks' sizes; SBD's and COCO's masks are made at their image's size)."""
+        masks' sizes; SBD's and COCO's masks are made at their image's size); ``root`` has passed
+        :meth:`check`."""
         mode = "train" if cfg.data.augment else "val"
         kw = dict(mode=mode, transform=_transform(), base_size=cfg.data.base_size, crop_size=cfg.data.image_size)
-        self.check(root)
         if self.kind == "coco":
             return self._coco(root, "train", cfg, **kw), None
         from gluoncv.data import VOCAugSegmentation, VOCSegmentation  # noqa: PLC0415
@@ -208,8 +208,8 @@ class SegmentationSpec:
         return voc, check
 
     def eval_set(self, root: str, cfg: Any):
-        """The evaluation images (VOC ``val.txt``; COCO ``val2017``), whole (GluonCV's testval)."""
-        self.check(root)
+        """The evaluation images (VOC ``val.txt``; COCO ``val2017``), whole (GluonCV's testval);
+        ``root`` has passed :meth:`check`."""
         kw = dict(mode="testval", transform=_transform(), crop_size=cfg.data.image_size)
         if self.kind == "coco":
             return self._coco(root, "val", cfg, **kw)
@@ -236,6 +236,7 @@ class SegmentationSpec:
         d = cfg.data
         if d.validation > 0:
             raise ConfigError("data.validation is not supported for segmentation datasets: they have a val split")
+        self.check(d.root)  # once: the GluonCV readers assert on missing files without saying which
         train, check = self.train_set(d.root, cfg)
         parts, checks = [train], [check]
         for entry in d.extra:
@@ -245,6 +246,7 @@ class SegmentationSpec:
             spec = dataset_spec(name)
             if not isinstance(spec, SegmentationSpec) or not root:
                 raise ConfigError(f"data.extra entry {entry!r} must be 'name:root' of a segmentation dataset")
+            spec.check(root)
             extra, extra_check = spec.train_set(root, cfg)
             parts.append(extra)
             checks.append(extra_check)

@@ -199,12 +199,12 @@ class Segmentation(Task):
         if len(cfg.task.aspp_rates) != 3:
             raise ConfigError(f"task.aspp_rates must name the three atrous rates of the ASPP, got "
                               f"{list(cfg.task.aspp_rates)}")
+        if cfg.retrain.label_smoothing > 0:
+            raise ConfigError("retrain.label_smoothing is a classification setting; set it to 0 for segmentation")
 
     def loss(self, label_smoothing: float = 0.0) -> gluon.loss.Loss:
         from gluoncv.loss import MixSoftmaxCrossEntropyLoss  # noqa: PLC0415
 
-        if label_smoothing > 0:
-            raise ConfigError("retrain.label_smoothing is a classification setting; set it to 0 for segmentation")
         return MixSoftmaxCrossEntropyLoss(aux=False, ignore_label=-1)
 
     def metric(self) -> SegmentationMeter:
