@@ -95,7 +95,15 @@ class Distributed:
         return self.rank == 0
 
     def trainer(self, params, optimizer: Any, optimizer_params: Optional[dict] = None) -> gluon.Trainer:
-        """A Trainer of ``params`` that aggregates as ``train.kvstore`` says."""
+        """A Trainer of the trainable ones of ``params`` that aggregates as ``train.kvstore`` says.
+
+        Parameters without a gradient (BN running statistics, a fixed γ) stay out of it: a Gluon
+        Trainer of several contexts broadcasts context 0's copy of every parameter it holds to
+        the others at its first ``step``, after that step's forward pass has already moved each
+        context's running statistics on its own part of the batch, so the other contexts lost
+        that update, which the workers of a distributed job (one context each) keep.
+        """
+        params = [p for p in (params.values() if hasattr(params, "values") else params) if p.grad_req != "null"]
         if self.store is None:
             return gluon.Trainer(params, optimizer, optimizer_params, kvstore=self.kvstore)
         return DistTrainer(params, optimizer, optimizer_params, store=self.store)
