@@ -1,10 +1,14 @@
 """The derived (retraining) network, its analytic cost and the width-multiplier search."""
+import os
+
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import autograd
 
+from dso_nas.config import load_config
 from dso_nas.errors import ArchitectureError, ConfigError
+from dso_nas.spaces import get_space
 from dso_nas.spaces.dense.arch import Layout, derive_architecture
 from dso_nas.spaces.dense.cell import Cell
 from dso_nas.spaces.dense.baselines import full_architecture, random_architecture
@@ -15,6 +19,7 @@ from dso_nas.spaces.dense.block import SearchBlock
 from dso_nas.spaces.dense.graph import num_lambda
 from dso_nas.models.width import find_width_multiplier
 
+EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
 OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3")
 LAYOUT = Layout(stem="cifar", in_channels=3, stem_channels=4, channels=(4, 8), blocks=(2, 1), levels=3, ops=OPS)
 
@@ -136,7 +141,7 @@ def test_analytic_params_equal_counted_params(name, width_mult, kwargs):
     assert trainable(net) == total.params
     assert cost["widths"] == [scaled_width(4, width_mult)] + [scaled_width(c, width_mult) for c in (4, 8)]
     assert len(cost["blocks"]) == 3 and len(cost["reductions"]) == 1
-    parts = [cost["stem"], *cost["blocks"], *cost["reductions"], cost["classifier"]]
+    parts = [cost["stem"], *cost["blocks"], *cost["reductions"], cost["final"], cost["classifier"]]
     assert total == sum(parts, Cost.zero())
     for cell, block, side in zip(net.cells(), cost["blocks"], (8, 8, 4)):
         assert block.params == trainable(cell)
@@ -205,3 +210,33 @@ def test_aligned_widths_are_multiples_and_non_decreasing():
     m = find_width_multiplier(lambda w: arch_cost(arch, w, (8, 8), 5, width_divisor=8)["total"], target_params=30000)
     cost = arch_cost(arch, m, (8, 8), 5, width_divisor=8)
     assert cost["total"].params <= 30000 and all(w % 8 == 0 for w in cost["widths"])
+
+
+#: Parameters of the authors' evaluation network for the complete block (every λ = 1), counted
+#: with MXNet's ``infer_shape`` on the release's own symbol (XinbangZhang/DSO-NAS,
+#: ``{Cifar,Imagenet}/symbol/dsonas_evaluation_symbol.py``: 4 levels, the 1x1 conv-BN-ReLU
+#: shortcut on each stage's first block, ``final_bn`` + ``final_relu``, no auxiliary head):
+#: CIFAR-10 at ``retrain_channel`` 48 (depth 110: 8 blocks a stage, 10 classes) and ImageNet
+#: at 36 (``units`` [3, 3, 14, 7]: 2, 2, 13, 6 blocks, 1000 classes).
+RELEASE_PARAMS = {"cifar": 10_031_002, "imagenet": 20_326_906}
+
+
+@pytest.mark.parametrize("dataset, width, side, classes", [("cifar", 48, 32, 10), ("imagenet", 36, 224, 1000)])
+def test_the_complete_network_has_the_release_parameter_count(dataset, width, side, classes):
+    """The analytic count and the built graph's both equal the release's; without the final BN
+    they fall short by exactly its γ and β (2·C_last), the gap the outside check found."""
+    counts = {}
+    for final_bn in (True, False):
+        cfg = load_config(os.path.join(EXPERIMENTS, dataset, "search.yaml"),
+                          ["model.first_shortcut=conv", "retrain.width_divisor=1", f"model.num_classes={classes}",
+                           f"model.final_bn={str(final_bn).lower()}", "retrain.aux_weight=0"])
+        space = get_space(cfg.model.space)
+        arch = full_architecture(space.layout(cfg))
+        mult = width / cfg.model.channels[0]
+        cost = space.net_cost(arch, cfg, mult, (side, side), None)
+        net = space.build_net(arch, cfg, width_mult=mult, backend="reference", head=None)
+        counted = sum(int(np.prod(p.shape)) for p in net.collect_params().values() if p.grad_req != "null")
+        assert counted == cost["total"].params
+        counts[final_bn] = counted
+    assert counts[True] == RELEASE_PARAMS[dataset]
+    assert counts[True] - counts[False] == 2 * width * 2 ** (len(cfg.model.channels) - 1)

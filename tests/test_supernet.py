@@ -265,7 +265,8 @@ def test_supernet_cost_matches_graph(scope):
     assert len(analytic["blocks"]) == 3 and len(analytic["reductions"]) == 1
     assert analytic["total"] == (analytic["stem"] + sum(analytic["blocks"], Cost.zero())
                                  + sum(analytic["reductions"], Cost.zero())
-                                 + analytic["classifier"])
+                                 + analytic["final"] + analytic["classifier"])
+    assert analytic["final"] == bn_cost(6)  # the release's final BN (learnable γ) on the last stage
 
 
 def test_supernet_cost_with_masks():
@@ -273,8 +274,8 @@ def test_supernet_cost_with_masks():
     zeros = [np.zeros(p.shape[0], bool) for p in net.lambda_params()]
     pruned = net.cost((8, 8), zeros)
     assert all(c == Cost.zero() for c in pruned["blocks"])
-    assert pruned["total"] == (stem_cost("cifar", 3, 4, 8, 8, False)
-                               + reduction_cost(4, 6, 8, 8, False) + classifier_cost(6, 5, 4, 4))
+    assert pruned["total"] == (stem_cost("cifar", 3, 4, 8, 8, False) + reduction_cost(4, 6, 8, 8, False)
+                               + bn_cost(6) + classifier_cost(6, 5, 4, 4))
     ones = [np.ones(p.shape[0], bool) for p in net.lambda_params()]
     assert net.cost((8, 8), ones)["total"] == net.cost((8, 8))["total"]
     mixed = net.cost((8, 8), [ones[0], zeros[1], ones[2]])

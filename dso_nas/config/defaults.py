@@ -47,6 +47,7 @@ _C.model.mobile.last_conv = 1280  # width of the 1x1 conv before the pooling and
 _C.model.mobile.one_op = True  # stop the search once every block keeps at most one op (§4.3); search.epochs caps it
 _C.model.output_stride = 0  # stride of the last map: 0 = every reduction strided; 16 = DeepLabv3's atrous backbone (§4.4)
 _C.model.first_shortcut = "identity"  # shortcut of each stage's first derived block: "identity" (paper) or "conv" (release)
+_C.model.final_bn = True  # dense space: BN + ReLU on the last stage's output before the head (release: final_bn, final_relu)
 
 _C.data = CfgNode()
 _C.data.name = "cifar10"  # dataset (dso_nas.data.DATASETS): fashion_mnist, cifar10, imagenet, voc, voc_aug, coco

@@ -96,7 +96,7 @@ class DenseSpace(SearchSpace):
                         channels=m.channels, blocks=m.blocks, levels=m.levels, ops=m.ops, scope=m.scope,
                         num_classes=m.num_classes, aggregation=m.aggregation, affine=not cfg.train.fix_gamma,
                         bn_eps=m.bn_eps, bn_momentum=m.bn_momentum, backend=backend, head=head,
-                        output_stride=m.output_stride)
+                        output_stride=m.output_stride, final_bn=m.final_bn)
 
     def derive(self, cfg: Any, lambdas: Sequence[np.ndarray], meta: Dict[str, Any]) -> Architecture:
         return derive_architecture(lambdas, scope=cfg.model.scope, layout=self.layout(cfg), meta=meta)
@@ -168,13 +168,14 @@ class DenseSpace(SearchSpace):
                           drop_path=r.drop_path, aux_weight=r.aux_weight, aux_stage=r.aux_stage or None,
                           first_shortcut=m.first_shortcut, affine=True, bn_eps=m.bn_eps,
                           bn_momentum=m.bn_momentum, backend=backend, width_divisor=r.width_divisor, head=head,
-                          aux_head=aux_head, output_stride=m.output_stride)
+                          aux_head=aux_head, output_stride=m.output_stride, final_bn=m.final_bn)
 
     def net_cost(self, arch: Architecture, cfg: Any, width_mult: float, input_hw,
                  head_cost: Optional[HeadCost]) -> Dict[str, Any]:
         return arch_cost(arch, width_mult, tuple(input_hw), cfg.model.num_classes,
                          first_shortcut=cfg.model.first_shortcut, width_divisor=cfg.retrain.width_divisor,
-                         head_cost=head_cost, output_stride=cfg.model.output_stride)
+                         head_cost=head_cost, output_stride=cfg.model.output_stride,
+                         final_bn=cfg.model.final_bn)
 
     def arch_info(self, arch: Architecture) -> Dict[str, Any]:
         return {"scope": arch.scope, "kept_ops": [len(c.ops) for c in arch.block_cells()]}

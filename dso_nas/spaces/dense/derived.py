@@ -7,9 +7,9 @@ kept inputs, the kept output nodes are concatenated and reduced by ``1 x 1`` con
 ReLU, and the shortcut is added (Eq. 2). A cell with no kept op is exactly the identity.
 
 :class:`DerivedNet` is stem -> stages of derived cells -> a reduction block after every
-stage but the last -> classifier (TPAMI Fig. 2), every width scaled by a global width
-multiplier (§4.1). Retraining extras of §4.2: dropout before the classifier, drop path
-and an auxiliary head.
+stage but the last -> final BN + ReLU (the release's ``final_bn``, ``final_relu``) ->
+classifier (TPAMI Fig. 2), every width scaled by a global width multiplier (§4.1). Retraining
+extras of §4.2: dropout before the classifier, drop path and an auxiliary head.
 
 Drop path (as in the authors' release) multiplies, per sample, each branch by a Bernoulli
 keep mask scaled by ``1/(1-p)``: the inputs of every op that sums more than one input and
@@ -35,7 +35,7 @@ from dso_nas.errors import ArchitectureError
 from dso_nas.models.common import (ConvBNReLU, ReductionBlock, Stem, conv_bn_relu_cost, reduction_cost,
                                    reduction_plan, stem_cost, stem_out_shape, stem_stride)
 from dso_nas.models.heads import AuxHead, Classifier, HeadCost, HeadFactory, classifier_cost
-from dso_nas.ops import REFERENCE, BNReLU, Cost, build_op, check_backend, conv_out_size
+from dso_nas.ops import REFERENCE, BNReLU, Cost, bn_cost, build_op, check_backend, conv_out_size
 from dso_nas.spaces.dense.arch import Architecture
 from dso_nas.spaces.dense.block import block_cost
 from dso_nas.spaces.dense.cell import Cell
@@ -177,7 +177,8 @@ class DerivedNet(HybridBlock):
     """The retraining network of an architecture: a backbone of stages, then the heads.
 
     :meth:`features` gives the feature map after every stage (after its reduction block,
-    for all stages but the last), with :attr:`output_strides`; the head (the task's; default
+    for all stages but the last; after the final BN + ReLU for the last), with
+    :attr:`output_strides`; the head (the task's; default
     a :class:`~dso_nas.models.heads.Classifier`) reads the last one, the auxiliary head the
     one after stage ``aux_stage``.
 
@@ -216,6 +217,8 @@ class DerivedNet(HybridBlock):
     output_stride : int
         0: every reduction strided; else DeepLabv3's atrous layout
         (:func:`~dso_nas.models.common.reduction_plan`).
+    final_bn : bool
+        BatchNorm + ReLU on the last stage's output (the release's ``final_bn``).
     """
 
     def __init__(self, arch: Architecture, *, width_mult: float = 1.0, num_classes: int,
@@ -223,7 +226,8 @@ class DerivedNet(HybridBlock):
                  aux_stage: Optional[int] = None, first_shortcut: str = "identity",
                  affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
                  backend: str = REFERENCE, width_divisor: int = 1, head: Optional[HeadFactory] = None,
-                 aux_head: Optional[HeadFactory] = None, output_stride: int = 0, **kwargs):
+                 aux_head: Optional[HeadFactory] = None, output_stride: int = 0, final_bn: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.arch, self.width_mult, self.num_classes = arch, width_mult, num_classes
         self.first_shortcut, self.backend = first_shortcut, check_backend(backend)
@@ -262,6 +266,7 @@ class DerivedNet(HybridBlock):
                     stride, dil, dilation = plan[s]
                     self.reductions.add(ReductionBlock(c, widths[s + 1], stride=stride, dilation=dil,
                                                        prefix=f"reduce{s + 1}_", **bn))
+            self.final = BNReLU(widths[-1], prefix="final_bn_", **bn) if final_bn else None
             if head is None:
                 self.classifier = Classifier(widths[-1], num_classes, dropout, self.backend, prefix="classifier_")
             else:
@@ -304,6 +309,8 @@ class DerivedNet(HybridBlock):
             x = self.stages[s](x)
             if s + 1 < n_stages:
                 x = self.reductions[s](x)
+            elif self.final is not None:
+                x = self.final(x)
             maps.append(x)
         return maps
 
@@ -317,7 +324,8 @@ class DerivedNet(HybridBlock):
 
 def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], num_classes: int,
               *, first_shortcut: str = "identity", affine: bool = True, width_divisor: int = 1,
-              head_cost: Optional[HeadCost] = None, output_stride: int = 0) -> Dict[str, Any]:
+              head_cost: Optional[HeadCost] = None, output_stride: int = 0,
+              final_bn: bool = True) -> Dict[str, Any]:
     """Analytic cost of the :class:`DerivedNet` of ``arch`` (the auxiliary head excluded).
 
     Parameters
@@ -334,13 +342,15 @@ def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], 
         classifier's (:func:`~dso_nas.models.heads.classifier_cost`).
     output_stride : int
         As for :class:`DerivedNet` (dilation changes no cost; a stride-1 reduction keeps the map).
+    final_bn : bool
+        As for :class:`DerivedNet`.
 
     Returns
     -------
     dict
         ``total`` (:class:`~dso_nas.ops.Cost`), its parts ``stem``, ``blocks`` (one
-        Cost per normal block, network order; zero for an identity block), ``reductions``
-        and ``classifier``, and ``widths`` (stem width, then every stage width) and
+        Cost per normal block, network order; zero for an identity block), ``reductions``,
+        ``final`` (the final BN; zero without it) and ``classifier``, and ``widths`` (stem width, then every stage width) and
         ``width_mult``.
     """
     stem_c, widths = network_widths(arch, width_mult, width_divisor)
@@ -358,7 +368,8 @@ def arch_cost(arch: Architecture, width_mult: float, input_hw: Tuple[int, int], 
             stride, dil, _ = plan[s]
             reductions.append(reduction_cost(c, widths[s + 1], h, w, affine, stride, dil))
             h, w = conv_out_size(h, 3, stride, dilation=dil), conv_out_size(w, 3, stride, dilation=dil)
+    final = bn_cost(widths[-1], affine=affine) if final_bn else Cost.zero()
     classifier = (head_cost or (lambda c, hh, ww: classifier_cost(c, num_classes, hh, ww)))(widths[-1], h, w)
-    total = stem + sum(blocks, Cost.zero()) + sum(reductions, Cost.zero()) + classifier
-    return {"total": total, "stem": stem, "blocks": blocks, "reductions": reductions,
+    total = stem + sum(blocks, Cost.zero()) + sum(reductions, Cost.zero()) + final + classifier
+    return {"total": total, "stem": stem, "blocks": blocks, "reductions": reductions, "final": final,
             "classifier": classifier, "widths": [stem_c] + widths, "width_mult": width_mult}

@@ -10,7 +10,9 @@ but the last. Layouts of the paper (all through the constructor arguments):
   ``stem_channels=28``, ``channels=(28, 56, 112, 224)``, ``blocks=(2, 2, 13, 6)``.
 
 When ``stem_channels != channels[0]`` a ``1 x 1`` ConvBNReLU (``adapter``) is inserted
-after the stem; with the paper's layouts it is not.
+after the stem; with the paper's layouts it is not. With ``final_bn`` the last stage's output
+passes a BatchNorm + ReLU (learnable γ) before the head, as in every symbol of the authors'
+release (``final_bn``, ``final_relu``).
 
 Search scopes: ``"share"`` - one λ Parameter (``<prefix>shared_lambda``) used by every
 search block of every stage; ``"full"`` - one λ per block (``<prefix>stage<s>_block<b>_lambda``).
@@ -29,7 +31,7 @@ from mxnet.gluon import HybridBlock, nn
 from dso_nas.errors import ConfigError
 from dso_nas.models.common import ConvBNReLU, ReductionBlock, Stem, reduction_plan
 from dso_nas.models.heads import Classifier, HeadFactory
-from dso_nas.ops import REFERENCE, Cost, check_backend
+from dso_nas.ops import REFERENCE, BNReLU, Cost, bn_cost, check_backend
 from dso_nas.spaces.dense.block import AGGREGATIONS, SearchBlock
 from dso_nas.spaces.dense.graph import num_lambda
 
@@ -81,6 +83,8 @@ class SuperNet(HybridBlock):
         0: every reduction strided; else the reductions past this stride keep the resolution
         and the blocks after them dilate (:func:`~dso_nas.models.common.reduction_plan`;
         DeepLabv3's 16 for segmentation, TPAMI §4.4).
+    final_bn : bool
+        BatchNorm (learnable γ, whatever ``affine`` says) + ReLU on the last stage's output.
     """
 
     def __init__(self, *, stem: str, in_channels: int, stem_channels: int,
@@ -88,7 +92,7 @@ class SuperNet(HybridBlock):
                  ops: Sequence[str], scope: str, num_classes: int, aggregation: str = "fused",
                  affine: bool = False, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
                  dropout: float = 0.0, backend: str = REFERENCE, head: Optional[HeadFactory] = None,
-                 output_stride: int = 0, **kwargs):
+                 output_stride: int = 0, final_bn: bool = True, **kwargs):
         super().__init__(**kwargs)
         channels, blocks, ops = tuple(channels), tuple(blocks), tuple(ops)
         _check_layout(channels, blocks, scope, aggregation)  # the op names: SearchBlock checks them
@@ -125,6 +129,8 @@ class SuperNet(HybridBlock):
                     stride, dil, dilation = plan[s]
                     self.features.add(ReductionBlock(width, channels[s + 1], stride=stride, dilation=dil,
                                                      prefix=f"reduce{s}_", **bn))
+            self.final = (BNReLU(channels[-1], True, bn_eps, bn_momentum, self.backend, prefix="final_bn_")
+                          if final_bn else None)
             if head is None:
                 self.classifier = Classifier(channels[-1], num_classes, dropout, self.backend,
                                              prefix="classifier_")
@@ -132,12 +138,15 @@ class SuperNet(HybridBlock):
                 self.classifier = head(channels[-1], "classifier_")
 
     def hybrid_forward(self, F, x):
-        return self.classifier(self.features(x))
+        x = self.features(x)
+        if self.final is not None:
+            x = self.final(x)
+        return self.classifier(x)
 
     def sequential_layers(self) -> List[HybridBlock]:
-        """The layers the network applies in sequence (stem, blocks, reductions, head), for
-        mirror mode (:mod:`dso_nas.engine.mirror`)."""
-        return list(self.features) + [self.classifier]
+        """The layers the network applies in sequence (stem, blocks, reductions, final BN, head),
+        for mirror mode (:mod:`dso_nas.engine.mirror`)."""
+        return list(self.features) + ([self.final] if self.final is not None else []) + [self.classifier]
 
     def layout(self):
         """The :class:`~dso_nas.spaces.dense.arch.Layout` this supernet was built from."""
@@ -196,8 +205,9 @@ class SuperNet(HybridBlock):
         -------
         dict
             ``"total"``: :class:`Cost`; ``"blocks"``: list of :class:`Cost`, one per search
-            block; ``"stem"``, ``"classifier"``: :class:`Cost`; ``"reductions"``: list of
-            :class:`Cost` (the adapter, if any, is counted in ``"stem"``). λ are not counted.
+            block; ``"stem"``, ``"final"`` (the final BN, zero without it), ``"classifier"``:
+            :class:`Cost`; ``"reductions"``: list of :class:`Cost` (the adapter, if any, is
+            counted in ``"stem"``). λ are not counted.
         """
         if masks is not None and len(masks) != len(self._lambdas):
             raise ValueError(f"expected {len(self._lambdas)} λ masks (scope {self.scope!r}), "
@@ -215,10 +225,11 @@ class SuperNet(HybridBlock):
             else:
                 stem = stem + layer.cost(height, width)
             _, height, width = layer.out_shape(height, width)
+        final = bn_cost(self.channels[-1]) if self.final is not None else Cost.zero()
         classifier = self.classifier.cost(height, width)
-        total = stem + sum(blocks, Cost.zero()) + sum(reductions, Cost.zero()) + classifier
+        total = stem + sum(blocks, Cost.zero()) + sum(reductions, Cost.zero()) + final + classifier
         return {"total": total, "blocks": blocks, "stem": stem, "reductions": reductions,
-                "classifier": classifier}
+                "final": final, "classifier": classifier}
 
 
 def _check_layout(channels, blocks, scope: str, aggregation: str) -> None:
