@@ -30,6 +30,7 @@ from dso_nas.errors import ConfigError, UserError
 from dso_nas.engine.loops import step_seed
 from dso_nas.run.payloads import RetrainPayload, SearchPayload, load_payload
 from dso_nas.tasks.classification import AccuracyMeter
+from tolerance import U32
 from test_imagenet import SMALL, TINY_NET, write_folder  # noqa: E402 - it puts tools/ on the path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,8 +41,6 @@ MICRO = ["--config", os.path.join(GOLDEN, "micro.yaml"), f"data.root={os.path.jo
          "search.epochs=3", "search.gamma=0.25"]
 DIST = ["train.kvstore=dist_sync"]
 LIMIT_S = 240  # every job here ends by itself well within this
-#: float32's unit roundoff: one rounding of a real number to float32 is off by at most this, relative.
-U32 = 2.0 ** -24
 
 
 def _dso(args, timeout=LIMIT_S):

@@ -10,6 +10,7 @@ from mxnet import autograd
 from mxnet.gluon import HybridBlock
 
 from dso_nas.errors import ConfigError
+from tolerance import assert_within_rounding
 from dso_nas.ops import (BACKENDS, OPS, BNReLU, DepthwiseConv, PoolBNReLU, SepConv, backend_for_contexts,
                          build_op, graph_cost, op_cost, pool2d)
 
@@ -62,8 +63,11 @@ def test_fast_pool_equals_pooling(pool_type, stride, size, hybridize):
     (y_ref, g_ref), (y_fast, g_fast) = results
     side = [(n - 1) // stride + 1 for n in size]
     assert y_fast.shape == y_ref.shape == (2, CHANNELS, side[0], side[1])
-    np.testing.assert_allclose(y_fast, y_ref, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(g_fast, g_ref, rtol=1e-6, atol=1e-6)
+    # a window sums at most 9 terms; its scaling by 1/count adds one more rounding (+ 1); Σ|term|
+    # is the reference pooling of |x|, back-propagated from |head|
+    y_mag, g_mag = _value_and_grad(_Pool(pool_type, stride, "reference"), x.abs(), head.abs())
+    assert_within_rounding(y_fast, y_ref, 9 + 1, y_mag, "output")
+    assert_within_rounding(g_fast, g_ref, 9 + 1, g_mag, "input gradient")
     if pool_type == "max":  # a max pooling copies values: exact, and the same winners
         np.testing.assert_array_equal(y_fast, y_ref)
         np.testing.assert_array_equal(g_fast != 0, g_ref != 0)
@@ -154,8 +158,18 @@ def test_depthwise_split_equals_one_convolution(kernel, stride, size, hybridize)
         results.append((y, g, conv.weight.grad().asnumpy()))
     ref, fast = results
     assert fast[0].shape == ref[0].shape
-    for a, b in zip(fast, ref):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+    # Σ|term| of every output, input gradient and weight gradient: the reference convolution of
+    # |x| by |w|, back-propagated from |head|
+    conv = DepthwiseConv(CHANNELS, kernel, stride, backend="reference", prefix="abs_")
+    conv.initialize()
+    conv.weight.set_data(weight.abs())
+    head = mx.nd.array(np.random.RandomState(1).normal(size=ref[0].shape))
+    y_mag, g_mag = _value_and_grad(conv, x.abs(), head.abs())
+    taps = kernel * 3 * -(-kernel // 3)  # the column split pads the kernel to whole 3-wide columns
+    positions = ref[0].shape[0] * ref[0].shape[2] * ref[0].shape[3]  # a weight's gradient sums these
+    assert_within_rounding(fast[0], ref[0], taps + 1, y_mag, "output")  # + 1: the product's rounding
+    assert_within_rounding(fast[1], ref[1], taps + 1, g_mag, "input gradient")
+    assert_within_rounding(fast[2], ref[2], positions + 1, conv.weight.grad().asnumpy(), "weight gradient")
 
 
 def test_sep_conv_keeps_its_parameters_and_cost():
