@@ -25,7 +25,7 @@ RUN ?=
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
 	@echo "make test          run the test suite"
-	@echo "make install GPU=1 install the CUDA 11.2 build (mxnet-cu112) instead of the CPU one"
+	@echo "make install GPU=1 install the CUDA 11.2 build (mxnet-cu112 and the CUDA libraries it links) instead of the CPU one"
 	@echo "make cifar-search CIFAR_ROOT=DIR SCOPE=share|full   paper CIFAR-10 search"
 	@echo "make cifar-retrain CIFAR_ROOT=DIR ARCH=FILE          paper CIFAR-10 retraining"
 	@echo "make imagenet-search IMAGENET_ROOT=DIR [SCOPE=share|full]  paper ImageNet search (RecordIO)"
@@ -46,8 +46,11 @@ help:
 	@echo "make clean         remove .venv and build litter"
 	@echo "ARGS='key=value ...' adds config overrides to any run target"
 
+# mxnet and mxnet-cu112 install the same mxnet/ folder: the other build is removed first.
+OTHER_MXNET := $(if $(filter 1,$(GPU)),mxnet,mxnet-cu112)
 $(STAMP): requirements.txt requirements-gpu.txt requirements-dev.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip uninstall -q -y $(OTHER_MXNET) 2>/dev/null || true
 	$(PY) -m pip install -q --disable-pip-version-check -r $(REQ) -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	rm -f $(VENV)/.installed-*
