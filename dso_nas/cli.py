@@ -160,7 +160,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from . import run  # noqa: PLC0415 - keep `--help` fast (no MXNet import)
+    try:
+        from . import run  # noqa: PLC0415 - keep `--help` fast (no MXNet import)
+    except OSError as e:  # the loader's: a CUDA build of MXNet without the driver or a CUDA library
+        raise UserError(f"cannot load MXNet: {e} ('dso-nas doctor' tells more)") from None
 
     if args.command == "launch":
         from .engine.launch import launch  # noqa: PLC0415
