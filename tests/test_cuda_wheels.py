@@ -1,12 +1,20 @@
 """The CUDA libraries of ``make install GPU=1`` (issue 25): the preloader on a fake
-``site-packages`` (no CUDA libraries here)."""
+``site-packages`` (no CUDA libraries here), and the pieces of tools/check_cuda_wheels.py (the
+real check downloads ~2.3 GB and is run by hand: ``make check-cuda-wheels``, docs/gpu.md)."""
+import importlib.util
+import io
 import logging
 import os
+import struct
+import sys
 
 import pytest
 
 from dso_nas.cuda_libs import LIBRARIES, PRELOAD_ENV, locate, preload
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import check_cuda_wheels as tool  # noqa: E402
 
 
 def _site(tmp_path, *, dist="mxnet_cu112-1.9.1.dist-info", skip=()):
@@ -69,4 +77,58 @@ def test_a_missing_or_broken_library_is_skipped(tmp_path, caplog):
         loaded = [os.path.basename(p) for p in preload([str(site)], load=load)]
     assert "libnccl.so.2" not in loaded and "libcufft.so.10" not in loaded and len(loaded) == len(LIBRARIES) - 2
     assert "could not load" in caplog.text and "invalid ELF header" in caplog.text
+
+
+def test_the_preloaded_libraries_are_the_pinned_wheels():
+    # every folder of LIBRARIES is an nvidia-<folder>-cu11 wheel pinned in requirements-gpu.txt
+    pins = dict(tool.pins(os.path.join(ROOT, "requirements-gpu.txt")))
+    assert pins["mxnet-cu112"] == "1.9.1"
+    for folder, soname in LIBRARIES:
+        assert f"nvidia-{folder.replace('_', '-')}-cu11" in pins, soname
+    assert pins["nvidia-cudnn-cu11"].startswith("8."), "cuDNN 9 has no libcudnn.so.8"
+    assert set(pins) - {"mxnet-cu112"} == {f"nvidia-{f.replace('_', '-')}-cu11" for f, _ in LIBRARIES}
+    assert "mxnet==" not in open(os.path.join(ROOT, "requirements-gpu.txt")).read()
+
+
+def test_elf_reader_on_the_installed_mxnet():
+    spec = importlib.util.find_spec("mxnet")
+    lib = os.path.join(spec.submodule_search_locations[0], "libmxnet.so")
+    info = tool.elf_info(lib)
+    assert info.soname == "libmxnet.so"
+    assert {"libopenblas.so.0", "libgfortran.so.3", "libgomp.so.1", "libc.so.6"} <= set(info.needed)
+    assert tool.library_archs(lib) == (set(), set())  # the CPU wheel: no GPU code
+    with pytest.raises(ValueError, match="not a 64-bit little-endian ELF"):
+        tool.elf_info(os.path.join(ROOT, "requirements-gpu.txt"))
+
+
+def test_resolve_classifies_every_soname():
+    provided = {
+        "libmxnet.so": ("mxnet-cu112 1.9.1", ("libcudnn.so.8", "libcuda.so.1", "libc.so.6", "libfoo.so.1")),
+        "libcudnn.so.8": ("nvidia-cudnn-cu11 8.9.6.50", ("libstdc++.so.6",)),
+        "libcudnn_ops_infer.so.8": ("nvidia-cudnn-cu11 8.9.6.50", ("libz.so.1",)),
+    }
+    rows = {r.soname: r for r in tool.resolve(provided, ["libmxnet.so", "libcudnn_ops_infer.so.8"])}
+    assert rows["libcudnn.so.8"].provider == "nvidia-cudnn-cu11 8.9.6.50"
+    assert rows["libcudnn.so.8"].needed_by == ("libmxnet.so",)
+    assert rows["libcuda.so.1"].provider == "the NVIDIA driver"
+    assert rows["libc.so.6"].provider == "system (libc6)" and rows["libz.so.1"].provider == "system (zlib1g)"
+    assert rows["libfoo.so.1"].provider == ""  # missing: the check fails on it
+    assert rows["libcudnn_ops_infer.so.8"].needed_by == ()
+
+
+def _container(entries):
+    """A fat binary container: ``entries`` of (kind, sm, payload size)."""
+    body = b""
+    for kind, sm, size in entries:
+        head = struct.pack("<HHIQ", kind, 0x0101, 64, size) + b"\0" * 12 + struct.pack("<I", sm) + b"\0" * 32
+        body += head + b"\xab" * size
+    return struct.pack("<IHHQ", 0xBA55ED50, 1, 16, len(body)) + body
+
+
+def test_fatbin_reader():
+    section = (_container([(2, 80, 40), (2, 86, 24)]) + b"\0" * 8
+               + _container([(2, 80, 16), (1, 86, 8), (2, 90, 8)]))
+    blob = io.BytesIO(b"\x11" * 100 + section + b"\x22" * 50)
+    counts = tool.fatbin_archs(blob, 100, len(section))
+    assert counts == {(2, 80): 2, (2, 86): 1, (1, 86): 1, (2, 90): 1}
 
