@@ -1,5 +1,5 @@
 """GPU contexts (issue 25): the check every ``context=gpu`` run makes before anything is built,
-with the GPU query faked (no GPU here)."""
+with the GPU query faked (no GPU here), and ``dso-nas doctor``."""
 import os
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from datafiles import write_idx
-from dso_nas import gpus
+from dso_nas import doctor, gpus
 from dso_nas.cli import main
 from dso_nas.config import load_config
 from dso_nas.errors import UserError
@@ -225,6 +225,60 @@ def test_retrain_evaluate_info_export_latency_refuse(fmnist, tmp_path, capsys, f
              "context=gpu: gpu:0 (NVIDIA H200)", tmp_path / "table.json")
 
 
+# ----------------------------------------------------------------------------- dso-nas doctor
+
+
+def test_doctor_here(capsys):
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("dso-nas doctor\n")
+    for label in ("python", "mxnet", "features", "kernels", "OpenMP", "CUDA libs", "driver", "GPUs", "verdict"):
+        assert any(line.startswith(label) for line in out.splitlines()), label
+    assert "CUDA no" in out and "MKLDNN yes" in out  # the CPU wheel
+    assert out.splitlines()[-2:] == [
+        "verdict     cpu    OK",
+        "            gpu:0  not usable: this MXNet is built without CUDA (the CPU wheel): install the CUDA build "
+        "with 'make install GPU=1' (docs/gpu.md)"]
+
+
+def test_doctor_faked_gpus(capsys, fake, monkeypatch):
+    fake(H200, A100)
+    ran = []
+    real_probe = doctor.probe
+
+    def probe(mx, ctx):  # the CPU wheel cannot compute on a GPU: only record which one doctor tries
+        if ctx.device_type == "gpu":
+            ran.append(ctx.device_id)
+        else:
+            real_probe(mx, ctx)
+
+    monkeypatch.setattr(doctor, "probe", probe)
+    text = doctor.report()
+    lines = text.splitlines()
+    assert "GPUs        gpu:0  NVIDIA H200, 141.0 GiB, compute capability 9.0" in lines
+    assert "            gpu:1  NVIDIA A100-SXM4-80GB, 80.0 GiB, compute capability 8.0" in lines
+    assert lines[-3] == "verdict     cpu    OK"
+    assert lines[-2].startswith("            gpu:0  not usable: gpu:0 (NVIDIA H200) has compute capability 9.0")
+    assert lines[-1] == "            gpu:1  OK"
+    assert ran == [1]  # nothing is run on the GPU the check refuses
+
+
+def test_doctor_reports_a_failing_probe_and_import(fake, monkeypatch):
+    fake(A100)
+
+    def broken(mx, ctx):
+        raise RuntimeError("CUDA: no kernel image is available for execution on the device\nmore")
+
+    monkeypatch.setattr(doctor, "probe", broken)
+    assert doctor.report().splitlines()[-1] == (
+        "            gpu:0  not usable: MXNet failed on it: CUDA: no kernel image is available for execution on the device")
+    monkeypatch.setattr(doctor, "_import_mxnet", lambda: (None, "import mxnet failed: libcuda.so.1: cannot open"))
+    lines = doctor.report().splitlines()
+    assert "mxnet       import mxnet failed: libcuda.so.1: cannot open" in lines
+    assert lines[-2:] == ["verdict     cpu    not usable: import mxnet failed: libcuda.so.1: cannot open",
+                          "            gpu:0  not usable: import mxnet failed: libcuda.so.1: cannot open"]
+
+
 def test_an_mxnet_that_cannot_load_is_one_line(tmp_path):
     # a CUDA build without the driver: `import mxnet` raises the loader's OSError
     fake_mx = tmp_path / "mxnet"
@@ -238,3 +292,7 @@ def test_an_mxnet_that_cannot_load_is_one_line(tmp_path):
     assert info.stderr.strip().splitlines()[-1] == (
         "dso-nas: error: cannot load MXNet: libcuda.so.1: cannot open shared object file: No such file or "
         "directory ('dso-nas doctor' tells more)")
+    doc = subprocess.run([sys.executable, "-m", "dso_nas", "doctor"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert doc.returncode == 0, doc.stderr[-2000:]
+    assert "verdict     cpu    not usable: import mxnet failed: libcuda.so.1: cannot open shared object" in doc.stdout
