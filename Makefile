@@ -20,12 +20,13 @@ FMNIST_REC ?= runs/imagenet_fmnist/rec
 ARCH ?=
 RUN ?=
 
-.PHONY: install data search study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro clean help
+.PHONY: install check-cuda-wheels data search study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro clean help
 
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
 	@echo "make test          run the test suite"
-	@echo "make install GPU=1 install the CUDA 11.2 build (mxnet-cu112) instead of the CPU one"
+	@echo "make install GPU=1 install the CUDA 11.2 build (mxnet-cu112 and the CUDA libraries it links) instead of the CPU one"
+	@echo "make check-cuda-wheels  check that the pinned CUDA wheels provide every library mxnet-cu112 links (~2.3 GB download; docs/gpu.md)"
 	@echo "make cifar-search CIFAR_ROOT=DIR SCOPE=share|full   paper CIFAR-10 search"
 	@echo "make cifar-retrain CIFAR_ROOT=DIR ARCH=FILE          paper CIFAR-10 retraining"
 	@echo "make imagenet-search IMAGENET_ROOT=DIR [SCOPE=share|full]  paper ImageNet search (RecordIO)"
@@ -46,14 +47,24 @@ help:
 	@echo "make clean         remove .venv and build litter"
 	@echo "ARGS='key=value ...' adds config overrides to any run target"
 
+# mxnet and mxnet-cu112 install the same mxnet/ folder: the other build is removed first.
+OTHER_MXNET := $(if $(filter 1,$(GPU)),mxnet,mxnet-cu112)
 $(STAMP): requirements.txt requirements-gpu.txt requirements-dev.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip uninstall -q -y $(OTHER_MXNET) 2>/dev/null || true
 	$(PY) -m pip install -q --disable-pip-version-check -r $(REQ) -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 install: $(STAMP)
+
+# Every shared library libmxnet.so of the pinned mxnet-cu112 links must come from a pinned wheel
+# (tools/check_cuda_wheels.py; the result is in docs/gpu.md). Downloads ~2.3 GB into CUDA_WHEELS;
+# needs pip and the standard library only (the venv's Python when there is one).
+CUDA_WHEELS ?= /tmp/dso_nas_cuda_wheels
+check-cuda-wheels:
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) tools/check_cuda_wheels.py $(CUDA_WHEELS)
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist; installed with apt when we are root.
 data:

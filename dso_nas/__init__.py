@@ -7,9 +7,16 @@ tasks (:mod:`dso_nas.tasks`), datasets (:mod:`dso_nas.data`) and operations
 budgets (:mod:`dso_nas.search`), the training loops (:mod:`dso_nas.engine`), the pipeline
 (:mod:`dso_nas.run`) and the command line (:mod:`dso_nas.cli`); ``docs/architecture.md``
 maps them.
+
+Importing the package has one side effect, and only on an install of MXNet's pip CUDA build:
+the CUDA libraries of the ``nvidia-*-cu11`` wheels are loaded first, so that MXNet finds them
+without ``LD_LIBRARY_PATH`` (:mod:`dso_nas.cuda_libs`).
 """
+from .cuda_libs import preload as _preload_cuda_libs
 
 __version__ = "0.1.0"
+
+_preload_cuda_libs()
 
 
 def use_all_cores() -> None:

@@ -12,6 +12,7 @@ Every subcommand takes ``--config FILE`` and trailing ``KEY=VALUE`` overrides::
     dso-nas report   runs/cifar
     dso-nas pack     /data/imagenet-folder /data/imagenet-rec          # ImageFolder -> RecordIO
     dso-nas launch   --workers 2 -- dso-nas search --config ... train.kvstore=dist_sync
+    dso-nas doctor                                                     # MXNet build, CUDA, GPUs, verdicts
 
 User errors (bad path, unknown key, malformed file) end with one line on stderr and exit
 status 2; no traceback.
@@ -129,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hosts", metavar="FILE", help="hosts file (one per line) for ssh; none: all on this machine")
     p.add_argument("--port", type=int, default=0, metavar="P", help="scheduler port (0: a free one)")
     p.add_argument("--root-uri", metavar="ADDR", help="the scheduler's address as the hosts see it")
+
+    _sub(sub, "doctor", "MXNet's build, the CUDA libraries, the GPUs and a verdict per context, on one screen",
+         "  # on a new machine, before context=gpu: what can run here, and why not")
     return parser
 
 
@@ -160,7 +164,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from . import run  # noqa: PLC0415 - keep `--help` fast (no MXNet import)
+    if args.command == "doctor":  # before MXNet's import, which it reports on
+        from .doctor import report  # noqa: PLC0415
+
+        print(report())
+        return 0
+    try:
+        from . import run  # noqa: PLC0415 - keep `--help` fast (no MXNet import)
+    except OSError as e:  # the loader's: a CUDA build of MXNet without the driver or a CUDA library
+        raise UserError(f"cannot load MXNet: {e} ('dso-nas doctor' tells more)") from None
 
     if args.command == "launch":
         from .engine.launch import launch  # noqa: PLC0415

@@ -1,4 +1,4 @@
-"""Devices: the ``context`` config key → MXNet contexts, and the op form they want."""
+"""Devices: the ``context`` config key → MXNet contexts, checked, and the op form they want."""
 from __future__ import annotations
 
 from typing import List
@@ -6,6 +6,7 @@ from typing import List
 import mxnet as mx
 
 from ..errors import ConfigError
+from ..gpus import check_gpu_context
 from ..ops import backend_for_contexts
 
 __all__ = ["contexts", "backend_for", "parse_context", "check_global_batch"]
@@ -41,8 +42,14 @@ def check_global_batch(cfg, num_contexts: int, world: int = 1) -> None:
 
 
 def contexts(cfg) -> List[mx.Context]:
-    """The contexts of ``cfg.context``."""
-    return parse_context(cfg.context)
+    """The contexts of ``cfg.context``; GPU ones checked first (:func:`dso_nas.gpus.check_gpu_context`:
+    a CUDA build of MXNet, the GPUs there, kernels for their compute capability), so that a
+    context that cannot run ends in one line before anything is built."""
+    ctxs = parse_context(cfg.context)
+    gpus = [c.device_id for c in ctxs if c.device_type == "gpu"]
+    if gpus:
+        check_gpu_context(cfg.context, gpus)
+    return ctxs
 
 
 def backend_for(cfg) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence, Tuple, Type
 
 from ..config import CfgNode, config_from_dict, diff, load_config
 from ..data import check_dataset
+from ..engine.devices import contexts
 from ..engine.distributed import from_config
 from ..errors import CheckpointError, UserError
 from ..runlog import CONFIG_NAME, setup_logging
@@ -83,6 +84,7 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
             changes = diff(config_from_dict(state.config).to_dict(), stored.to_dict())
             if changes:
                 raise CheckpointError(f"checkpoint {path} was written with another config ({'; '.join(changes[:3])})")
+        contexts(stored)  # a context that cannot run: one line, before the folder is touched
         _log_to(resume, stored)
         LOG.info("resuming %s from %s", resume, "its last checkpoint" if state else "the start")
         return stored, resume, state
@@ -90,7 +92,8 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
     run_dir = cfg.output_dir
     if os.path.exists(os.path.join(run_dir, checkpoint_name)):
         raise UserError(f"{run_dir} already holds a run: continue it with --resume {run_dir} or set output_dir=NEW_DIR")
-    check_dataset(cfg.data.name, cfg.data.root)  # before anything is written
+    contexts(cfg)  # before anything is written: a context that cannot run ends here
+    check_dataset(cfg.data.name, cfg.data.root)
     check_output_dir(run_dir)
     if not _is_writer(cfg):
         _log_to(run_dir, cfg)
