@@ -13,7 +13,9 @@ from dso_nas.config import load_config
 from dso_nas.errors import UserError
 from dso_nas.run.folder import write_config
 from dso_nas.run.payloads import RetrainPayload, save_payload
-from dso_nas.spaces.archfile import load_architecture
+from dso_nas.spaces import get_space
+from dso_nas.spaces.archfile import load_architecture, save_architecture
+from dso_nas.spaces.dense.baselines import full_architecture
 from test_pipeline import MICRO, ROOT, _error_line, _micro
 
 GIB = 2 ** 30
@@ -24,7 +26,6 @@ H100 = gpus.GPU(0, "NVIDIA H100 80GB HBM3", 80 * GIB, (9, 0))
 H200 = gpus.GPU(0, "NVIDIA H200", 141 * GIB, (9, 0))
 FUTURE = gpus.GPU(0, "NVIDIA B200", 180 * GIB, (10, 0))
 K80 = gpus.GPU(0, "Tesla K80", 12 * GIB, (3, 7))
-ARCH = os.path.join(ROOT, "tests", "golden", "expected", "GenuineIntel", "architecture.yaml")
 
 
 def _machine(*cards, error=""):
@@ -208,17 +209,19 @@ def test_resume_refuses_before_touching_the_folder(fmnist, tmp_path, capsys, fak
 
 def test_retrain_evaluate_info_export_latency_refuse(fmnist, tmp_path, capsys, fake):
     fake(H200)
+    micro = os.path.join(ROOT, "tests", "golden", "micro.yaml")
+    arch = str(tmp_path / "architecture.yaml")  # the micro config's complete network
+    save_architecture(full_architecture(get_space("dense").layout(load_config(micro, []))), arch)
     out = tmp_path / "retrain"
-    _refused(capsys, ["retrain", "--arch", ARCH] + _micro(fmnist, str(out), "context=gpu"), "9.0", out)
+    _refused(capsys, ["retrain", "--arch", arch] + _micro(fmnist, str(out), "context=gpu"), "9.0", out)
     cfg = load_config(None, _micro(fmnist, str(tmp_path / "r")))
     ckpt = tmp_path / "retrain.ckpt"
-    save_payload(str(ckpt), RetrainPayload(cfg.to_dict(), load_architecture(ARCH).to_dict(), 1.0, {}, None, 1, 0,
+    save_payload(str(ckpt), RetrainPayload(cfg.to_dict(), load_architecture(arch).to_dict(), 1.0, {}, None, 1, 0,
                                            0.0, True, {}, cfg.seed))
     _refused(capsys, ["evaluate", "--checkpoint", str(ckpt), "context=gpu"], "context=gpu: gpu:0 (NVIDIA H200)")
-    micro = os.path.join(ROOT, "tests", "golden", "micro.yaml")
-    _refused(capsys, ["info", "--config", micro, "--arch", ARCH, "--latency", "context=gpu"], "9.0")
+    _refused(capsys, ["info", "--config", micro, "--arch", arch, "--latency", "context=gpu"], "9.0")
     export = tmp_path / "export"
-    _refused(capsys, ["export", "--arch", ARCH, "--config", micro, "--format", "mxnet", "--out", str(export),
+    _refused(capsys, ["export", "--arch", arch, "--config", micro, "--format", "mxnet", "--out", str(export),
                       "context=gpu"], "9.0", export)
     _refused(capsys, ["latency", "--config", os.path.join(ROOT, "experiments", "mobile", "micro_search.yaml"),
                       "--device", "gpu", f"latency.table={tmp_path / 'table.json'}"],
