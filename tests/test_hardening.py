@@ -153,3 +153,40 @@ def test_onednn_isa_is_capped_and_mixed_block_widths_train():
             y = seq(x)
         y.backward()
         assert np.isfinite(x.grad.asnumpy()).all()
+
+
+# -- issue 25, part 4: what a new user's bad input still broke ---------------------------------
+
+
+@pytest.fixture
+def binary_file(tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(bytes(range(256)) * 4)
+    return str(path)
+
+
+@pytest.mark.parametrize("args, what", [
+    (["info", "--config"], "config file"),
+    (["latency", "--config"], "config file"),
+    (["search", "--config"], "config file"),
+    (["info", "--arch"], "architecture file"),
+    (["export", "--format", "mxnet", "--arch"], "architecture file"),
+    (["launch", "--workers", "1", "--hosts"], "hosts file"),
+])
+def test_a_binary_input_file_is_one_line(binary_file, tmp_path, capsys, args, what):
+    tail = ["--", "true"] if args[0] == "launch" else [f"output_dir={tmp_path / 'run'}"]
+    assert main(args + [binary_file] + tail) == 2
+    assert f"{what} {binary_file} is a binary file, not text" in _error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_binary_or_latin1_study_file_is_one_line(binary_file, tmp_path):
+    from dso_nas.errors import ConfigError
+    from dso_nas.study import load_study
+
+    with pytest.raises(ConfigError, match="is a binary file, not text"):
+        load_study(binary_file)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("version: 1\n# caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_study(str(latin))

@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import numpy as np
 
 from ..errors import ConfigError, DatasetNotFoundError, UserError
+from ..paths import read_text
 from .recordio import writable_dir
 from .segloader import SegLoader
 from .splits import Loaders, child_seeds, split_indices
@@ -52,8 +53,7 @@ def read_list(path: str) -> List[str]:
     """Image names of a VOC list file, one a line; one line naming a missing file."""
     if not os.path.isfile(path):
         raise DatasetNotFoundError(f"segmentation list file missing: {path}")
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+    return [line.strip() for line in read_text(path, "segmentation list file").splitlines() if line.strip()]
 
 
 def _check_files(listed: Sequence[str], folder: str, ext: str, list_path: str) -> None:

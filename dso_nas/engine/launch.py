@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import UserError
+from ..paths import read_text
 
 __all__ = ["Role", "job_roles", "launch", "free_port", "read_hosts"]
 
@@ -56,11 +57,7 @@ def free_port() -> int:
 
 def read_hosts(path: str) -> List[str]:
     """Hosts of a hosts file: one per line, ``#`` comments and blank lines skipped."""
-    try:
-        with open(path) as f:
-            hosts = [line.split("#")[0].strip() for line in f]
-    except OSError as e:
-        raise UserError(f"hosts file {path}: {e.strerror}") from None
+    hosts = [line.split("#")[0].strip() for line in read_text(path, "hosts file").splitlines()]
     hosts = [h for h in hosts if h]
     if not hosts:
         raise UserError(f"hosts file {path} lists no host")

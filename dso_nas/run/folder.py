@@ -15,6 +15,7 @@ from ..config import CfgNode, config_from_dict, diff, load_config
 from ..data import check_dataset
 from ..engine.distributed import from_config
 from ..errors import CheckpointError, UserError
+from ..paths import check_output
 from ..runlog import CONFIG_NAME, setup_logging
 from . import checkpoint as ckpt
 from .payloads import load_payload
@@ -37,15 +38,7 @@ def write_config(run_dir: str, cfg: CfgNode) -> None:
 def check_output_dir(path: str) -> None:
     """``UserError`` naming ``path`` when a run folder cannot be made or written there: it is a
     file, lies under a file, or its first existing ancestor is not writable."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UserError(f"output_dir {path} is a file, not a folder")
-    probe = os.path.abspath(path)
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):
-        raise UserError(f"output_dir {path} lies under {probe}, which is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"output_dir {path}: {probe} is not writable")
+    check_output(path, "output_dir")
 
 
 #: What a phase leaves in its folder once it has run (besides its checkpoint): a search its

@@ -21,6 +21,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import yaml
 
 from ..errors import ConfigError
+from ..paths import read_text
 
 __all__ = ["Arm", "Claim", "Study", "load_study"]
 
@@ -103,11 +104,9 @@ def _arm(name: str, spec: Any, path: str) -> Arm:
 def load_study(path: str, output_dir: Optional[str] = None, overrides: Sequence[str] = ()) -> Study:
     """Read and validate a study file (``ConfigError``, one line, on any problem); ``overrides``
     (``KEY=VALUE``) go last on every run's command line."""
+    text = read_text(path, "study file", ConfigError)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as e:
-        raise ConfigError(f"cannot read study file {path}: {e.strerror}") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"study file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
