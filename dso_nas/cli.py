@@ -263,7 +263,11 @@ def entry() -> None:
     """The ``dso-nas`` program: :func:`main` with MXNet's native INFO lines filtered out of
     the console (:mod:`dso_nas.quiet`; the filter is process-wide, so only the program sets it)."""
     filter_native_stderr()
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # the output piped into a program that stopped reading (`| head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":

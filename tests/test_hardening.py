@@ -190,3 +190,58 @@ def test_a_binary_or_latin1_study_file_is_one_line(binary_file, tmp_path):
     latin.write_bytes("version: 1\n# caf\xe9\n".encode("latin-1"))
     with pytest.raises(ConfigError, match="is not UTF-8 text"):
         load_study(str(latin))
+
+
+RESNET20 = os.path.join(ROOT, "experiments", "study", "cifar_resnet20.yaml")
+MOBILENET = os.path.join(ROOT, "experiments", "mobile", "reference", "mobilenet_v2.yaml")
+FM_CONFIG = os.path.join(ROOT, "experiments", "fashion_mnist", "search.yaml")
+PLAIN = ["retrain.aux_weight=0", "retrain.drop_path=0"]
+
+
+def test_the_space_comes_from_the_architecture_file(tmp_path, capsys):
+    import json
+
+    assert main(["info", "--config", FM_CONFIG, "--arch", RESNET20, "--json", *PLAIN]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] > 0
+    out = tmp_path / "export"
+    assert main(["export", "--config", FM_CONFIG, "--arch", RESNET20, "--format", "mxnet", "--out", str(out),
+                 *PLAIN]) == 0
+    assert json.loads(capsys.readouterr().out)["space"] == "cifar_resnet"
+    for args in (["info", "--config", FM_CONFIG, "--arch", RESNET20, *PLAIN, "model.space=dense"],
+                 ["retrain", "--config", FM_CONFIG, "--arch", RESNET20, *PLAIN, "model.space=dense",
+                  f"output_dir={tmp_path / 'run'}"]):
+        assert main(args) == 2
+        assert "is a cifar_resnet architecture but model.space=dense" in _error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_mobile_architecture_on_another_layout_is_one_line(tmp_path, capsys):
+    mobile = os.path.join(ROOT, "experiments", "mobile", "micro_search.yaml")
+    assert main(["info", "--config", mobile, "--arch", MOBILENET, "retrain.layout=config"]) == 2
+    assert "cannot lay an architecture on another layout" in _error_line(capsys)
+    assert main(["retrain", "--config", FM_CONFIG, "--arch", MOBILENET, "retrain.layout=config",
+                 f"output_dir={tmp_path / 'run'}"]) == 2
+    _error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_latency_checks_its_architectures_before_measuring(tmp_path, capsys, monkeypatch):
+    from dso_nas.search.latency_table import LatencyTable
+
+    monkeypatch.setattr(LatencyTable, "measure", lambda *a, **k: pytest.fail("measured before the checks"))
+    table = f"latency.table={tmp_path / 'table'}"
+    assert main(["latency", "--config", FM_CONFIG, "--arch", str(tmp_path / "nope.yaml"), table]) == 2
+    assert "architecture file not found" in _error_line(capsys)
+    assert main(["latency", "--config", FM_CONFIG, "--arch", MOBILENET, table]) == 2
+    assert f"architecture file {MOBILENET}: the architecture is a mobile architecture" in _error_line(capsys)
+    assert not (tmp_path / "table").exists()
+
+
+def test_latency_from_a_read_only_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if os.path.abspath(p).startswith(str(tmp_path))
+                        else real_access(p, mode))
+    monkeypatch.chdir(tmp_path)  # the default latency.table, runs/latency, lies here
+    assert main(["latency", "--config", FM_CONFIG]) == 2
+    assert f"latency.table runs/latency: {tmp_path} is not writable" in _error_line(capsys)
+    assert os.listdir(tmp_path) == []

@@ -32,7 +32,7 @@ from ..data import dataset_spec
 from ..errors import CheckpointError, UserError
 from ..ops import REFERENCE
 from ..search.latency import wall_clock_latency
-from ..spaces.archfile import architecture_from_dict, architecture_space, load_architecture
+from ..spaces.archfile import architecture_from_dict, architecture_space, load_architecture, space_override
 from . import checkpoint as ckpt
 from .build import Parts, build_derived, inference_config, initialize, parts_of, retrain_arch, width_for
 from .folder import RETRAIN_CKPT
@@ -99,9 +99,9 @@ def _resolve(arch_path: Optional[str], checkpoint_path: Optional[str], config_pa
         cfg = config_from_dict(state.config)
         merge(cfg, parse_overrides(overrides))
         validate(cfg)
-    else:  # without --config: the architecture's own setting, as `dso-nas info --arch` reads it
+    else:  # its space from the file; without --config its setting too, as `dso-nas info --arch` reads it
         own = [] if config_path else architecture_space(arch).info_overrides(arch)
-        cfg = load_config(config_path, [*own, *overrides])
+        cfg = load_config(config_path, [space_override(arch), *own, *overrides])
     parts = parts_of(cfg)
     arch = retrain_arch(arch, cfg, parts)
     if state is not None:

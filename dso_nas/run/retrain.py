@@ -14,11 +14,11 @@ from typing import Any, Dict, Optional, Sequence
 
 import mxnet as mx
 
-from ..config import CfgNode
+from ..config import CfgNode, load_config
 from ..engine import StopFlag, evaluate, train_epoch
 from ..errors import UserError
 from ..runlog import write_jsonl
-from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture
+from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture, space_override
 from ..search.latency_table import device_key
 from . import checkpoint as ckpt
 from .build import (build_derived, inference_config, init_width, initialize, load_data, load_init, nag_trainer,
@@ -157,6 +157,10 @@ def retrain(config_path: Optional[str], overrides: Sequence[str] = (), arch_path
     if not resume and not arch_path:  # before any folder is made
         raise UserError("retrain needs --arch ARCH_FILE (an architecture.yaml from a search or a baseline)")
     preloaded = load_architecture(arch_path) if arch_path and not resume else None
+    if preloaded is not None:  # the file names its space; it must fit the config before a folder is made
+        overrides = [space_override(preloaded), *overrides]
+        fresh = load_config(config_path, overrides)
+        retrain_arch(preloaded, fresh, parts_of(fresh))
     cfg, run_dir, state = open_run(config_path, overrides, resume, RETRAIN_CKPT, RetrainPayload)
     if state is not None:
         arch = architecture_from_dict(state.arch)

@@ -16,7 +16,7 @@ from ..errors import ArchitectureError, ConfigError
 from ..paths import read_text
 
 __all__ = ["architecture_yaml", "save_architecture", "load_architecture", "architecture_from_dict",
-           "architecture_space", "check_file_keys"]
+           "architecture_space", "space_override", "check_file_keys"]
 
 
 class _FlowDict(dict):
@@ -105,6 +105,12 @@ def architecture_space(arch: Any) -> Any:
     from . import SPACES  # noqa: PLC0415
 
     return SPACES.get(arch.to_dict()["space"])
+
+
+def space_override(arch: Any) -> str:
+    """The ``model.space=NAME`` override of an architecture's own space: a command given an
+    architecture file puts it before the user's overrides (the file names its space)."""
+    return f"model.space={arch.to_dict()['space']}"
 
 
 def check_file_keys(data: Dict[str, Any], space: str, version: int, keys: Set[str]) -> None:
