@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG quality of re-encoded images")
     p.add_argument("--workers", type=int, default=0, metavar="W", help="encoding processes (0: all cores)")
     p.add_argument("--seed", type=int, default=0, help="seed of the record order (records are shuffled once)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out images that cannot be decoded (default: refuse, naming the first and the count)")
+    p.add_argument("--force", action="store_true", help="replace the packed files OUT already holds")
 
     p = _sub(sub, "launch", "run a training command as the workers of a distributed (ps-lite) job",
              "--workers 2 -- dso-nas search --config experiments/fashion_mnist/micro.yaml train.kvstore=dist_sync",
@@ -203,7 +206,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         setup_logging(None)
         print(json.dumps(pack_image_folder(args.src, args.out, resize=args.resize, quality=args.quality,
-                                           workers=args.workers, seed=args.seed)))
+                                           workers=args.workers, seed=args.seed, force=args.force,
+                                           skip_bad=args.skip_bad)))
         return 0
     if args.command == "report":
         text, data = run.report(args.run_dir)

@@ -245,3 +245,100 @@ def test_latency_from_a_read_only_folder_is_one_line(tmp_path, capsys, monkeypat
     assert main(["latency", "--config", FM_CONFIG]) == 2
     assert f"latency.table runs/latency: {tmp_path} is not writable" in _error_line(capsys)
     assert os.listdir(tmp_path) == []
+
+
+def _image_folder(root, bad=()):
+    """A 2-class ImageFolder tree of 20x24 JPEGs (train: 3 a class, val: 2); ``bad``: extra
+    training files with these bytes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("val", 2)):
+        for c in ("a", "b"):
+            os.makedirs(os.path.join(root, split, c), exist_ok=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(
+                    os.path.join(root, split, c, f"{i}.jpg"))
+    for i, data in enumerate(bad):
+        with open(os.path.join(root, "train", "a", f"bad{i}.jpg"), "wb") as f:
+            f.write(data)
+    return str(root)
+
+
+def _tree(path):
+    """Every path under ``path`` with its size and mtime: what a refused command must not change."""
+    out = {}
+    for folder, dirs, files in os.walk(path):
+        for name in dirs + files:
+            p = os.path.join(folder, name)
+            st = os.lstat(p)
+            out[p] = (st.st_size, st.st_mtime_ns) if name in files else None
+    return out
+
+
+def test_pack_refuses_to_replace_or_write_where_it_cannot(tmp_path, capsys, monkeypatch):
+    src = _image_folder(tmp_path / "src")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    out = tmp_path / "rec"
+    for args, needle in ((["--workers", "-1"], "--workers must be >= 0"), (["--quality", "0"], "--quality in 1..100")):
+        assert main(["pack", src, str(out), *args]) == 2
+        assert needle in _error_line(capsys)
+    assert main(["pack", src, str(afile)]) == 2
+    assert f"OUT {afile} is a file, not a folder" in _error_line(capsys)
+    before = _tree(tmp_path)
+    assert main(["pack", src, str(out), "--workers", "1"]) == 0
+    assert json_out(capsys)["train"] == 6
+    packed = _tree(out)
+    assert main(["pack", src, str(out), "--workers", "1"]) == 2
+    assert f"OUT {out} already holds train.rec (and 4 more): add --force" in _error_line(capsys)
+    assert _tree(out) == packed
+    assert main(["pack", src, str(out), "--workers", "1", "--force"]) == 0
+    assert json_out(capsys)["val"] == 4 and sorted(os.listdir(out)) == sorted(
+        ["classes.txt", "train.idx", "train.rec", "val.idx", "val.rec"])
+    assert set(_tree(tmp_path)) == set(before) | set(_tree(out)) | {str(out)}  # no *.tmp left anywhere
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if os.path.abspath(p) == str(tmp_path / "ro")
+                        else real_access(p, mode))
+    (tmp_path / "ro").mkdir()
+    assert main(["pack", src, str(tmp_path / "ro" / "rec")]) == 2
+    assert f"{tmp_path / 'ro'} is not writable" in _error_line(capsys)
+    assert os.listdir(tmp_path / "ro") == []
+
+
+def json_out(capsys):
+    import json
+
+    return json.loads(capsys.readouterr().out)
+
+
+def test_pack_refuses_undecodable_images_or_skips_them(tmp_path, capsys):
+    good = open(_image_folder(tmp_path / "ok") + "/train/a/0.jpg", "rb").read()
+    src = _image_folder(tmp_path / "src", bad=[b"not an image" * 8, good[:len(good) // 2]])
+    out = tmp_path / "rec"
+    assert main(["pack", src, str(out), "--workers", "1"]) == 2
+    line = _error_line(capsys)
+    assert "2 image(s) cannot be packed" in line and "bad" in line and "--skip-bad" in line
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["ok", "src"]
+    assert main(["pack", src, str(out), "--workers", "1", "--skip-bad"]) == 0
+    assert json_out(capsys) == {"train": 6, "val": 4, "classes": 2, "skipped": 2}
+
+
+def test_an_undecodable_record_is_one_line_without_a_traceback(tmp_path):
+    import mxnet as mx
+
+    from dso_nas.data.imagenet import RecordLoader
+    from dso_nas.data.recordio import check_record_file
+    from dso_nas.errors import UserError
+
+    w = mx.recordio.MXIndexedRecordIO(str(tmp_path / "x.idx"), str(tmp_path / "x.rec"), "w")
+    for k in range(2):
+        w.write_idx(k, mx.recordio.pack(mx.recordio.IRHeader(0, 0.0, k, 0), b"\xff\xd8 not a jpeg"))
+    w.close()
+    records = check_record_file(str(tmp_path / "x.rec"), str(tmp_path / "x.idx"))
+    loader = RecordLoader(records, 2, train=False, seed=0, image_size=16, resize=0, augment=None, threads=1,
+                          num_classes=2)
+    with pytest.raises(UserError) as err:
+        list(loader.epoch(0))
+    assert "Traceback" not in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith(f"cannot read {tmp_path / 'x.rec'}: ")

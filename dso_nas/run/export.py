@@ -29,7 +29,7 @@ import numpy as np
 
 from ..config import CfgNode, config_from_dict, load_config, merge, parse_overrides, validate
 from ..data import dataset_spec
-from ..errors import CheckpointError, UserError
+from ..errors import CheckpointError, UserError, native_message
 from ..ops import REFERENCE
 from ..search.latency import wall_clock_latency
 from ..spaces.archfile import architecture_from_dict, architecture_space, load_architecture, space_override
@@ -144,7 +144,7 @@ def _inference_net(arch: Any, cfg: CfgNode, width: float, parts: Parts, x: mx.nd
     try:
         _first(net(x)).wait_to_read()
     except mx.base.MXNetError as exc:
-        msg = str(exc).split("Check failed:")[-1].strip().splitlines()[0]
+        msg = native_message(exc)
         raise UserError(f"the derived net cannot run on {tuple(x.shape)} inputs: {msg}") from None
     keys = set(net._collect_params_with_prefix())  # noqa: SLF001 - the checkpoint's keys
     dropped = sorted(set(arrays) - keys)

@@ -16,7 +16,7 @@ import mxnet as mx
 
 from ..config import CfgNode, load_config
 from ..engine import StopFlag, evaluate, train_epoch
-from ..errors import UserError
+from ..errors import UserError, native_message
 from ..runlog import write_jsonl
 from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture, space_override
 from ..search.latency_table import device_key
@@ -52,7 +52,7 @@ class RetrainRun:
         try:
             self.net(mx.nd.zeros((1,) + tuple(self.shape), ctx=self.ctxs[0]))
         except mx.base.MXNetError as exc:
-            msg = str(exc).split("Check failed:")[-1].strip().splitlines()[0]
+            msg = native_message(exc)
             hint = ("; the auxiliary head needs a larger map: move it (retrain.aux_stage) or drop it "
                     "(retrain.aux_weight=0)") if "aux" in str(exc) else ""
             raise UserError(f"the derived net cannot run on {tuple(self.shape)} inputs: {msg}{hint}") from None
