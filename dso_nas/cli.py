@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output folder (default: export/ beside the arch or checkpoint)")
     p.add_argument("--input-size", type=int, metavar="N", help="input side (default: the dataset's)")
     p.add_argument("--batch", type=int, default=1, metavar="B", help="input batch of the exported graph (default: 1)")
+    p.add_argument("--force", action="store_true", help="replace the exported files the --out folder already holds")
 
     p = _sub(sub, "latency", "build the latency lookup table of a config's supernet; check the predictor on nets",
              "--config experiments/mobile/search_cpu.yaml",
@@ -183,14 +184,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .runlog import setup_logging  # noqa: PLC0415
 
         setup_logging(None)
-        if args.batch < 1 or (args.input_size is not None and args.input_size < 1):
-            raise UserError("--batch and --input-size must be positive")
         source = args.arch or args.checkpoint or ""
         out = args.out or os.path.join(os.path.dirname(os.path.abspath(source)) if os.path.isfile(source)
                                        else os.path.abspath(source), "export")
         formats = FORMATS if args.format == "all" else (args.format,)
         print(json.dumps(export(args.arch, args.checkpoint, args.config, args.overrides, out, formats=formats,
-                                batch=args.batch, input_size=args.input_size, latency=True)))
+                                batch=args.batch, input_size=args.input_size, latency=True, force=args.force)))
         return 0
     if args.command == "latency":
         from .run.latency import latency  # noqa: PLC0415

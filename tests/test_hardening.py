@@ -342,3 +342,38 @@ def test_an_undecodable_record_is_one_line_without_a_traceback(tmp_path):
         list(loader.epoch(0))
     assert "Traceback" not in str(err.value) and "\n" not in str(err.value)
     assert str(err.value).startswith(f"cannot read {tmp_path / 'x.rec'}: ")
+
+
+def test_export_refuses_to_replace_or_write_where_it_cannot(tmp_path, capsys, monkeypatch):
+    import dso_nas.run.export as export_module
+
+    base = ["export", "--config", FM_CONFIG, "--arch", RESNET20, "--format", "mxnet", *PLAIN]
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(base + ["--out", str(afile)]) == 2
+    assert f"--out {afile} is a file, not a folder" in _error_line(capsys)
+    out = tmp_path / "export"
+    assert main(base + ["--out", str(out)]) == 0
+    capsys.readouterr()
+    exported = _tree(out)
+    assert main(base + ["--out", str(out)]) == 2
+    assert f"--out {out} already holds model-symbol.json (and 1 more): add --force" in _error_line(capsys)
+
+    def fail(*args, **kwargs):
+        raise export_module.UserError("the check failed")
+
+    with monkeypatch.context() as m:
+        m.setattr(export_module, "measure_exported_latency", fail)
+        assert main(base + ["--out", str(out), "--force"]) == 2
+        assert "the check failed" in _error_line(capsys)
+    assert _tree(out) == exported and sorted(os.listdir(tmp_path)) == ["afile", "export"]  # no staged folder left
+    assert main(base + ["--out", str(out), "--force"]) == 0
+    assert set(json_out(capsys)["files"]) == {str(out / "model-symbol.json"), str(out / "model-0000.params")}
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if os.path.abspath(p) == str(tmp_path)
+                        else real_access(p, mode))
+    assert main(base + ["--out", str(tmp_path / "new")]) == 2
+    assert f"--out {tmp_path / 'new'}: {tmp_path} is not writable" in _error_line(capsys)
+    assert main(base + ["--batch", "0", "--out", str(tmp_path / "new")]) == 2
+    assert "--batch and --input-size must be positive" in _error_line(capsys)
+    assert sorted(os.listdir(tmp_path)) == ["afile", "export"]
