@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace the packed files OUT already holds")
 
     p = _sub(sub, "launch", "run a training command as the workers of a distributed (ps-lite) job",
-             "--workers 2 -- dso-nas search --config experiments/fashion_mnist/micro.yaml train.kvstore=dist_sync",
+             "--workers 2 -- dso-nas search --config experiments/fashion_mnist/search.yaml train.kvstore=dist_sync",
+             "--workers 2 -- dso-nas search --resume runs/fashion_mnist_search",
              "--workers 8 --servers 2 --hosts hosts.txt -- dso-nas retrain --config ... train.kvstore=dist_sync")
     p.add_argument("--workers", type=int, required=True, metavar="N", help="worker processes")
     p.add_argument("--servers", type=int, default=1, metavar="S", help="parameter-server processes")
@@ -167,13 +168,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     from . import run  # noqa: PLC0415 - keep `--help` fast (no MXNet import)
 
     if args.command == "launch":
-        from .engine.launch import launch  # noqa: PLC0415
+        from .engine.launch import check_launch, launch  # noqa: PLC0415
+        from .run.workers import worker_command  # noqa: PLC0415
         from .runlog import setup_logging  # noqa: PLC0415
 
         setup_logging(None)
-        cmd = args.worker_command
-        if cmd[:1] == ["dso-nas"]:  # this installation's dso-nas, whatever PATH says
-            cmd = [sys.executable, "-m", "dso_nas"] + cmd[1:]
+        check_launch(args.worker_command, args.workers, args.servers, args.port, args.root_uri, local=False)
+        cmd = worker_command(args.worker_command, parse_args)
         return launch(cmd, args.workers, args.servers, args.port, args.hosts, args.root_uri)
     if args.command == "info":
         info = run.info(args.config, args.overrides, arch_path=args.arch, latency=args.latency)

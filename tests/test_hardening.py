@@ -377,3 +377,60 @@ def test_export_refuses_to_replace_or_write_where_it_cannot(tmp_path, capsys, mo
     assert main(base + ["--batch", "0", "--out", str(tmp_path / "new")]) == 2
     assert "--batch and --input-size must be positive" in _error_line(capsys)
     assert sorted(os.listdir(tmp_path)) == ["afile", "export"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--port", "70000", "--", "true"], "--port must be in 0..65535"),
+    (["--port", "-1", "--", "true"], "--port must be in 0..65535"),
+    (["--root-uri", "http://node1:9000", "--", "true"], "--root-uri must be a host name or IP address"),
+    (["--servers", "0", "--", "true"], "at least one worker and one server"),
+    (["--", "nosuchcommand-dso"], "'nosuchcommand-dso' is not an executable file or a program on PATH"),
+    (["--", "dso-nas", "search", "--config", FM_CONFIG], "train.kvstore=local: each worker would run its own search"),
+    (["--", "dso-nas", "info", "--config", FM_CONFIG], "dso-nas info does not train"),
+    (["--", "dso-nas", "search", "--frobnicate"], "is not valid: unrecognized arguments: --frobnicate"),
+])
+def test_launch_checks_its_line_before_starting_anything(capsys, monkeypatch, args, needle):
+    import dso_nas.engine.launch as launch_module
+
+    monkeypatch.setattr(launch_module, "_start", lambda *a: pytest.fail("a process was started"))
+    assert main(["launch", "--workers", "2", *args]) == 2
+    assert needle in _error_line(capsys)
+
+
+def test_launch_hosts_file_lists_hosts_only(tmp_path):
+    from dso_nas.engine.launch import read_hosts
+    from dso_nas.errors import UserError
+
+    hosts = tmp_path / "hosts"
+    hosts.write_text("node1\nme@10.0.0.2  # a user\n::1\n")
+    assert read_hosts(str(hosts)) == ["node1", "me@10.0.0.2", "::1"]
+    hosts.write_text("node1\nnot a host\n")
+    with pytest.raises(UserError, match="line 2: 'not a host' is not a host name"):
+        read_hosts(str(hosts))
+
+
+def test_a_stopped_launched_job_names_the_launch_line(monkeypatch):
+    from dso_nas.engine.launch import LAUNCH_ENV, Role, _env, launch_line
+    from dso_nas.run.folder import resume_hint
+
+    line = launch_line(2, 1, 0, None, None)
+    assert line == "dso-nas launch --workers 2 --"
+    assert _env(Role("worker 0", "worker", None, ["x"]), "127.0.0.1", 9000, 2, 1, line)[LAUNCH_ENV] == line
+    assert launch_line(4, 2, 9091, "hosts.txt", "node0") == \
+        "dso-nas launch --workers 4 --servers 2 --hosts hosts.txt --port 9091 --root-uri node0 --"
+    monkeypatch.setenv(LAUNCH_ENV, line)
+    assert resume_hint("search", "runs/x").endswith("continue with: dso-nas launch --workers 2 -- dso-nas search "
+                                                    "--resume runs/x")
+    monkeypatch.delenv(LAUNCH_ENV)
+    assert resume_hint("run", "runs/x").endswith("continue with: dso-nas run --resume runs/x")
+
+
+def test_every_help_example_names_files_that_exist():
+    import re
+
+    from dso_nas.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")  # noqa: SLF001
+    for name, parser in sub.choices.items():
+        for path in re.findall(r"experiments/\S+\.yaml", parser.epilog or ""):
+            assert os.path.isfile(os.path.join(ROOT, path)), f"dso-nas {name} --help names {path}"

@@ -14,13 +14,15 @@ from typing import Any, Optional, Sequence, Tuple, Type
 from ..config import CfgNode, config_from_dict, diff, load_config
 from ..data import check_dataset
 from ..engine.distributed import from_config
+from ..engine.launch import LAUNCH_ENV
 from ..errors import CheckpointError, UserError
 from ..paths import check_output
 from ..runlog import CONFIG_NAME, setup_logging
 from . import checkpoint as ckpt
 from .payloads import load_payload
 
-__all__ = ["SEARCH_CKPT", "RETRAIN_CKPT", "ARCH_FILE", "RESULT_FILE", "check_output_dir", "open_run", "write_config"]
+__all__ = ["SEARCH_CKPT", "RETRAIN_CKPT", "ARCH_FILE", "RESULT_FILE", "check_output_dir", "open_run", "write_config",
+           "resume_hint"]
 
 LOG = logging.getLogger("dso_nas")
 
@@ -39,6 +41,14 @@ def check_output_dir(path: str) -> None:
     """``UserError`` naming ``path`` when a run folder cannot be made or written there: it is a
     file, lies under a file, or its first existing ancestor is not writable."""
     check_output(path, "output_dir")
+
+
+def resume_hint(command: str, run_dir: str) -> str:
+    """The one line after a stop: the checkpoint is saved, and the command that continues the
+    run (under ``dso-nas launch``, the whole launch line: the launcher passes it to its workers)."""
+    launcher = os.environ.get(LAUNCH_ENV, "")
+    return f"interrupted; checkpoint saved, continue with: {launcher + ' ' if launcher else ''}dso-nas {command} " \
+           f"--resume {run_dir}"
 
 
 #: What a phase leaves in its folder once it has run (besides its checkpoint): a search its

@@ -24,7 +24,7 @@ from . import checkpoint as ckpt
 from .build import (build_derived, inference_config, init_width, initialize, load_data, load_init, nag_trainer,
                     parts_of, read_init, retrain_arch, retrain_schedule, width_for)
 from .isolated import isolated_latency
-from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run
+from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run, resume_hint
 from .payloads import RetrainPayload, save_payload
 from .plotting import plot
 from .report import paper_row
@@ -106,8 +106,7 @@ class RetrainRun:
             else:
                 self.position = res.position
                 self.save()
-                raise UserError(f"interrupted; checkpoint saved, continue with: dso-nas {resume_command} "
-                                f"--resume {self.run_dir}")
+                raise UserError(resume_hint(resume_command, self.run_dir))
             rec = {"phase": "retrain", "epoch": self.epoch, **res.metrics["train"], "lr": self.trainer.learning_rate,
                    "seconds": self.elapsed}
             if r.eval_every and (self.epoch + 1) % r.eval_every == 0:
