@@ -434,3 +434,44 @@ def test_every_help_example_names_files_that_exist():
     for name, parser in sub.choices.items():
         for path in re.findall(r"experiments/\S+\.yaml", parser.epilog or ""):
             assert os.path.isfile(os.path.join(ROOT, path)), f"dso-nas {name} --help names {path}"
+
+
+def _seg_cfg(root, *extra):
+    from dso_nas.config import load_config
+
+    return load_config(None, ["task.name=segmentation", "data.name=voc", f"data.root={root}", "data.image_size=32",
+                              "data.base_size=32", "model.num_classes=5", "train.batch_size=2",
+                              "train.eval_batch_size=2", "retrain.batch_size=2", *extra])
+
+
+def test_segmentation_labels_beyond_the_classes_are_one_line(tmp_path):
+    from dso_nas.data import dataset_spec
+    from dso_nas.errors import UserError
+    from segfiles import tiny_voc
+
+    tiny_voc(str(tmp_path), n_train=2, n_val=2, size=(32, 32), num_classes=5)
+    loaders, _ = dataset_spec("voc").open(_seg_cfg(tmp_path), retrain=True)
+    assert len(list(loaders.test.epoch(0))) == 1  # labels 0..4 and the ignore label pass
+    for part in ("full", "test"):
+        loaders, _ = dataset_spec("voc").open(_seg_cfg(tmp_path, "model.num_classes=3"), retrain=True)
+        with pytest.raises(UserError, match=r"mask .*SegmentationClass/.*\.png holds label [34], not a class 0..2"):
+            list(getattr(loaders, part).epoch(0))
+
+
+def test_classification_labels_beyond_the_classes_are_one_line(fmnist, tmp_path, capsys):
+    assert main(["search"] + _micro(fmnist, str(tmp_path / "run"), "model.num_classes=5")) == 2
+    assert "data.name=fashion_mnist has labels up to 9 but model.num_classes=5" in _error_line(capsys)
+
+
+def test_a_damaged_image_in_a_voc_folder_is_one_line(tmp_path):
+    from dso_nas.data import dataset_spec
+    from dso_nas.errors import UserError
+    from segfiles import tiny_voc
+
+    written = tiny_voc(str(tmp_path), n_train=2, n_val=2, size=(32, 32), num_classes=5)
+    image = os.path.join(tmp_path, "VOC2012", "JPEGImages", written.splits["val"][0] + ".jpg")
+    with open(image, "wb") as f:
+        f.write(b"not a jpeg" * 20)
+    loaders, _ = dataset_spec("voc").open(_seg_cfg(tmp_path), retrain=True)
+    with pytest.raises(UserError, match=f"cannot read {image}: not an image format PIL knows"):
+        list(loaders.test.epoch(0))
