@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
              "--checkpoint runs/cifar_retrain", "--checkpoint runs/cifar_retrain/retrain.ckpt data.root=/data/cifar")
     p.add_argument("--checkpoint", required=True, metavar="PATH",
                    help="a retrain.ckpt, or the run folder that holds one")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.root=DIR")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="where the data lies and how it is read: data.root, data.cache, data.threads, "
+                        "data.test_limit, context, batch sizes (the rest is the checkpoint's own)")
 
     p = _sub(sub, "info", "parameters, FLOPs, MAC and λ counts without training",
              "--config experiments/cifar/search.yaml --json",

@@ -475,3 +475,12 @@ def test_a_damaged_image_in_a_voc_folder_is_one_line(tmp_path):
     loaders, _ = dataset_spec("voc").open(_seg_cfg(tmp_path), retrain=True)
     with pytest.raises(UserError, match=f"cannot read {image}: not an image format PIL knows"):
         list(loaders.test.epoch(0))
+
+
+def test_evaluate_refuses_overrides_it_would_ignore(tmp_path, capsys):
+    missing = str(tmp_path / "none.ckpt")
+    for override in ("model.channels=[4, 4]", "data.name=cifar10", "retrain.dropout=0"):
+        assert main(["evaluate", "--checkpoint", missing, override]) == 2
+        assert f"{override.partition('=')[0]} cannot be overridden (only data.root" in _error_line(capsys)
+    assert main(["evaluate", "--checkpoint", missing, "data.root=/elsewhere", "train.eval_batch_size=8"]) == 2
+    assert "checkpoint not found" in _error_line(capsys)  # those keys pass: the missing file is what is wrong
