@@ -1,6 +1,7 @@
 """Bad input and interruptions (issue 11): each case ends in one clear line and leaves nothing
 behind; checkpoints carry a checksum; overrides may stand anywhere on the command line."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -484,3 +485,109 @@ def test_evaluate_refuses_overrides_it_would_ignore(tmp_path, capsys):
         assert f"{override.partition('=')[0]} cannot be overridden (only data.root" in _error_line(capsys)
     assert main(["evaluate", "--checkpoint", missing, "data.root=/elsewhere", "train.eval_batch_size=8"]) == 2
     assert "checkpoint not found" in _error_line(capsys)  # those keys pass: the missing file is what is wrong
+
+
+# -- every path argument of every subcommand ---------------------------------------------------
+
+#: The metavars of path arguments; a new subcommand's path arguments are walked by using one.
+PATH_METAVARS = {"FILE", "DIR", "PATH", "ARCH_FILE", "RUN_DIR", "SRC", "OUT"}
+
+
+def _path_arguments():
+    """``(subcommand, action)`` of every path argument of ``dso-nas``, read from its parser."""
+    from dso_nas.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")  # noqa: SLF001
+    return [(name, action) for name, parser in sub.choices.items() for action in parser._actions  # noqa: SLF001
+            if action.metavar in PATH_METAVARS]
+
+
+class _Inputs:
+    """Valid inputs of every subcommand (so that only the path under test is wrong) in ``root``."""
+
+    def __init__(self, root, fmnist):
+        from dso_nas.config import load_config
+
+        self.root = root
+        config = os.path.join(root, "inputs", "micro.yaml")
+        os.makedirs(os.path.dirname(config))
+        cfg = load_config(None, _micro(fmnist, os.path.join(root, "run"), "retrain.aux_weight=0",
+                                       "retrain.drop_path=0", f"latency.table={os.path.join(root, 'table')}"))
+        with open(config, "w") as f:
+            f.write(cfg.dump())
+        src = _image_folder(os.path.join(root, "inputs", "folder"))
+        self.valid = {"run": {"config": config}, "search": {"config": config},
+                      "retrain": {"config": config, "arch": RESNET20}, "info": {"config": config},
+                      "export": {"config": config, "arch": RESNET20, "out": os.path.join(root, "exported")},
+                      "latency": {"config": config},
+                      "pack": {"src": src, "out": os.path.join(root, "packed")}}
+        self.extra = {"export": ["--format", "mxnet"], "pack": ["--workers", "1"],
+                      "launch": ["--workers", "1", "--", "true"]}
+
+    def argv(self, command, action, path):
+        """The command line of ``command`` with ``path`` for ``action``, every other input valid."""
+        from dso_nas.cli import build_parser
+
+        sub = next(a for a in build_parser()._actions if a.dest == "command")  # noqa: SLF001
+        actions = {a.dest: a for a in sub.choices[command]._actions}  # noqa: SLF001
+        given = {**self.valid.get(command, {}), action.dest: path}
+        argv = [command] + [given.pop(a.dest) for a in actions.values() if not a.option_strings and a.dest in given]
+        for dest, value in given.items():
+            argv += [actions[dest].option_strings[0], value]
+        return argv + self.extra.get(command, [])
+
+
+def test_every_path_argument_takes_a_file_a_folder_a_missing_path_and_a_read_only_place(
+        fmnist, tmp_path, capsys, monkeypatch):
+    """Each path argument of each subcommand, given a text file, an empty folder, a missing path
+    and a path in a read-only folder: a proper success, or status 2 with one 'dso-nas: error:'
+    line, no traceback, and nothing made or changed anywhere."""
+    import dso_nas.engine.launch as launch_module
+    from dso_nas.search.latency_table import LatencyTable
+
+    root = str(tmp_path)
+    inputs = _Inputs(root, fmnist)
+    afile = os.path.join(root, "places", "text.yaml")
+    os.makedirs(os.path.join(root, "places", "empty"))
+    os.makedirs(os.path.join(root, "places", "ro"))
+    with open(afile, "w") as f:
+        f.write("just: text\n")
+    places = {"file": afile, "folder": os.path.join(root, "places", "empty"),
+              "missing": os.path.join(root, "places", "none", "x"), "read-only": os.path.join(root, "places", "ro", "x")}
+    read_only = os.path.join(root, "places", "ro")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if os.path.abspath(p).startswith(read_only)
+                        else real_access(p, mode))
+    monkeypatch.setattr(launch_module, "_start", lambda *a: pytest.fail("launch started a process"))
+    monkeypatch.setattr(LatencyTable, "measure", lambda *a, **k: pytest.fail("latency measured"))
+    monkeypatch.chdir(root)  # a default output in the working folder would show up in the tree
+    walked = set()
+    for command, action in _path_arguments():
+        walked.add(command)
+        for kind, path in places.items():
+            argv = inputs.argv(command, action, path)
+            before = _tree(root)
+            status = main(argv)
+            err = capsys.readouterr().err
+            assert "Traceback" not in err, (argv, err[-2000:])
+            if status == 0:  # a proper success (an output into a new or empty folder): undo it for the next
+                for made in sorted(set(_tree(root)) - set(before), key=len):
+                    if os.path.isdir(made):
+                        shutil.rmtree(made)
+                    elif os.path.lexists(made):
+                        os.remove(made)
+                continue
+            errors = [line for line in err.splitlines() if line.startswith("dso-nas: error:")]
+            assert status == 2 and len(errors) == 1, (kind, argv, err[-2000:])
+            assert _tree(root) == before, (kind, argv, "changed the tree")
+    assert walked >= {"run", "search", "retrain", "evaluate", "info", "export", "latency", "report", "pack", "launch"}
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "text"])
+def test_train_init_that_is_not_a_checkpoint_is_one_line(fmnist, tmp_path, capsys, kind):
+    init = {"missing": tmp_path / "none.ckpt", "folder": tmp_path, "text": tmp_path / "t.ckpt"}[kind]
+    (tmp_path / "t.ckpt").write_text("just text\n")
+    out = tmp_path / "run"
+    assert main(["search"] + _micro(fmnist, str(out), f"train.init={init}")) == 2
+    assert f"{init}" in _error_line(capsys)
+    assert not out.exists()

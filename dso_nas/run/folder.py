@@ -94,6 +94,8 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
     if os.path.exists(os.path.join(run_dir, checkpoint_name)):
         raise UserError(f"{run_dir} already holds a run: continue it with --resume {run_dir} or set output_dir=NEW_DIR")
     check_dataset(cfg.data.name, cfg.data.root)  # before anything is written
+    if cfg.train.init:
+        ckpt.check_checkpoint_file(cfg.train.init)
     check_output_dir(run_dir)
     if not _is_writer(cfg):
         _log_to(run_dir, cfg)
