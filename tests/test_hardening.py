@@ -282,7 +282,8 @@ def test_pack_refuses_to_replace_or_write_where_it_cannot(tmp_path, capsys, monk
     afile = tmp_path / "afile"
     afile.write_text("x")
     out = tmp_path / "rec"
-    for args, needle in ((["--workers", "-1"], "--workers must be >= 0"), (["--quality", "0"], "--quality in 1..100")):
+    for args, needle in ((["--workers", "-1"], "--workers and --seed >= 0"), (["--seed", "-1"], "--seed >= 0"),
+                         (["--quality", "0"], "--quality in 1..100"), (["--resize", "100000"], "--resize must be in")):
         assert main(["pack", src, str(out), *args]) == 2
         assert needle in _error_line(capsys)
     assert main(["pack", src, str(afile)]) == 2

@@ -20,6 +20,7 @@ import io
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
@@ -121,7 +122,7 @@ def _write_split(items: List[Tuple[str, int]], prefix: str, resize: int, quality
     bad: List[str] = []
     key = 0
     try:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=max(1, min(workers, -(-len(jobs) // 64)))) as pool:  # one per chunk
             encoded = pool.map(_encode, jobs, chunksize=64)
             for (_, label), (img, why) in progress(zip(items, encoded), total=len(items), desc=desc):
                 if img is None:
@@ -129,11 +130,17 @@ def _write_split(items: List[Tuple[str, int]], prefix: str, resize: int, quality
                     continue
                 writer.write_idx(key, mx.recordio.pack(mx.recordio.IRHeader(0, float(label), key, 0), img))
                 key += 1
+    except BrokenProcessPool:
+        raise UserError(f"an encoding process of {desc} died (out of memory? use fewer --workers or a smaller "
+                        f"--resize); nothing was written") from None
     finally:
         writer.close()
     return key, bad
 
 
+#: Largest ``--resize``: a short side beyond it is no training input (and an encoding process
+#: would run out of memory on it).
+MAX_RESIZE = 4096
 #: The files ``pack`` writes into OUT.
 PACKED_FILES = ("train.rec", "train.idx", "val.rec", "val.idx", "classes.txt")
 
@@ -162,9 +169,9 @@ def pack_image_folder(src: str, out: str, *, resize: int = 0, quality: int = 95,
     dict
         Records per split, the number of classes and of images left out.
     """
-    if resize < 0 or not 1 <= quality <= 100 or workers < 0:
-        raise UserError(f"--resize and --workers must be >= 0 and --quality in 1..100, got {resize}, {workers}, "
-                        f"{quality}")
+    if not 0 <= resize <= MAX_RESIZE or not 1 <= quality <= 100 or workers < 0 or seed < 0:
+        raise UserError(f"--resize must be in 0..{MAX_RESIZE}, --quality in 1..100, --workers and --seed >= 0; got "
+                        f"{resize}, {quality}, {workers}, {seed}")
     train_dir, val_dir = os.path.join(src, "train"), os.path.join(src, "val")
     for d in (train_dir, val_dir):
         if not os.path.isdir(d):
