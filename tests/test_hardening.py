@@ -592,3 +592,19 @@ def test_train_init_that_is_not_a_checkpoint_is_one_line(fmnist, tmp_path, capsy
     assert main(["search"] + _micro(fmnist, str(out), f"train.init={init}")) == 2
     assert f"{init}" in _error_line(capsys)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("content, needle", [
+    (bytes(range(256)), "is a binary file, not text"),
+    (b"[1, 2]", "must hold a JSON object"),
+    (b"{not json", "is not valid JSON"),
+    (b'{"test_error": 0.1}', "a dso-nas result has 'params', this one has not"),
+])
+def test_report_of_a_damaged_result_is_one_line(tmp_path, capsys, content, needle):
+    from dso_nas.config import load_config
+
+    (tmp_path / "config.yaml").write_text(load_config(None, []).dump())
+    (tmp_path / "result.json").write_bytes(content)
+    (tmp_path / "log.jsonl").write_bytes(b"\xff\xfe torn\n")
+    assert main(["report", str(tmp_path)]) == 2
+    assert needle in _error_line(capsys)
