@@ -608,3 +608,33 @@ def test_report_of_a_damaged_result_is_one_line(tmp_path, capsys, content, needl
     (tmp_path / "log.jsonl").write_bytes(b"\xff\xfe torn\n")
     assert main(["report", str(tmp_path)]) == 2
     assert needle in _error_line(capsys)
+
+
+def test_make_baseline_refuses_to_replace_its_out_without_force(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "tools"))
+    import make_baseline
+
+    out = tmp_path / "full.yaml"
+    args = ["--kind", "full", "--out", str(out)] + [o for o in MICRO if o.startswith("model.")]
+    assert make_baseline.main(args) == 0
+    written = out.read_text()
+    out.write_text(written + "# edited\n")
+    assert make_baseline.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out} exists: add --force" in err and err.count("\n") == 1
+    assert out.read_text() == written + "# edited\n"
+    assert make_baseline.main(args + ["--force"]) == 0 and out.read_text() == written
+    assert make_baseline.main(["--kind", "full", "--out", str(tmp_path)]) == 2
+    assert "is a folder, not a file" in capsys.readouterr().err
+
+
+def test_image_folder_tool_refuses_to_write_over_a_tree(fmnist, tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "tools"))
+    import fashion_mnist_folder
+
+    out = str(tmp_path / "folder")
+    assert fashion_mnist_folder.main([out, "--root", fmnist, "--train", "6", "--val", "2"]) == 0
+    assert fashion_mnist_folder.main([out, "--root", fmnist, "--train", "3", "--val", "2"]) == 2
+    assert "already holds train (and 1 more): add --force" in capsys.readouterr().err
+    assert fashion_mnist_folder.main([out, "--root", fmnist, "--train", "3", "--val", "2", "--force"]) == 0
+    assert sum(len(files) for _, _, files in os.walk(os.path.join(out, "train"))) == 3  # none of the old six left
