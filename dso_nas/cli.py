@@ -212,6 +212,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                                            skip_bad=args.skip_bad)))
         return 0
     if args.command == "report":
+        from .runlog import setup_logging  # noqa: PLC0415
+
+        setup_logging(None)
         text, data = run.report(args.run_dir)
         print(json.dumps(data) if args.json else text)
         return 0

@@ -554,7 +554,8 @@ def test_every_path_argument_takes_a_file_a_folder_a_missing_path_and_a_read_onl
     with open(afile, "w") as f:
         f.write("just: text\n")
     places = {"file": afile, "folder": os.path.join(root, "places", "empty"),
-              "missing": os.path.join(root, "places", "none", "x"), "read-only": os.path.join(root, "places", "ro", "x")}
+              "missing": os.path.join(root, "places", "none", "x"),
+              "read-only": os.path.join(root, "places", "ro", "x")}
     read_only = os.path.join(root, "places", "ro")
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if os.path.abspath(p).startswith(read_only)
@@ -611,12 +612,17 @@ def test_report_of_a_damaged_result_is_one_line(tmp_path, capsys, content, needl
 
 
 def test_make_baseline_refuses_to_replace_its_out_without_force(tmp_path, capsys, monkeypatch):
+    from dso_nas.runlog import setup_logging
+
     monkeypatch.syspath_prepend(os.path.join(ROOT, "tools"))
     import make_baseline
+
+    setup_logging(None)  # the tool logs to this test's stderr
 
     out = tmp_path / "full.yaml"
     args = ["--kind", "full", "--out", str(out)] + [o for o in MICRO if o.startswith("model.")]
     assert make_baseline.main(args) == 0
+    capsys.readouterr()
     written = out.read_text()
     out.write_text(written + "# edited\n")
     assert make_baseline.main(args) == 2

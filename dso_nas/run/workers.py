@@ -29,7 +29,8 @@ def _dso_nas_args(command: Sequence[str]) -> List[str]:
     """The ``dso-nas`` arguments of ``command``, or ``[]`` when it runs another program."""
     if command[:1] == ["dso-nas"]:
         return list(command[1:])
-    if len(command) >= 3 and os.path.basename(command[0]).startswith("python") and list(command[1:3]) == ["-m", "dso_nas"]:
+    python = os.path.basename(command[0]).startswith("python") if command else False
+    if python and list(command[1:3]) == ["-m", "dso_nas"]:
         return list(command[3:])
     return []
 
