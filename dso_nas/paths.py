@@ -90,6 +90,8 @@ def check_output(path: str, what: str, *, folder: bool = True, force: bool = Tru
     flag : str
         What the user adds to replace existing output.
     """
+    if not path:
+        raise UserError(f"{what} is empty: name a {'folder' if folder else 'file'}")
     if os.path.lexists(path):
         if folder and not os.path.isdir(path):
             raise UserError(f"{what} {path} is a file, not a folder")

@@ -644,3 +644,17 @@ def test_image_folder_tool_refuses_to_write_over_a_tree(fmnist, tmp_path, capsys
     assert "already holds train (and 1 more): add --force" in capsys.readouterr().err
     assert fashion_mnist_folder.main([out, "--root", fmnist, "--train", "3", "--val", "2", "--force"]) == 0
     assert sum(len(files) for _, _, files in os.walk(os.path.join(out, "train"))) == 3  # none of the old six left
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("output_dir=", "output_dir is empty: name a folder"),
+    ("latency.table={afile}", "latency.table {afile} is a file, not a folder"),
+])
+def test_path_keys_are_checked_before_a_run_folder_is_made(fmnist, tmp_path, capsys, override, needle):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    out = tmp_path / "run"
+    args = _micro(fmnist, str(out), "search.budget=latency", override.format(afile=afile))
+    assert main(["search"] + args) == 2
+    assert needle.format(afile=afile) in _error_line(capsys)
+    assert not out.exists()

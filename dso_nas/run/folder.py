@@ -97,6 +97,8 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
     if cfg.train.init:
         ckpt.check_checkpoint_file(cfg.train.init)
     check_output_dir(run_dir)
+    if checkpoint_name == SEARCH_CKPT and cfg.search.budget == "latency" and cfg.latency.model == "table":
+        check_output(cfg.latency.table, "latency.table")  # the search measures into it
     if not _is_writer(cfg):
         _log_to(run_dir, cfg)
         return cfg, run_dir, None
