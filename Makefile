@@ -112,8 +112,8 @@ imagenet-retrain: install
 
 # Real Fashion-MNIST pixels in ImageNet's RecordIO layout (64×64 RGB JPEG): 12,000 train, 2,000 val.
 imagenet-fmnist: install data
-	$(PY) tools/fashion_mnist_folder.py $(dir $(FMNIST_REC))folder --train 12000 --val 2000
-	$(DSO) pack $(dir $(FMNIST_REC))folder $(FMNIST_REC) --resize 64
+	$(PY) tools/fashion_mnist_folder.py $(dir $(FMNIST_REC))folder --train 12000 --val 2000 --force
+	$(DSO) pack $(dir $(FMNIST_REC))folder $(FMNIST_REC) --resize 64 --force
 
 # The mobile (ProxylessNAS) space: TARGET picks the CPU or the GPU network structure and latency device.
 TARGET ?= cpu

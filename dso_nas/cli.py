@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
              "--checkpoint runs/cifar_retrain", "--checkpoint runs/cifar_retrain/retrain.ckpt data.root=/data/cifar")
     p.add_argument("--checkpoint", required=True, metavar="PATH",
                    help="a retrain.ckpt, or the run folder that holds one")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.root=DIR")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="where the data lies and how it is read: data.root, data.cache, data.threads, "
+                        "data.test_limit, context, batch sizes (the rest is the checkpoint's own)")
 
     p = _sub(sub, "info", "parameters, FLOPs, MAC and λ counts without training",
              "--config experiments/cifar/search.yaml --json",
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output folder (default: export/ beside the arch or checkpoint)")
     p.add_argument("--input-size", type=int, metavar="N", help="input side (default: the dataset's)")
     p.add_argument("--batch", type=int, default=1, metavar="B", help="input batch of the exported graph (default: 1)")
+    p.add_argument("--force", action="store_true", help="replace the exported files the --out folder already holds")
 
     p = _sub(sub, "latency", "build the latency lookup table of a config's supernet; check the predictor on nets",
              "--config experiments/mobile/search_cpu.yaml",
@@ -121,9 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG quality of re-encoded images")
     p.add_argument("--workers", type=int, default=0, metavar="W", help="encoding processes (0: all cores)")
     p.add_argument("--seed", type=int, default=0, help="seed of the record order (records are shuffled once)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out images that cannot be decoded (default: refuse, naming the first and the count)")
+    p.add_argument("--force", action="store_true", help="replace the packed files OUT already holds")
 
     p = _sub(sub, "launch", "run a training command as the workers of a distributed (ps-lite) job",
-             "--workers 2 -- dso-nas search --config experiments/fashion_mnist/micro.yaml train.kvstore=dist_sync",
+             "--workers 2 -- dso-nas search --config experiments/fashion_mnist/search.yaml train.kvstore=dist_sync",
+             "--workers 2 -- dso-nas search --resume runs/fashion_mnist_search",
              "--workers 8 --servers 2 --hosts hosts.txt -- dso-nas retrain --config ... train.kvstore=dist_sync")
     p.add_argument("--workers", type=int, required=True, metavar="N", help="worker processes")
     p.add_argument("--servers", type=int, default=1, metavar="S", help="parameter-server processes")
@@ -175,13 +182,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         raise UserError(f"cannot load MXNet: {e} ('dso-nas doctor' tells more)") from None
 
     if args.command == "launch":
-        from .engine.launch import launch  # noqa: PLC0415
+        from .engine.launch import check_launch, launch  # noqa: PLC0415
+        from .run.workers import worker_command  # noqa: PLC0415
         from .runlog import setup_logging  # noqa: PLC0415
 
         setup_logging(None)
-        cmd = args.worker_command
-        if cmd[:1] == ["dso-nas"]:  # this installation's dso-nas, whatever PATH says
-            cmd = [sys.executable, "-m", "dso_nas"] + cmd[1:]
+        check_launch(args.worker_command, args.workers, args.servers, args.port, args.root_uri, local=False)
+        cmd = worker_command(args.worker_command, parse_args)
         return launch(cmd, args.workers, args.servers, args.port, args.hosts, args.root_uri)
     if args.command == "info":
         info = run.info(args.config, args.overrides, arch_path=args.arch, latency=args.latency)
@@ -192,14 +199,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .runlog import setup_logging  # noqa: PLC0415
 
         setup_logging(None)
-        if args.batch < 1 or (args.input_size is not None and args.input_size < 1):
-            raise UserError("--batch and --input-size must be positive")
         source = args.arch or args.checkpoint or ""
         out = args.out or os.path.join(os.path.dirname(os.path.abspath(source)) if os.path.isfile(source)
                                        else os.path.abspath(source), "export")
         formats = FORMATS if args.format == "all" else (args.format,)
         print(json.dumps(export(args.arch, args.checkpoint, args.config, args.overrides, out, formats=formats,
-                                batch=args.batch, input_size=args.input_size, latency=True)))
+                                batch=args.batch, input_size=args.input_size, latency=True, force=args.force)))
         return 0
     if args.command == "latency":
         from .run.latency import latency  # noqa: PLC0415
@@ -215,9 +220,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         setup_logging(None)
         print(json.dumps(pack_image_folder(args.src, args.out, resize=args.resize, quality=args.quality,
-                                           workers=args.workers, seed=args.seed)))
+                                           workers=args.workers, seed=args.seed, force=args.force,
+                                           skip_bad=args.skip_bad)))
         return 0
     if args.command == "report":
+        from .runlog import setup_logging  # noqa: PLC0415
+
+        setup_logging(None)
         text, data = run.report(args.run_dir)
         print(json.dumps(data) if args.json else text)
         return 0
@@ -275,7 +284,11 @@ def entry() -> None:
     """The ``dso-nas`` program: :func:`main` with MXNet's native INFO lines filtered out of
     the console (:mod:`dso_nas.quiet`; the filter is process-wide, so only the program sets it)."""
     filter_native_stderr()
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # the output piped into a program that stopped reading (`| head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":

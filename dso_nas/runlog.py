@@ -66,7 +66,7 @@ def read_jsonl(run_dir: str, phase: Optional[str] = None) -> List[Dict[str, Any]
     if not os.path.exists(path):
         return []
     records: Dict[Any, Dict[str, Any]] = {}
-    with open(path, "r", encoding="utf-8") as f:
+    with open(path, "r", encoding="utf-8", errors="replace") as f:  # a damaged line is skipped below
         for line in f:
             line = line.strip()
             if not line:

@@ -87,7 +87,7 @@ def test_bad_input_one_line(overrides, needle):
 
 
 def test_bad_files(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read config file"):
+    with pytest.raises(ConfigError, match="config file not found"):
         load_config(str(tmp_path / "nope.yaml"))
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")

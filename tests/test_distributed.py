@@ -128,7 +128,7 @@ def test_a_stopped_job_resumes_to_the_same_search(reference, tmp_path):
     job.send_signal(signal.SIGTERM)
     rest = job.communicate(timeout=LIMIT_S)[1]
     assert job.returncode == 2, "".join(lines) + rest
-    assert "continue with: dso-nas search --resume" in rest
+    assert "continue with: dso-nas launch --workers 2 -- dso-nas search --resume" in rest
     done = _launch(["dso-nas", "search", "--resume", out])
     assert done.returncode == 0, done.stderr[-3000:]
     one, two = _lambdas(reference), _lambdas(out)

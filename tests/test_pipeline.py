@@ -204,7 +204,7 @@ def test_nan_loss_stops_with_clear_message(fmnist, tmp_path, capsys):
 @pytest.mark.parametrize("args, needle", [
     (["search", "search.gama=1"], "did you mean 'search.gamma'"),
     (["search", "data.root=/nonexistent/fm", "data.name=fashion_mnist", "model.in_channels=1"], "/nonexistent/fm"),
-    (["search", "--config", "/nonexistent.yaml"], "cannot read config file"),
+    (["search", "--config", "/nonexistent.yaml"], "config file not found: /nonexistent.yaml"),
     (["retrain", "--arch", "/nonexistent/arch.yaml", "data.name=fashion_mnist", "model.in_channels=1"], "/nonexistent/arch.yaml"),
     (["evaluate", "--checkpoint", "/nonexistent.ckpt"], "checkpoint not found"),
 ])

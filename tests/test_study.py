@@ -14,7 +14,7 @@ from mxnet import autograd
 
 from datafiles import write_idx
 from dso_nas.config import load_config
-from dso_nas.errors import ArchitectureError, ConfigError
+from dso_nas.errors import ArchitectureError, ConfigError, UserError
 from dso_nas.ops import graph_cost
 from dso_nas.spaces import SPACES
 from dso_nas.spaces.archfile import architecture_from_dict, load_architecture
@@ -95,23 +95,54 @@ def test_claim_verdicts(better, worse, verdict):
     assert verdict in table_markdown(body)
 
 
+FM_CONFIG = os.path.join(REPO, "experiments", "fashion_mnist", "search.yaml")
+
+
 @pytest.mark.parametrize("text,problem", [
-    ("version: 1\nconfig: experiments/fashion_mnist/search.yaml\nseeds: [1]\narms: {a: {search: []}}\nbogus: 1\n",
-     "unknown key"),
-    ("version: 1\nconfig: experiments/fashion_mnist/search.yaml\nseeds: [1]\n"
-     "arms: {a: {search: [], baseline: full}}\n", "exactly one of"),
-    ("version: 1\nconfig: experiments/fashion_mnist/search.yaml\nseeds: [1]\n"
-     "arms: {a: {baseline: full}, r: {baseline: random-full, like: a}}\n", "must name a search arm"),
-    ("version: 1\nconfig: experiments/fashion_mnist/search.yaml\nseeds: [1, 1]\narms: {a: {baseline: full}}\n",
-     "distinct"),
+    (f"version: 1\nconfig: {FM_CONFIG}\nseeds: [1]\narms: {{a: {{search: []}}}}\nbogus: 1\n", "unknown key"),
+    (f"version: 1\nconfig: {FM_CONFIG}\nseeds: [1]\narms: {{a: {{search: [], baseline: full}}}}\n", "exactly one of"),
+    (f"version: 1\nconfig: {FM_CONFIG}\nseeds: [1]\narms: {{a: {{baseline: full}}, r: {{baseline: random-full, "
+     f"like: a}}}}\n", "must name a search arm"),
+    (f"version: 1\nconfig: {FM_CONFIG}\nseeds: [1, 1]\narms: {{a: {{baseline: full}}}}\n", "distinct"),
     ("version: 1\nconfig: nowhere.yaml\nseeds: [1]\narms: {a: {baseline: full}}\n", "is not a file"),
+    # the whole plan is checked before the first run: a search arm first, the bad arm after it
+    (f"version: 1\nconfig: {FM_CONFIG}\nseeds: [1]\narms: {{s: {{search: []}}, r: {{baseline: random-shar, "
+     f"like: s}}}}\n", "arm 'r': baseline 'random-shar' is not one of the dense space's"),
+    (f"version: 1\nconfig: {FM_CONFIG}\nseeds: [1]\narms: {{s: {{search: []}}, x: {{arch: nope.yaml}}}}\n",
+     "architecture file"),
+    (f"version: 1\nconfig: {FM_CONFIG}\nseeds: [1]\narms: {{s: {{search: [search.gama=1]}}}}\n",
+     "arm 's': unknown config key 'search.gama'"),
+    ("\x00\x01binary", "is a binary file, not text"),
 ])
 def test_bad_study_files_are_one_line(tmp_path, text, problem):
     path = tmp_path / "study.yaml"
     path.write_text(text)
-    proc = _tool(str(path))
-    assert proc.returncode == 2 and problem in proc.stderr
+    write_idx(str(tmp_path / "data"), n_train=8, n_test=8)
+    proc = _tool(str(path), "--output-dir", str(tmp_path / "out"), f"data.root={tmp_path / 'data'}")
+    assert proc.returncode == 2 and problem in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_study_reads_its_inputs_beside_itself(tmp_path, monkeypatch):
+    from dso_nas.study import check_plan
+
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    (folder / "base.yaml").write_text("data: {name: fashion_mnist}\nmodel: {in_channels: 1}\n")
+    (folder / "ref.yaml").write_text(open(os.path.join(REPO, RESNET20)).read())
+    (folder / "s.yaml").write_text("version: 1\nconfig: base.yaml\nseeds: [1]\n"
+                                   "arms: {full: {baseline: full}, ref: {arch: ref.yaml, "
+                                   "retrain: [retrain.aux_weight=0, retrain.drop_path=0]}}\n")
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: the paths are the study file's
+    write_idx(str(tmp_path / "data"), n_train=8, n_test=8)
+    study = load_study(os.path.join("studies", "s.yaml"), str(tmp_path / "out"), [f"data.root={tmp_path / 'data'}"])
+    assert study.config == os.path.join("studies", "base.yaml")
+    assert [a.arch for a in study.arms] == ["", os.path.join("studies", "ref.yaml")]
+    check_plan(study)
+    with pytest.raises(UserError, match="arm .ref.: .*model.space=dense"):
+        check_plan(load_study(os.path.join("studies", "s.yaml"), str(tmp_path / "out"),
+                              [f"data.root={tmp_path / 'data'}", "model.space=dense"]))
 
 
 @pytest.mark.parametrize("space_name", REFERENCE_SPACES)

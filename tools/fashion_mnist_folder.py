@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 
 from PIL import Image
 
 from dso_nas.data.fashion_mnist import DEFAULT_ROOT, load_fashion_mnist
 from dso_nas.errors import UserError
+from dso_nas.paths import check_output
 from dso_nas.runlog import progress
 
 CLASSES = ("tshirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot")
@@ -45,8 +47,16 @@ def main(argv=None) -> int:
     p.add_argument("--root", default=DEFAULT_ROOT, help="Fashion-MNIST folder (default: Debian's)")
     p.add_argument("--train", type=int, default=0, help="first N training images (0: all 60,000)")
     p.add_argument("--val", type=int, default=0, help="first N test images as val/ (0: all 10,000)")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT's train/ and val/ (else a tree already there is refused: a smaller one "
+                        "written over it would keep the old images)")
     args = p.parse_args(argv)
     try:
+        if args.train < 0 or args.val < 0:
+            raise UserError(f"--train and --val must be >= 0 (0: all), got {args.train}, {args.val}")
+        check_output(args.out, "OUT", force=args.force, replaces=("train", "val"))
+        for split in ("train", "val"):
+            shutil.rmtree(os.path.join(args.out, split), ignore_errors=True)
         print(write_folder(args.out, args.root, args.train, args.val))
     except UserError as e:
         print(f"fashion_mnist_folder: error: {e}", file=sys.stderr)

@@ -18,6 +18,7 @@ import sys
 
 from dso_nas.config import load_config
 from dso_nas.errors import UserError
+from dso_nas.paths import check_output, write_error
 from dso_nas.spaces import get_space
 from dso_nas.spaces.archfile import load_architecture, save_architecture
 
@@ -34,15 +35,20 @@ def main(argv=None) -> int:
     p.add_argument("--like", help="keep as many edges per block as this searched architecture file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="architecture YAML to write")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        check_output(args.out, "--out", folder=False, force=args.force)
         cfg = load_config(args.config, args.overrides)
         like = load_architecture(args.like) if args.like else None
         rate = args.keep_rate if args.keep_rate is not None else 0.5
         arch = get_space(cfg.model.space).baseline(args.kind, cfg, keep_rate=rate, seed=args.seed, like=like)
-        save_architecture(arch, args.out)
+        try:
+            save_architecture(arch, args.out)
+        except OSError as e:
+            raise write_error(e, "--out", args.out) from None
     except (UserError, ValueError) as e:
         print(f"make_baseline: error: {e}", file=sys.stderr)
         return 2

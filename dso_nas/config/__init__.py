@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterable, List, Optional
 import yaml
 
 from ..errors import ConfigError
+from ..paths import read_text
 from .defaults import CHOICES, RANGES, _C
 from .node import CfgNode
 
@@ -146,15 +147,14 @@ def _read_yaml(path: str, seen: Optional[List[str]] = None) -> Dict[str, Any]:
     path = os.path.abspath(path)
     if path in seen:
         raise ConfigError(f"config file {path} includes itself through _base_")
+    text = read_text(path, "config file", ConfigError)
     try:
-        with open(path, "r", encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config file {path}{where} is not valid YAML: {getattr(e, 'problem', e)}") from None
+        problem = str(getattr(e, "problem", None) or e).splitlines()[0]
+        raise ConfigError(f"config file {path}{where} is not valid YAML: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

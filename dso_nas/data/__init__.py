@@ -88,6 +88,10 @@ class DatasetSpec:
         hold-out; cutout only when retraining."""
         d = cfg.data
         ds = load_dataset(d.name, d.root)
+        top = int(max(ds.train_y.max(initial=0), ds.test_y.max(initial=0)))
+        if top >= cfg.model.num_classes:
+            raise ConfigError(f"data.name={d.name} has labels up to {top} but model.num_classes="
+                              f"{cfg.model.num_classes}: set model.num_classes={top + 1}")
         h, w, c = ds.image_shape
         loaders = build_loaders(
             ds, batch_size=cfg.retrain.batch_size if retrain else cfg.train.batch_size,

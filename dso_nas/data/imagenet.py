@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator, Tuple
 import mxnet as mx
 import numpy as np
 
-from ..errors import ConfigError, DatasetNotFoundError, UserError
+from ..errors import ConfigError, DatasetNotFoundError, UserError, native_message
 from .loader import Batch
 from .recordio import RecordFile, cached_subset, check_record_file, split_record_file, writable_dir
 from .splits import Loaders, child_seeds, split_indices
@@ -156,8 +156,11 @@ class RecordLoader:
                     raise UserError(f"{self.records.rec}: a record's label {lab.max():g} is not a class index "
                                     f"0..{self.num_classes - 1} (set model.num_classes to the number of classes)")
                 yield data, label
-        except (mx.base.MXNetError, StopIteration) as exc:
-            raise UserError(f"cannot read {self.records.rec}: {str(exc).splitlines()[0][:200]}") from None
+        except StopIteration:
+            raise UserError(f"cannot read {self.records.rec}: it ends before the records its index lists") from None
+        except mx.base.MXNetError as exc:
+            raise UserError(f"cannot read {self.records.rec}: {native_message(exc)} (a damaged record or an image "
+                            f"that does not decode? `dso-nas pack` checks every image)") from None
 
     def shard(self, rank: int, world: int) -> "RecordLoader":
         """Part ``rank`` of ``world`` (the iterator's ``part_index`` / ``num_parts``), reading

@@ -18,6 +18,7 @@ fit, bilinear for the image and nearest for the mask, and scored at that size.
 from __future__ import annotations
 
 import random
+import re
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import mxnet as mx
@@ -47,6 +48,27 @@ def _fit(image: mx.nd.NDArray, mask: mx.nd.NDArray, side: int):
     return image, mx.nd.array(mask.asnumpy()[rows][:, cols])
 
 
+def _files(dataset: Any, row: int, kind: str = "masks") -> str:
+    """The image (``kind="images"``) or mask file of ``dataset[row]`` where the dataset lists
+    them (GluonCV's ``images`` / ``masks``), looking through a concatenation (``locate``); else
+    the row."""
+    if hasattr(dataset, "locate"):
+        dataset, row = dataset.locate(row)
+    paths = getattr(dataset, kind, None)
+    if isinstance(paths, (list, tuple)) and 0 <= row < len(paths) and isinstance(paths[row], str):
+        return f"{kind[:-1]} {paths[row]}"
+    return f"segmentation sample {row}"
+
+
+def _damaged(exc: Exception, sample: str) -> str:
+    """One line for a sample file PIL cannot read: the file PIL names, else the sample's image."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    named = re.match(r"cannot identify image file '(.+)'$", text)
+    if named:
+        return f"cannot read {named.group(1)}: not an image format PIL knows"
+    return f"cannot read {sample} or its mask: {text}"
+
+
 class SegLoader:
     """Batches of ``(images (B, 3, S, S), masks (B, S, S))`` from a segmentation dataset.
 
@@ -68,14 +90,18 @@ class SegLoader:
     check : callable, optional
         ``check(row)`` raises ``UserError`` for a bad sample (a mask of another size) before
         it is read.
+    num_classes : int, optional
+        Every mask label must be a class ``0..num_classes-1`` or the ignore label: another is
+        one ``UserError`` line naming the mask (none: unchecked).
     """
 
     def __init__(self, dataset: Any, indices: Sequence[int], batch_size: int, *, side: int, train: bool,
-                 seed: int, check: Optional[Callable[[int], None]] = None):
+                 seed: int, check: Optional[Callable[[int], None]] = None, num_classes: Optional[int] = None):
         if batch_size <= 0 or seed < 0:
             raise ConfigError(f"batch size must be > 0 and seed >= 0, got {batch_size}, {seed}")
         self.dataset, self.indices = dataset, np.asarray(indices, dtype=np.int64)
         self.batch_size, self.side, self.train, self.seed, self.check = batch_size, side, train, seed, check
+        self.num_classes = num_classes
 
     @property
     def num_samples(self) -> int:
@@ -102,18 +128,33 @@ class SegLoader:
             yield mx.nd.stack(*[p[0] for p in pairs]), mx.nd.stack(*[p[1] for p in pairs])
 
     def _sample(self, row: int, epoch: int, batch: int, position: int):
-        if self.check is not None:
-            self.check(row)
-        if self.train:
-            state = random.getstate()
-            random.seed(_sample_seed(self.seed, epoch, batch, position))
-            try:
+        try:
+            if self.check is not None:
+                self.check(row)
+            if self.train:
+                state = random.getstate()
+                random.seed(_sample_seed(self.seed, epoch, batch, position))
+                try:
+                    image, mask = self.dataset[row]
+                finally:
+                    random.setstate(state)
+            else:
                 image, mask = self.dataset[row]
-            finally:
-                random.setstate(state)
-            return image, mask.astype(np.float32)
-        image, mask = self.dataset[row]
-        return self._pad(image, mask, row)
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL on a damaged file (UnidentifiedImageError, ...)
+            raise UserError(_damaged(exc, _files(self.dataset, row, "images"))) from None
+        self._check_labels(mask, row)
+        return (image, mask.astype(np.float32)) if self.train else self._pad(image, mask, row)
+
+    def _check_labels(self, mask: mx.nd.NDArray, row: int) -> None:
+        """``UserError`` naming the mask when a label is neither a class nor the ignore label."""
+        if self.num_classes is None:
+            return
+        labels = np.unique(mask.asnumpy())
+        bad = labels[(labels != IGNORE_LABEL) & ((labels < 0) | (labels >= self.num_classes))]
+        if bad.size:
+            raise UserError(f"{_files(self.dataset, row)} holds label {bad.max():g}, not a class "
+                            f"0..{self.num_classes - 1} nor the ignore label: set model.num_classes to the "
+                            f"dataset's number of classes")
 
     def _pad(self, image: mx.nd.NDArray, mask: mx.nd.NDArray, row: int):
         (_, h, w), (mh, mw), s = image.shape, mask.shape, self.side

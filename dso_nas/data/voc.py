@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import numpy as np
 
 from ..errors import ConfigError, DatasetNotFoundError, UserError
+from ..paths import read_text
 from .recordio import writable_dir
 from .segloader import SegLoader
 from .splits import Loaders, child_seeds, split_indices
@@ -52,8 +53,7 @@ def read_list(path: str) -> List[str]:
     """Image names of a VOC list file, one a line; one line naming a missing file."""
     if not os.path.isfile(path):
         raise DatasetNotFoundError(f"segmentation list file missing: {path}")
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+    return [line.strip() for line in read_text(path, "segmentation list file").splitlines() if line.strip()]
 
 
 def _check_files(listed: Sequence[str], folder: str, ext: str, list_path: str) -> None:
@@ -260,7 +260,8 @@ class SegmentationSpec:
         s_w, s_lam, s_full = child_seeds(cfg.seed, 3)
 
         def loader(rows, seed: int) -> SegLoader:
-            return SegLoader(dataset, rows, bs, side=side, train=True, seed=seed, check=row_check)
+            return SegLoader(dataset, rows, bs, side=side, train=True, seed=seed, check=row_check,
+                             num_classes=cfg.model.num_classes)
 
         everything = np.arange(n)
         if retrain or not cfg.search.split:
@@ -270,7 +271,8 @@ class SegmentationSpec:
             weights, lambdas = loader(idx_w, s_w), loader(idx_lam, s_lam)
         val = self.eval_set(d.root, cfg)
         n_val = len(val) if d.test_limit <= 0 else min(d.test_limit, len(val))
-        test = SegLoader(val, np.arange(n_val), cfg.train.eval_batch_size, side=side, train=False, seed=0)
+        test = SegLoader(val, np.arange(n_val), cfg.train.eval_batch_size, side=side, train=False, seed=0,
+                         num_classes=cfg.model.num_classes)
         return Loaders(weights, lambdas, loader(everything, s_full), test, "val"), (3, side, side)
 
 

@@ -14,9 +14,12 @@ otherwise wait for ever - and exits with that process's status.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,8 +29,10 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import UserError
+from ..paths import read_text
 
-__all__ = ["Role", "job_roles", "launch", "free_port", "read_hosts"]
+__all__ = ["Role", "LAUNCH_ENV", "job_roles", "launch", "free_port", "read_hosts", "is_host", "check_launch",
+           "launch_line"]
 
 LOG = logging.getLogger("dso_nas")
 
@@ -54,26 +59,71 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def read_hosts(path: str) -> List[str]:
-    """Hosts of a hosts file: one per line, ``#`` comments and blank lines skipped."""
+#: A host name (RFC 1123 labels) or an IPv4 address.
+_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+                   r"[A-Za-z0-9])?)*$")
+#: The environment variable through which the launcher tells its workers its own command line
+#: (their resume hint after a stop names it).
+LAUNCH_ENV = "DSO_NAS_LAUNCH"
+
+
+def is_host(text: str) -> bool:
+    """Whether ``text`` is a host name or an IP address (no scheme, port or path)."""
     try:
-        with open(path) as f:
-            hosts = [line.split("#")[0].strip() for line in f]
-    except OSError as e:
-        raise UserError(f"hosts file {path}: {e.strerror}") from None
-    hosts = [h for h in hosts if h]
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return bool(_HOST.match(text))
+
+
+def read_hosts(path: str) -> List[str]:
+    """Hosts of a hosts file: one per line (``host`` or ``user@host``), ``#`` comments and
+    blank lines skipped; one line naming the file and line of anything else."""
+    hosts = []
+    for n, line in enumerate(read_text(path, "hosts file").splitlines(), 1):
+        host = line.split("#")[0].strip()
+        if host and not is_host(host.rpartition("@")[2]):
+            raise UserError(f"hosts file {path} line {n}: {host!r} is not a host name or address")
+        if host:
+            hosts.append(host)
     if not hosts:
         raise UserError(f"hosts file {path} lists no host")
     return hosts
 
 
+def check_launch(command: Sequence[str], workers: int, servers: int, port: int, root_uri: Optional[str],
+                 local: bool) -> None:
+    """One ``UserError`` line for a launch that cannot start: no command, fewer than one worker or
+    server, a port outside 0..65535, a root URI that is not a host, a local command not found."""
+    if not command:
+        raise UserError("launch needs a command after --, e.g. -- dso-nas search --config ... train.kvstore=dist_sync")
+    if workers < 1 or servers < 1:
+        raise UserError(f"launch needs at least one worker and one server, got --workers {workers} and "
+                        f"--servers {servers}")
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be in 0..65535 (0: a free one), got {port}")
+    if root_uri is not None and not is_host(root_uri):
+        raise UserError(f"--root-uri must be a host name or IP address (no scheme or port), got {root_uri!r}")
+    program = command[0]
+    found = (os.path.isfile(program) and os.access(program, os.X_OK)) if os.sep in program else shutil.which(program)
+    if local and not found:
+        raise UserError(f"the worker command {program!r} is not an executable file or a program on PATH")
+
+
+def launch_line(workers: int, servers: int, port: int, hosts_file: Optional[str], root_uri: Optional[str]) -> str:
+    """The ``dso-nas launch ... --`` part of the command line that starts this job."""
+    parts = ["dso-nas", "launch", "--workers", str(workers)]
+    parts += ["--servers", str(servers)] if servers != 1 else []
+    parts += ["--hosts", hosts_file] if hosts_file else []
+    parts += ["--port", str(port)] if port else []
+    parts += ["--root-uri", root_uri] if root_uri else []
+    return " ".join(map(shlex.quote, parts)) + " --"
+
+
 def job_roles(command: Sequence[str], workers: int, servers: int, hosts: Sequence[str] = ()) -> List[Role]:
     """The scheduler (here), ``servers`` servers and ``workers`` workers (round robin over
     ``hosts`` when given)."""
-    if workers < 1 or servers < 1:
-        raise UserError(f"launch needs at least one worker and one server, got {workers} and {servers}")
-    if not command:
-        raise UserError("launch needs a command after --, e.g. -- dso-nas search --config ... train.kvstore=dist_sync")
+    check_launch(command, workers, servers, 0, None, local=False)
     serve = [sys.executable, "-c", "import mxnet"]
     pick = (lambda i: hosts[i % len(hosts)]) if hosts else (lambda i: None)  # noqa: E731
     roles = [Role("scheduler", "scheduler", None, serve)]
@@ -82,8 +132,8 @@ def job_roles(command: Sequence[str], workers: int, servers: int, hosts: Sequenc
     return roles
 
 
-def _env(role: Role, root_uri: str, port: int, workers: int, servers: int) -> Dict[str, str]:
-    env = {"DMLC_ROLE": role.role, "DMLC_PS_ROOT_URI": root_uri, "DMLC_PS_ROOT_PORT": str(port),
+def _env(role: Role, root_uri: str, port: int, workers: int, servers: int, line: str = "") -> Dict[str, str]:
+    env = {LAUNCH_ENV: line, "DMLC_ROLE": role.role, "DMLC_PS_ROOT_URI": root_uri, "DMLC_PS_ROOT_PORT": str(port),
            "DMLC_NUM_WORKER": str(workers), "DMLC_NUM_SERVER": str(servers)}
     if root_uri == "127.0.0.1":
         env["DMLC_NODE_HOST"] = "127.0.0.1"  # every role on loopback
@@ -140,7 +190,9 @@ def launch(command: Sequence[str], workers: int, servers: int = 1, port: int = 0
         The address the hosts reach the scheduler at (default: this machine's name with a
         hosts file, else 127.0.0.1).
     """
+    check_launch(command, workers, servers, port, root_uri, local=not hosts_file)
     hosts = read_hosts(hosts_file) if hosts_file else []
+    line = launch_line(workers, servers, port, hosts_file, root_uri)
     uri = root_uri or (socket.getfqdn() if hosts else "127.0.0.1")
     port = port or free_port()
     roles = job_roles(command, workers, servers, hosts)
@@ -155,7 +207,7 @@ def launch(command: Sequence[str], workers: int, servers: int = 1, port: int = 0
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         for r in roles:
-            _start(r, _env(r, uri, port, workers, servers))
+            _start(r, _env(r, uri, port, workers, servers, line))
         LOG.info("launch: scheduler at %s:%d, %d server(s), %d worker(s)", uri, port, servers, workers)
         return _watch(roles, stopping)
     finally:

@@ -20,16 +20,18 @@ from ..config import CfgNode
 from ..data import Loaders, dataset_spec
 from ..engine.devices import backend_for, check_global_batch, contexts
 from ..engine.distributed import Distributed, from_config
-from ..errors import CheckpointError, ConfigError, UserError
+from ..errors import ArchitectureError, CheckpointError, ConfigError, UserError
 from ..models.width import find_width_multiplier
 from ..ops import REFERENCE
 from ..search.apgnag import APGNAG, lambda_iterates
 from ..spaces import SearchSpace, get_space
+from ..spaces.archfile import architecture_space
 from ..tasks import Task, get_task
 from . import checkpoint as ckpt
 
 __all__ = ["Parts", "parts_of", "load_data", "initialize", "read_init", "init_width", "load_init", "build_supernet",
-           "build_derived", "inference_config", "nag_trainer", "lambda_trainer", "lambda_values", "width_for", "retrain_arch", "retrain_schedule", "sgdr_schedule"]
+           "build_derived", "inference_config", "nag_trainer", "lambda_trainer", "lambda_values", "width_for",
+           "check_arch_space", "retrain_arch", "retrain_schedule", "sgdr_schedule"]
 
 
 @dataclass(frozen=True)
@@ -131,9 +133,18 @@ def build_supernet(cfg: CfgNode, parts: Parts) -> Any:
     return parts.space.build_supernet(cfg, backend=parts.backend, head=head)
 
 
+def check_arch_space(arch: Any, parts: Parts) -> None:
+    """``ArchitectureError`` unless ``arch`` belongs to the config's space (``model.space``)."""
+    own = architecture_space(arch).name
+    if own != parts.space.name:
+        raise ArchitectureError(f"the architecture is a {own} architecture but model.space={parts.space.name}: "
+                                f"an architecture file names its own space, drop the model.space override")
+
+
 def retrain_arch(arch: Any, cfg: CfgNode, parts: Parts) -> Any:
     """The architecture retraining builds: ``arch`` itself (``retrain.layout=arch``) or its
     cells laid on ``cfg.model``'s layout (``config``: transfer, TPAMI Table 2 †), checked."""
+    check_arch_space(arch, parts)
     if cfg.retrain.layout == "config":
         arch = parts.space.on_layout(arch, cfg)
     parts.space.check_arch(arch, cfg)

@@ -50,10 +50,24 @@ def save_checkpoint(path: str, payload: Dict[str, Any]) -> None:
     atomic_write_bytes(path, MAGIC + hashlib.sha256(data).digest() + data)
 
 
-def load_checkpoint(path: str) -> Dict[str, Any]:
-    """Read a checkpoint; a missing or unreadable file raises :class:`CheckpointError`."""
+def check_checkpoint_file(path: str) -> None:
+    """``CheckpointError`` unless ``path`` is a file that starts as a checkpoint does (reads
+    its first bytes only: a cheap check before any work)."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC))
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable: {e.strerror}") from None
+    if not (head.startswith(MAGIC) or head.startswith(b"\x80")):  # checksummed, or a bare binary pickle
+        raise CheckpointError(f"checkpoint {path} is unreadable: it is not a dso_nas checkpoint (a retrain.ckpt "
+                              f"or search.ckpt)")
+
+
+def load_checkpoint(path: str) -> Dict[str, Any]:
+    """Read a checkpoint; a missing or unreadable file raises :class:`CheckpointError`."""
+    check_checkpoint_file(path)
     try:
         with open(path, "rb") as f:
             data = f.read()

@@ -8,6 +8,7 @@ import mxnet as mx
 
 from ..config import config_from_dict, merge, parse_overrides, validate
 from ..engine import evaluate
+from ..errors import ConfigError
 from ..runlog import setup_logging
 from ..spaces.archfile import architecture_from_dict
 from . import checkpoint as ckpt
@@ -15,20 +16,39 @@ from .build import build_derived, load_data, parts_of
 from .folder import RETRAIN_CKPT
 from .payloads import RetrainPayload, load_payload
 
-__all__ = ["evaluate_checkpoint"]
+__all__ = ["EVALUATE_KEYS", "evaluate_checkpoint"]
+
+#: The keys ``dso-nas evaluate`` takes as overrides: where the data lies and how it is read,
+#: devices and batch sizes. Everything else (the network, the dataset, its split) is the
+#: checkpoint's own: an override of it would be ignored or would not fit the weights.
+EVALUATE_KEYS = ("data.root", "data.cache", "data.threads", "data.test_limit", "context", "progress",
+                 "train.eval_batch_size", "train.batch_size", "retrain.batch_size")
+
+
+def _check_overrides(overrides: Sequence[str]) -> Dict[str, Any]:
+    """The parsed overrides; ``ConfigError`` naming the first key evaluate does not take."""
+    parsed = parse_overrides(overrides)
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key not in EVALUATE_KEYS:
+            raise ConfigError(f"evaluate reads the network and dataset from the checkpoint: {key} cannot be "
+                              f"overridden (only {', '.join(EVALUATE_KEYS)})")
+    return parsed
 
 
 def evaluate_checkpoint(path: str, overrides: Sequence[str] = ()) -> Dict[str, Any]:
-    """Test figures of a retraining checkpoint (``overrides`` may move ``data.root``).
+    """Test figures of a retraining checkpoint; ``overrides`` may set only :data:`EVALUATE_KEYS`
+    (``data.root`` where the dataset lies now, ``context``, batch sizes).
 
     ``path`` may be the checkpoint file or the run folder holding ``retrain.ckpt``.
     """
     setup_logging(None)
+    parsed = _check_overrides(overrides)
     if os.path.isdir(path):
         path = os.path.join(path, RETRAIN_CKPT)
     state = load_payload(path, RetrainPayload)
     cfg = config_from_dict(state.config)
-    merge(cfg, parse_overrides(overrides))
+    merge(cfg, parsed)
     validate(cfg)
     arch = architecture_from_dict(state.arch)
     parts = parts_of(cfg)

@@ -29,16 +29,17 @@ import numpy as np
 
 from ..config import CfgNode, config_from_dict, load_config, merge, parse_overrides, validate
 from ..data import dataset_spec
-from ..errors import CheckpointError, UserError
+from ..errors import CheckpointError, UserError, native_message
 from ..ops import REFERENCE
+from ..paths import check_output, staged_folder
 from ..search.latency import wall_clock_latency
-from ..spaces.archfile import architecture_from_dict, architecture_space, load_architecture
+from ..spaces.archfile import architecture_from_dict, architecture_space, load_architecture, space_override
 from . import checkpoint as ckpt
 from .build import Parts, build_derived, inference_config, initialize, parts_of, retrain_arch, width_for
 from .folder import RETRAIN_CKPT
 from .payloads import RetrainPayload, load_payload
 
-__all__ = ["FORMATS", "export", "measure_exported_latency", "exported_latency"]
+__all__ = ["FORMATS", "export", "export_files", "measure_exported_latency", "exported_latency"]
 
 LOG = logging.getLogger("dso_nas")
 
@@ -99,9 +100,9 @@ def _resolve(arch_path: Optional[str], checkpoint_path: Optional[str], config_pa
         cfg = config_from_dict(state.config)
         merge(cfg, parse_overrides(overrides))
         validate(cfg)
-    else:  # without --config: the architecture's own setting, as `dso-nas info --arch` reads it
+    else:  # its space from the file; without --config its setting too, as `dso-nas info --arch` reads it
         own = [] if config_path else architecture_space(arch).info_overrides(arch)
-        cfg = load_config(config_path, [*own, *overrides])
+        cfg = load_config(config_path, [space_override(arch), *own, *overrides])
     parts = parts_of(cfg)
     arch = retrain_arch(arch, cfg, parts)
     if state is not None:
@@ -144,7 +145,7 @@ def _inference_net(arch: Any, cfg: CfgNode, width: float, parts: Parts, x: mx.nd
     try:
         _first(net(x)).wait_to_read()
     except mx.base.MXNetError as exc:
-        msg = str(exc).split("Check failed:")[-1].strip().splitlines()[0]
+        msg = native_message(exc)
         raise UserError(f"the derived net cannot run on {tuple(x.shape)} inputs: {msg}") from None
     keys = set(net._collect_params_with_prefix())  # noqa: SLF001 - the checkpoint's keys
     dropped = sorted(set(arrays) - keys)
@@ -247,9 +248,16 @@ def measure_exported_latency(sym_file: str, params_file: str, input_shape: Seque
     return out
 
 
+def export_files(formats: Sequence[str], name: str = "model") -> Tuple[str, ...]:
+    """The names :func:`export` writes into its folder for ``formats``."""
+    return ((f"{name}-symbol.json", f"{name}-0000.params") if "mxnet" in formats else ()) + \
+        ((f"{name}.onnx",) if "onnx" in formats else ())
+
+
 def export(arch_path: Optional[str], checkpoint_path: Optional[str], config_path: Optional[str],
            overrides: Sequence[str], out_dir: str, formats: Sequence[str] = FORMATS, batch: int = 1,
-           input_size: Optional[int] = None, name: str = "model", latency: bool = False) -> Dict[str, Any]:
+           input_size: Optional[int] = None, name: str = "model", latency: bool = False,
+           force: bool = False) -> Dict[str, Any]:
     """Export a derived network as MXNet symbol/params and/or ONNX files, checked.
 
     Parameters
@@ -263,7 +271,9 @@ def export(arch_path: Optional[str], checkpoint_path: Optional[str], config_path
     config_path, overrides
         The config (default: the checkpoint's, else the defaults) and ``KEY=VALUE`` overrides.
     out_dir : str
-        Folder of the files (made if missing).
+        Folder of the files (made if missing; checked before any work). They are written into
+        a staged folder beside it and moved in once every check passed
+        (:func:`dso_nas.paths.staged_folder`).
     formats : sequence of str
         Any of :data:`FORMATS`.
     batch, input_size
@@ -272,6 +282,8 @@ def export(arch_path: Optional[str], checkpoint_path: Optional[str], config_path
         File name stem.
     latency : bool
         Add :func:`measure_exported_latency` (batch 1, ``latency.runs`` / ``latency.warmup``).
+    force : bool
+        Replace files of the same names ``out_dir`` already holds (else one line naming them).
 
     Returns
     -------
@@ -288,7 +300,10 @@ def export(arch_path: Optional[str], checkpoint_path: Optional[str], config_path
         raise UserError(f"unknown export format {unknown[0] if unknown else ''!r}; valid: {', '.join(FORMATS)}, all")
     if "onnx" in formats:
         _onnx_modules()
+    if batch < 1 or (input_size is not None and input_size < 1):
+        raise UserError(f"--batch and --input-size must be positive, got {batch} and {input_size}")
     cfg, parts, arch, state, ckpt_path = _resolve(arch_path, checkpoint_path, config_path, overrides)
+    check_output(out_dir, "--out", force=force, replaces=export_files(formats, name))  # before any work
     side = int(input_size or dataset_spec(cfg.data.name).input_side(cfg))
     shape = (int(batch), int(cfg.model.in_channels), side, side)
     width = state.width_mult if state is not None else width_for(arch, cfg, (side, side), parts)
@@ -297,21 +312,20 @@ def export(arch_path: Optional[str], checkpoint_path: Optional[str], config_path
     arrays = state.net if state is not None else _initial_arrays(arch, cfg, width, parts, x)
     net = _inference_net(arch, cfg, width, parts, x, arrays, ckpt_path or "the initial weights")
     expected = _first(net(x)).asnumpy()
-    os.makedirs(out_dir, exist_ok=True)
     out: Dict[str, Any] = {"arch": arch_path, "checkpoint": ckpt_path or None,
                            "weights": "checkpoint" if state is not None else "initialised",
                            "bn_statistics": "checkpoint" if state is not None else "check batch",
                            "space": parts.space.name, "input": list(shape), "width_mult": width,
                            "max_abs_output": float(np.abs(expected).max()), "files": {}}
-    with tempfile.TemporaryDirectory(prefix="dso-export-") as tmp:
-        folder = out_dir if "mxnet" in formats else tmp
+    with staged_folder(out_dir, "--out") as stage, tempfile.TemporaryDirectory(prefix="dso-export-") as tmp:
+        folder = stage if "mxnet" in formats else tmp
         sym_file, params_file, diff = _export_mxnet(net, os.path.join(folder, name), x, expected)
         if "mxnet" in formats:
             out["mxnet"] = {"form": parts.backend, "max_abs_diff": diff}
             out["files"].update({p: os.path.getsize(p) for p in (sym_file, params_file)})
         onnx_file = None
         if "onnx" in formats:
-            onnx_file = os.path.join(out_dir, f"{name}.onnx")
+            onnx_file = os.path.join(stage, f"{name}.onnx")
             out["onnx"] = _onnx_files(net, arch, cfg, width, parts, x, expected, sym_file, params_file,
                                       onnx_file, tmp, name)
             out["files"][onnx_file] = os.path.getsize(onnx_file)
@@ -320,6 +334,7 @@ def export(arch_path: Optional[str], checkpoint_path: Optional[str], config_path
             out["latency"] = measure_exported_latency(sym_file, params_file, (1,) + shape[1:], runs=lat.runs,
                                                       warmup=lat.warmup, ctx=ctx,
                                                       onnx_file=onnx_file if batch == 1 else None)
+    out["files"] = {os.path.join(out_dir, os.path.basename(p)): size for p, size in out["files"].items()}
     LOG.info("exported %s", ", ".join(out["files"]))
     return out
 

@@ -15,12 +15,15 @@ from ..config import CfgNode, config_from_dict, diff, load_config
 from ..data import check_dataset
 from ..engine.devices import contexts
 from ..engine.distributed import from_config
+from ..engine.launch import LAUNCH_ENV
 from ..errors import CheckpointError, UserError
+from ..paths import check_output
 from ..runlog import CONFIG_NAME, setup_logging
 from . import checkpoint as ckpt
 from .payloads import load_payload
 
-__all__ = ["SEARCH_CKPT", "RETRAIN_CKPT", "ARCH_FILE", "RESULT_FILE", "check_output_dir", "open_run", "write_config"]
+__all__ = ["SEARCH_CKPT", "RETRAIN_CKPT", "ARCH_FILE", "RESULT_FILE", "check_output_dir", "open_run", "write_config",
+           "resume_hint"]
 
 LOG = logging.getLogger("dso_nas")
 
@@ -38,15 +41,15 @@ def write_config(run_dir: str, cfg: CfgNode) -> None:
 def check_output_dir(path: str) -> None:
     """``UserError`` naming ``path`` when a run folder cannot be made or written there: it is a
     file, lies under a file, or its first existing ancestor is not writable."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UserError(f"output_dir {path} is a file, not a folder")
-    probe = os.path.abspath(path)
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):
-        raise UserError(f"output_dir {path} lies under {probe}, which is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"output_dir {path}: {probe} is not writable")
+    check_output(path, "output_dir")
+
+
+def resume_hint(command: str, run_dir: str) -> str:
+    """The one line after a stop: the checkpoint is saved, and the command that continues the
+    run (under ``dso-nas launch``, the whole launch line: the launcher passes it to its workers)."""
+    launcher = os.environ.get(LAUNCH_ENV, "")
+    return f"interrupted; checkpoint saved, continue with: {launcher + ' ' if launcher else ''}dso-nas {command} " \
+           f"--resume {run_dir}"
 
 
 #: What a phase leaves in its folder once it has run (besides its checkpoint): a search its
@@ -94,7 +97,11 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
         raise UserError(f"{run_dir} already holds a run: continue it with --resume {run_dir} or set output_dir=NEW_DIR")
     contexts(cfg)  # before anything is written: a context that cannot run ends here
     check_dataset(cfg.data.name, cfg.data.root)
+    if cfg.train.init:
+        ckpt.check_checkpoint_file(cfg.train.init)
     check_output_dir(run_dir)
+    if checkpoint_name == SEARCH_CKPT and cfg.search.budget == "latency" and cfg.latency.model == "table":
+        check_output(cfg.latency.table, "latency.table")  # the search measures into it
     if not _is_writer(cfg):
         _log_to(run_dir, cfg)
         return cfg, run_dir, None

@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional, Sequence
 from ..config import load_config
 from ..data import dataset_spec
 from ..errors import UserError
-from ..spaces.archfile import architecture_space, load_architecture
+from ..spaces.archfile import architecture_space, load_architecture, space_override
 from .build import build_supernet, parts_of, retrain_arch, width_for
 
 __all__ = ["info"]
@@ -19,16 +19,17 @@ def info(config_path: Optional[str], overrides: Sequence[str] = (), arch_path: O
     (:func:`dso_nas.run.export.exported_latency`)."""
     if latency and not arch_path:
         raise UserError("info --latency needs --arch ARCH_FILE (the latency of a derived network)")
-    if arch_path and not config_path:  # the architecture's own setting (an ImageNet model: 224, 1000 classes)
-        own = load_architecture(arch_path)
-        overrides = [*architecture_space(own).info_overrides(own), *overrides]
+    own = load_architecture(arch_path) if arch_path else None
+    if own is not None:  # the file names its space; without --config also its setting (ImageNet: 224, 1000 classes)
+        setting = [] if config_path else architecture_space(own).info_overrides(own)
+        overrides = [space_override(own), *setting, *overrides]
     cfg = load_config(config_path, overrides)
     parts = parts_of(cfg)
     side = dataset_spec(cfg.data.name).input_side(cfg)
     hw = (side, side)
     out: Dict[str, Any] = {"dataset": cfg.data.name, "input": [cfg.model.in_channels, side, side]}
-    if arch_path:
-        arch = retrain_arch(load_architecture(arch_path), cfg, parts)
+    if own is not None:
+        arch = retrain_arch(own, cfg, parts)
         width = width_for(arch, cfg, hw, parts)
         cost = parts.space.net_cost(arch, cfg, width, hw, parts.task.head_cost(cfg))
         out.update({"arch": arch_path, "width_mult": width, **cost["total"].as_dict(),

@@ -7,10 +7,12 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..config import load_config
+from ..errors import UserError
+from ..paths import check_output
 from ..search.latency import wall_clock_latency
 from ..search.latency_table import LatencyTable, device_key
 from ..spaces.archfile import load_architecture
-from .build import build_derived, build_supernet, inference_config, parts_of
+from .build import build_derived, build_supernet, check_arch_space, inference_config, parts_of
 
 __all__ = ["latency", "predicted_and_measured"]
 
@@ -48,6 +50,14 @@ def latency(config_path: Optional[str], overrides: Sequence[str] = (), arch_path
     architecture given, compare the prediction with the measured latency."""
     cfg = load_config(config_path, overrides)
     parts = parts_of(cfg)
+    archs = [(path, load_architecture(path)) for path in arch_paths]  # every input checked before measuring
+    for path, arch in archs:
+        try:
+            check_arch_space(arch, parts)
+            parts.space.check_arch(arch, inference_config(cfg))
+        except UserError as e:
+            raise type(e)(f"architecture file {path}: {e}") from None
+    check_output(cfg.latency.table, "latency.table")
     start = time.time()
     model, shape = _model(cfg, parts)
     n = len(model.entries())
@@ -55,9 +65,7 @@ def latency(config_path: Optional[str], overrides: Sequence[str] = (), arch_path
     out: Dict[str, Any] = {"table": model.table.path, "device": device_key(parts.ctxs[0], parts.backend),
                            "entries": n, "input": list(shape), "seconds": round(time.time() - start, 2)}
     checks: List[Dict[str, Any]] = []
-    for path in arch_paths:
-        arch = load_architecture(path)
-        parts.space.check_arch(arch, inference_config(cfg))
+    for path, arch in archs:
         checks.append({"arch": path, **predicted_and_measured(cfg, parts, arch, cfg.progress)})
     if checks:
         out["architectures"] = checks

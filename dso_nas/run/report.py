@@ -10,6 +10,7 @@ from typing import Any, Dict, Tuple
 
 from ..config import load_config
 from ..errors import UserError
+from ..paths import read_text
 from ..runlog import CONFIG_NAME, phase_seconds
 from .folder import ARCH_FILE, RESULT_FILE
 
@@ -119,8 +120,20 @@ def report(run_dir: str) -> Tuple[str, Dict[str, Any]]:
         raise UserError(f"{run_dir} is not a run folder (no log.jsonl or {RESULT_FILE})")
     result = {}
     if result_path:
-        with open(result_path, encoding="utf-8") as f:
-            result = json.load(f)
+        try:
+            result = json.loads(read_text(result_path, "result file"))
+        except ValueError as e:
+            raise UserError(f"result file {result_path} is not valid JSON ({e})") from None
+        if not isinstance(result, dict):
+            raise UserError(f"result file {result_path} must hold a JSON object")
+    try:
+        return _report(run_dir, result)
+    except KeyError as e:
+        raise UserError(f"{result_path or run_dir}: a dso-nas result has {e}, this one has not") from None
+
+
+def _report(run_dir: str, result: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """:func:`report` of a read result (``{}``: a search folder)."""
     seconds = phase_seconds(run_dir)
     row = result["paper_row"] if "paper_row" in result else \
         "DSO-NAS-" + load_config(os.path.join(run_dir, CONFIG_NAME)).model.scope

@@ -14,17 +14,17 @@ from typing import Any, Dict, Optional, Sequence
 
 import mxnet as mx
 
-from ..config import CfgNode
+from ..config import CfgNode, load_config
 from ..engine import StopFlag, evaluate, train_epoch
-from ..errors import UserError
+from ..errors import UserError, native_message
 from ..runlog import write_jsonl
-from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture
+from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture, space_override
 from ..search.latency_table import device_key
 from . import checkpoint as ckpt
 from .build import (build_derived, inference_config, init_width, initialize, load_data, load_init, nag_trainer,
                     parts_of, read_init, retrain_arch, retrain_schedule, width_for)
 from .isolated import isolated_latency
-from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run
+from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run, resume_hint
 from .payloads import RetrainPayload, save_payload
 from .plotting import plot
 from .report import paper_row
@@ -52,7 +52,7 @@ class RetrainRun:
         try:
             self.net(mx.nd.zeros((1,) + tuple(self.shape), ctx=self.ctxs[0]))
         except mx.base.MXNetError as exc:
-            msg = str(exc).split("Check failed:")[-1].strip().splitlines()[0]
+            msg = native_message(exc)
             hint = ("; the auxiliary head needs a larger map: move it (retrain.aux_stage) or drop it "
                     "(retrain.aux_weight=0)") if "aux" in str(exc) else ""
             raise UserError(f"the derived net cannot run on {tuple(self.shape)} inputs: {msg}{hint}") from None
@@ -106,8 +106,7 @@ class RetrainRun:
             else:
                 self.position = res.position
                 self.save()
-                raise UserError(f"interrupted; checkpoint saved, continue with: dso-nas {resume_command} "
-                                f"--resume {self.run_dir}")
+                raise UserError(resume_hint(resume_command, self.run_dir))
             rec = {"phase": "retrain", "epoch": self.epoch, **res.metrics["train"], "lr": self.trainer.learning_rate,
                    "seconds": self.elapsed}
             if r.eval_every and (self.epoch + 1) % r.eval_every == 0:
@@ -157,6 +156,10 @@ def retrain(config_path: Optional[str], overrides: Sequence[str] = (), arch_path
     if not resume and not arch_path:  # before any folder is made
         raise UserError("retrain needs --arch ARCH_FILE (an architecture.yaml from a search or a baseline)")
     preloaded = load_architecture(arch_path) if arch_path and not resume else None
+    if preloaded is not None:  # the file names its space; it must fit the config before a folder is made
+        overrides = [space_override(preloaded), *overrides]
+        fresh = load_config(config_path, overrides)
+        retrain_arch(preloaded, fresh, parts_of(fresh))
     cfg, run_dir, state = open_run(config_path, overrides, resume, RETRAIN_CKPT, RetrainPayload)
     if state is not None:
         arch = architecture_from_dict(state.arch)

@@ -25,7 +25,7 @@ from ..spaces.archfile import save_architecture
 from . import checkpoint as ckpt
 from .build import (build_derived, build_supernet, inference_config, initialize, lambda_trainer, lambda_values,
                     load_data, load_init, nag_trainer, parts_of, read_init)
-from .folder import ARCH_FILE, SEARCH_CKPT, open_run
+from .folder import ARCH_FILE, SEARCH_CKPT, open_run, resume_hint
 from .payloads import SearchPayload, save_payload
 from .plotting import plot
 
@@ -246,7 +246,7 @@ def search_in(cfg: CfgNode, run_dir: str, state: Optional[SearchPayload], resume
     with run.parts.dist.stop_flag() as stop:
         finished = _run_pretrain(run, stop) and _run_search(run, stop)
     if not finished:
-        raise UserError(f"interrupted; checkpoint saved, continue with: dso-nas {resume_command} --resume {run_dir}")
+        raise UserError(resume_hint(resume_command, run_dir))
     _derive(run)
     if run.parts.dist.is_writer:
         plot(run_dir)

@@ -18,6 +18,7 @@ from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 import mxnet as mx
 
 from ..errors import UserError
+from ..paths import check_output, write_error
 from ..runlog import progress
 from .latency import wall_clock_latency
 
@@ -64,7 +65,7 @@ class LatencyTable:
     def __init__(self, folder: str, ctx: mx.Context, backend: str, runs: int = 5, warmup: int = 2):
         self.ctx, self.runs, self.warmup = ctx, int(runs), int(warmup)
         self.blocked = backend == "onednn" and ctx.device_type == "cpu"  # pieces get maps as a network hands them on
-        self.device = device_key(ctx, backend)
+        self.device, self.folder = device_key(ctx, backend), folder
         self.path = os.path.join(folder, f"{self.device}-r{self.runs}w{self.warmup}.json")
         self.entries: Dict[str, float] = {}
         self.seconds = 0.0
@@ -90,6 +91,8 @@ class LatencyTable:
     def measure(self, entries: Iterable[Entry], show_progress: bool = True) -> float:
         """Time every missing entry (progress bar; Ctrl-C keeps what was finished); the seconds spent."""
         todo = self.missing(entries)
+        if todo:  # before the first measurement: each is saved at once
+            check_output(self.folder, "latency.table")
         start = time.time()
         for key, build, shapes in progress(todo, total=len(todo), desc="latency table", enabled=show_progress):
             self.entries[key] = wall_clock_latency(build(), shapes, runs=self.runs, warmup=self.warmup,
@@ -107,4 +110,7 @@ class LatencyTable:
 
         data = {"version": TABLE_VERSION, "device": self.device, "runs": self.runs, "warmup": self.warmup,
                 "batch": 1, "unit": "ms", "entries": dict(sorted(self.entries.items()))}
-        atomic_write_bytes(self.path, json.dumps(data, indent=1).encode())
+        try:
+            atomic_write_bytes(self.path, json.dumps(data, indent=1).encode())
+        except OSError as e:
+            raise write_error(e, "latency.table", self.path) from None

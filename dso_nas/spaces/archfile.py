@@ -13,9 +13,10 @@ from typing import Any, Dict, Set
 import yaml
 
 from ..errors import ArchitectureError, ConfigError
+from ..paths import read_text
 
 __all__ = ["architecture_yaml", "save_architecture", "load_architecture", "architecture_from_dict",
-           "architecture_space", "check_file_keys"]
+           "architecture_space", "space_override", "check_file_keys"]
 
 
 class _FlowDict(dict):
@@ -85,17 +86,9 @@ def load_architecture(path: str) -> Any:
         When the file is missing, unreadable, not YAML, or describes no valid architecture;
         the one-line message names the file and the problem.
     """
+    text = read_text(path, "architecture file", ArchitectureError)
     try:
-        with open(path, "r", encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise ArchitectureError(f"architecture file not found: {path}") from None
-    except IsADirectoryError:
-        raise ArchitectureError(f"architecture file {path} is a folder") from None
-    except OSError as e:
-        raise ArchitectureError(f"cannot read architecture file {path}: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise ArchitectureError(f"architecture file {path} is not UTF-8 text") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -112,6 +105,12 @@ def architecture_space(arch: Any) -> Any:
     from . import SPACES  # noqa: PLC0415
 
     return SPACES.get(arch.to_dict()["space"])
+
+
+def space_override(arch: Any) -> str:
+    """The ``model.space=NAME`` override of an architecture's own space: a command given an
+    architecture file puts it before the user's overrides (the file names its space)."""
+    return f"model.space={arch.to_dict()['space']}"
 
 
 def check_file_keys(data: Dict[str, Any], space: str, version: int, keys: Set[str]) -> None:

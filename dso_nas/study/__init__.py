@@ -5,8 +5,8 @@
 * :mod:`~dso_nas.study.summary` - mean ± std per arm, Welch t-tests, the plots.
 """
 from .plan import Arm, Claim, Study, load_study
-from .runner import STUDY_FILE, run_dir, run_study, write_study
+from .runner import STUDY_FILE, check_plan, run_dir, run_study, write_study
 from .summary import arm_rows, claim_rows, paired, plot_study, table_markdown, welch
 
-__all__ = ["Arm", "Claim", "Study", "load_study", "run_study", "run_dir", "write_study", "STUDY_FILE",
+__all__ = ["Arm", "Claim", "Study", "load_study", "check_plan", "run_study", "run_dir", "write_study", "STUDY_FILE",
            "arm_rows", "claim_rows", "table_markdown", "plot_study", "welch", "paired"]

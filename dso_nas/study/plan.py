@@ -10,6 +10,11 @@ and every retraining gets, and its arms. An arm is one of
 * ``arch: FILE`` - a fixed architecture file (the hand-designed reference), its space taken
   from the file.
 
+Relative ``config`` and ``arch`` paths are read from the study file's folder (the study names
+its inputs wherever it is run from); ``output_dir`` is relative to the working folder, as a
+config's is. :func:`load_study` checks the file's form; :func:`dso_nas.study.runner.check_plan`
+checks every run it will start before the first one.
+
 Claims compare two arms' test errors (``better`` should be lower than ``worse``).
 """
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import yaml
 
 from ..errors import ConfigError
+from ..paths import read_text
 
 __all__ = ["Arm", "Claim", "Study", "load_study"]
 
@@ -82,6 +88,11 @@ def _strings(value: Any, where: str) -> Tuple[str, ...]:
     return tuple(value)
 
 
+def _beside(study_path: str, path: str) -> str:
+    """``path`` as written in the study file: relative paths are read from its folder."""
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(os.path.dirname(study_path), path))
+
+
 def _arm(name: str, spec: Any, path: str) -> Arm:
     if not isinstance(spec, dict):
         raise ConfigError(f"study {path}: arm {name!r} must be a mapping")
@@ -92,8 +103,14 @@ def _arm(name: str, spec: Any, path: str) -> Arm:
     if len(kinds) != 1:
         raise ConfigError(f"study {path}: arm {name!r} needs exactly one of search, baseline, arch (got {kinds})")
     arch = spec.get("arch", "")
-    if arch and not os.path.isabs(arch) and not os.path.exists(arch):
-        raise ConfigError(f"study {path}: arm {name!r}: architecture file {arch} not found")
+    if "arch" in spec and (not isinstance(arch, str) or not arch):
+        raise ConfigError(f"study {path}: arm {name!r}: arch must name an architecture file, got {arch!r}")
+    if "baseline" in spec and (not isinstance(spec["baseline"], str) or not spec["baseline"]):
+        raise ConfigError(f"study {path}: arm {name!r}: baseline must name a baseline kind, got {spec['baseline']!r}")
+    arch = _beside(path, arch) if arch else ""
+    if arch and not os.path.isfile(arch):
+        raise ConfigError(f"study {path}: arm {name!r}: architecture file {arch} not found (a relative path is "
+                          f"read from the study file's folder)")
     return Arm(name=name, label=str(spec.get("label", name)),
                search=_strings(spec["search"], f"arm {name!r} search") if "search" in spec else None,
                baseline=str(spec.get("baseline", "")), like=str(spec.get("like", "")), arch=arch,
@@ -103,11 +120,9 @@ def _arm(name: str, spec: Any, path: str) -> Arm:
 def load_study(path: str, output_dir: Optional[str] = None, overrides: Sequence[str] = ()) -> Study:
     """Read and validate a study file (``ConfigError``, one line, on any problem); ``overrides``
     (``KEY=VALUE``) go last on every run's command line."""
+    text = read_text(path, "study file", ConfigError)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as e:
-        raise ConfigError(f"cannot read study file {path}: {e.strerror}") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"study file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
@@ -122,8 +137,10 @@ def load_study(path: str, output_dir: Optional[str] = None, overrides: Sequence[
             or len(set(seeds)) != len(seeds):
         raise ConfigError(f"study {path}: seeds must be a non-empty list of distinct integers")
     config = data.get("config")
-    if not isinstance(config, str) or not os.path.isfile(config):
-        raise ConfigError(f"study {path}: config {config!r} is not a file")
+    if not isinstance(config, str) or not os.path.isfile(_beside(path, config)):
+        raise ConfigError(f"study {path}: config {config!r} is not a file (a relative path is read from the "
+                          f"study file's folder)")
+    config = _beside(path, config)
     over = data.get("overrides") or {}
     if not isinstance(over, dict) or set(over) - {"search", "retrain", "all"}:
         raise ConfigError(f"study {path}: overrides must be a mapping with keys all, search, retrain")

@@ -24,15 +24,18 @@ import time
 from typing import Any, Dict, List
 
 from ..config import load_config
-from ..errors import UserError
+from ..data import check_dataset
+from ..errors import ConfigError, UserError
+from ..paths import check_output
 from ..run.checkpoint import atomic_write_bytes
+from ..run.build import parts_of, retrain_arch
 from ..run.folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, SEARCH_CKPT
 from ..runlog import phase_seconds
 from ..spaces import get_space
-from ..spaces.archfile import load_architecture, save_architecture
+from ..spaces.archfile import load_architecture, save_architecture, space_override
 from .plan import Arm, Study
 
-__all__ = ["run_study", "run_dir", "STUDY_FILE"]
+__all__ = ["check_plan", "run_study", "run_dir", "STUDY_FILE"]
 
 LOG = logging.getLogger("dso_nas")
 STUDY_FILE = "study.json"
@@ -119,8 +122,44 @@ def write_study(study: Study, records: List[Dict[str, Any]], wall: float) -> str
     return path
 
 
+def _check_arm(study: Study, arm: Arm) -> None:
+    """The configs of ``arm``'s runs load, its baseline kind or architecture file fits them,
+    and their dataset is there."""
+    tail = [*arm.retrain, *study.extra]
+    if arm.kind == "search":
+        cfg = load_config(study.config, [*study.search_overrides, *arm.search, *study.extra])
+        check_dataset(cfg.data.name, cfg.data.root)
+    elif arm.kind == "baseline":
+        space = get_space(load_config(study.config, [*study.search_overrides, *study.extra]).model.space)
+        if arm.baseline not in space.baseline_kinds:
+            raise ConfigError(f"baseline {arm.baseline!r} is not one of the {space.name} space's: "
+                              f"{', '.join(space.baseline_kinds) or 'none'}")
+    else:
+        arch = load_architecture(arm.arch)
+        tail = [space_override(arch), *tail]
+    cfg = load_config(study.config, [*study.retrain_overrides, *tail])
+    if arm.kind == "arch":
+        retrain_arch(arch, cfg, parts_of(cfg))
+    check_dataset(cfg.data.name, cfg.data.root)
+
+
+def check_plan(study: Study) -> None:
+    """Every run the study would start, checked before the first one starts: each arm's search
+    and retraining configs load (unknown keys, bad values), a baseline kind is one of the
+    space's, an architecture file reads and fits its retraining config, the datasets are there
+    and the output folder can be written; one line naming the study and the arm."""
+    check_output(study.output_dir, "output_dir")
+    for arm in study.arms:
+        try:
+            _check_arm(study, arm)
+        except UserError as e:
+            raise type(e)(f"study {study.path}: arm {arm.name!r}: {e}") from None
+
+
 def run_study(study: Study) -> List[Dict[str, Any]]:
-    """Run (or continue) every (arm, seed); returns the records, also in ``study.json``."""
+    """Run (or continue) every (arm, seed), the whole plan checked first (:func:`check_plan`);
+    returns the records, also in ``study.json``."""
+    check_plan(study)
     os.makedirs(study.output_dir, exist_ok=True)
     prior = os.path.join(study.output_dir, STUDY_FILE)
     wall0 = 0.0
