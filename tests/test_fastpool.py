@@ -10,7 +10,7 @@ from mxnet import autograd
 from mxnet.gluon import HybridBlock
 
 from dso_nas.errors import ConfigError
-from tolerance import assert_within_rounding
+from tolerance import assert_close_rel, assert_within_rounding, layered_rtol, net_rtol
 from dso_nas.ops import (BACKENDS, OPS, BNReLU, DepthwiseConv, PoolBNReLU, SepConv, backend_for_contexts,
                          build_op, graph_cost, op_cost, pool2d)
 
@@ -115,8 +115,11 @@ def test_op_impls_agree_and_cost_is_the_math(name):
         else:  # the cost model is checked on the reference form only
             with pytest.raises(ValueError, match="reference form"):
                 graph_cost(block, (2, 4, 6, 6))
-    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-5, atol=1e-5)
+    rtol = net_rtol(block, (2, 4, 6, 6))  # the same sums in other orders (tests/tolerance.py)
+    assert_close_rel(outs[1][0], outs[0][0], rtol, f"{name} output")
+    # the head is all ones and BN's backward subtracts the head's mean: the input gradient of an op
+    # ending in BN cancels to rounding noise of terms of order one, so it is compared at that order
+    assert_close_rel(outs[1][1], outs[0][1], rtol, f"{name} input gradient", floor=1.0)
 
 
 def test_fast_pool_adds_no_parameters():
@@ -225,8 +228,11 @@ def test_fused_bn_relu_equals_batchnorm_then_relu(affine, train):
         # MXNet 1.9's fused operator back-propagates wrongly in inference mode (documented
         # on BNReLU; nothing here does that): compare the output and the statistics only.
         fast, ref = [fast[0]] + fast[-2:], [ref[0]] + ref[-2:]
-    for a, b in zip(fast, ref):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # the batch mean and variance sum N·H·W terms, the normalisation and the γ/β gradients sum
+    # them again: a sum layer for each (tests/tolerance.py)
+    rtol = layered_rtol(3, x.shape[0] * x.shape[2] * x.shape[3])
+    for i, (a, b) in enumerate(zip(fast, ref)):
+        assert_close_rel(a, b, rtol, f"result {i}", floor=1.0)
 
 
 def test_bn_relu_parameters_do_not_depend_on_the_implementation():
@@ -271,14 +277,15 @@ def _net_value_and_grads(impl, derived):
         loss = sum(loss_fn(o, label) for o in (out if isinstance(out, (list, tuple)) else [out]))
     loss.backward()
     return logits.asnumpy(), {k: p.grad().asnumpy() for k, p in net.collect_params().items()
-                              if p.grad_req != "null"}
+                              if p.grad_req != "null"}, net_rtol(net, x.shape)
 
 
 @pytest.mark.parametrize("derived", [False, True], ids=["supernet", "derived_with_aux"])
 def test_networks_compute_the_same_in_both_implementations(derived):
-    (y_ref, g_ref), (y_fast, g_fast) = (_net_value_and_grads(impl, derived) for impl in BACKENDS[::-1])
-    np.testing.assert_allclose(y_fast, y_ref, rtol=1e-4, atol=1e-5)
+    """The two forms sum the same terms in other orders (tests/tolerance.py's first-order bound);
+    gradients that cancel below 1e-4 are compared at that magnitude."""
+    (y_ref, g_ref, rtol), (y_fast, g_fast, _) = (_net_value_and_grads(impl, derived) for impl in BACKENDS[::-1])
+    assert_close_rel(y_fast, y_ref, rtol, "logits")
     assert sorted(g_fast) == sorted(g_ref)
     for name in g_ref:
-        scale = max(float(np.abs(g_ref[name]).max()), 1e-4)
-        assert float(np.abs(g_fast[name] - g_ref[name]).max()) <= 1e-4 * scale, name
+        assert_close_rel(g_fast[name], g_ref[name], rtol, name, floor=1e-4)

@@ -1,4 +1,6 @@
 """Mirror mode: the planner's choices, and mirror training == plain Gluon training."""
+import functools
+
 import numpy as np
 import mxnet as mx
 import pytest
@@ -12,6 +14,7 @@ from dso_nas.models.heads import Classifier
 from dso_nas.ops import backend_for_contexts
 from dso_nas.tasks import get_task
 from dso_nas.spaces.dense.supernet import SuperNet
+from tolerance import assert_close_rel, net_rtol
 
 OPS = ["sep_conv_3x3", "max_pool_3x3"]
 BATCH, HW = 6, 8
@@ -70,12 +73,17 @@ def _state(net, what="data", ctx=None):
     return out
 
 
-def _assert_same(a, b, rtol=1e-5):  # float32 rounding with several OpenMP threads
+@functools.lru_cache(maxsize=None)
+def _rtol() -> float:
+    """The mirror path recomputes the same ops, but several OpenMP threads may split a sum
+    differently from one run to the next: the rounding bound of the larger of the two nets."""
+    return max(net_rtol(build(), (BATCH, 3, HW, HW)) for build in (_supernet, _toy))
+
+
+def _assert_same(a, b, rtol=None):
     assert sorted(a) == sorted(b)
     for name in a:
-        scale = max(float(np.abs(a[name]).max()), 1e-3)
-        err = float(np.abs(a[name] - b[name]).max())
-        assert err <= rtol * scale, f"{name}: max |diff| {err:.3g} (scale {scale:.3g})"
+        assert_close_rel(a[name], b[name], rtol or _rtol(), name, floor=1e-3)  # the losses and logits are O(1)
 
 
 def _plain_step(net, x, y, trainer):
@@ -181,7 +189,7 @@ def test_shared_lambda_gets_the_sum_over_segments():
     exe.forward_backward(x, y)
     got = _state(mirror, "grad")
     assert np.abs(got["net_shared_lambda"]).max() > 0
-    _assert_same(got, grads, rtol=1e-5)
+    _assert_same(got, grads)
 
 
 def test_any_batch_size_and_bn_statistics():

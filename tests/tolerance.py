@@ -32,3 +32,36 @@ def assert_within_rounding(a, b, terms: int, magnitude, what: str = "") -> None:
     worst = np.unravel_index(np.argmax(err - bound), err.shape) if err.size else ()
     assert (err <= bound).all(), (f"{what}: |diff| {err[worst]:.3g} above the rounding bound {bound[worst]:.3g} "
                                   f"({terms} terms) at {worst}")
+
+
+def layered_rtol(layers: int, terms: int) -> float:
+    """A first-order bound, relative to an output's (or gradient's) largest magnitude, on two
+    float32 evaluations of a network that differ only in summation order.
+
+    Each of at most ``layers`` summing layers on a path (convolutions, dense layers, the λ sums,
+    BatchNorm's batch statistics) sums at most ``terms`` terms and so adds at most
+    ``2·gamma(terms)`` of the magnitudes it sums; BatchNorm and ReLU pass a relative error on
+    without amplifying it to first order (BN divides it by the same σ as the signal), so the
+    errors of the layers add up. Worst case, not the typical error (which is far smaller): a
+    wrong computation (a missing edge, a wrong scale) differs by O(1) and still fails.
+    """
+    return 2.0 * layers * gamma(terms)
+
+
+def net_rtol(net, input_shape) -> float:
+    """:func:`layered_rtol` of a Gluon network: its weight tensors as the summing layers (every
+    one counted as if on one path), the largest fan-in or batch-position count as the terms."""
+    weights = [p.shape for name, p in net.collect_params().items() if name.endswith("weight") and p.shape]
+    n, _, h, w = input_shape
+    fan_in = max((int(np.prod(s[1:])) for s in weights), default=9)  # no weights: a 3 x 3 window
+    return layered_rtol(len(weights) + 1, max(fan_in, n * h * w))  # + 1: the loss's own sum
+
+
+def assert_close_rel(a, b, rtol: float, what: str = "", floor: float = 0.0) -> None:
+    """``max|a - b| <= rtol · max(max|b|, floor)``. An array whose terms cancel (a gradient summed
+    over a batch) can be far smaller than the terms its rounding scales with; ``floor`` is the
+    magnitude below which it is compared absolutely (an all-zero ``b`` with no floor: at 1)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    scale = max(float(np.abs(b).max()) if b.size else 0.0, floor)
+    err = float(np.abs(a - b).max()) if a.size else 0.0
+    assert err <= rtol * (scale or 1.0), f"{what}: max |diff| {err:.3g} above {rtol:.3g} x scale {scale:.3g}"
