@@ -80,6 +80,9 @@ def two_workers(tmp_path_factory):
 
 
 def test_two_workers_compute_what_one_process_computes(reference, two_workers):
+    """About 40 s, most of it the two module fixtures: a micro search in one process and the same
+    search as a real ps-lite job (scheduler, server, two workers, each a fresh process importing
+    MXNet), which the other tests of this file reuse."""
     out, log = two_workers
     one, two = _lambdas(reference), _lambdas(out)
     assert one.keys() == two.keys() and len(one) > 0
@@ -115,6 +118,8 @@ def eval_line(line):
 
 
 def test_a_stopped_job_resumes_to_the_same_search(reference, tmp_path):
+    """About 30 s: a two-worker job is started, stopped mid-search by SIGTERM and launched again
+    with --resume (two ps-lite jobs of four processes each)."""
     out = str(tmp_path / "run")
     job = subprocess.Popen([sys.executable, "-m", "dso_nas", "launch", "--workers", "2", "--", "dso-nas", "search"]
                            + MICRO + DIST + [f"output_dir={out}", "progress=false"], cwd=ROOT, env=ENV,

@@ -33,6 +33,9 @@ def _tool(*args):
 
 
 def test_smoke_study_runs_every_arm_and_resumes(tmp_path):
+    """Takes about a minute: the study tool runs every arm of the smoke study (searches,
+    baselines and retrainings, each a real chain on 192 images) in fresh processes, then once
+    more to show that a finished study resumes to nothing."""
     write_idx(str(tmp_path / "data"), n_train=192, n_test=64)
     out = tmp_path / "study"
     args = [SMOKE, "--output-dir", str(out), f"data.root={tmp_path / 'data'}"]
