@@ -20,7 +20,7 @@ FMNIST_REC ?= runs/imagenet_fmnist/rec
 ARCH ?=
 RUN ?=
 
-.PHONY: install check-cuda-wheels data search study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro clean help
+.PHONY: install check-cuda-wheels data search search-check study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro clean help
 
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
@@ -37,6 +37,7 @@ help:
 	@echo "make mobile-micro  the mobile pipeline end to end on Fashion-MNIST RecordIO here (docs/mobile.md)"
 	@echo "make install       create .venv with the pinned CPU requirements (GPU=1: mxnet-cu112)"
 	@echo "make data          install Debian's dataset-fashion-mnist (as root)"
+	@echo "make search-check  the planted check: real ops beside decoys over 3 seeds (tools/search_check.py)"
 	@echo "make study         the paper's claims over 3 seeds on Fashion-MNIST (tools/study.py; docs/study.md)"
 	@echo "make bench         search-step speed and memory (tools/bench_step.py; see BENCHMARKS.md)"
 	@echo "make bench-data    ImageNet loader: decoded + augmented images/s at 224x224 (tools/bench_data.py)"
@@ -77,6 +78,11 @@ data:
 
 search: install data
 	$(DSO) run --config experiments/fashion_mnist/search.yaml $(ARGS)
+
+# The planted check of the search (tools/search_check.py, docs/study.md): real ops beside decoys
+# that read another sample; 3 seeds of the embedded default; rerun to continue. ARGS: KEY=VALUE.
+search-check: install data
+	$(PY) tools/search_check.py $(ARGS)
 
 # STUDY=FILE runs another study (experiments/study/cifar_paper.yaml on GPUs); rerun to continue one.
 STUDY ?= experiments/study/fashion_mnist.yaml

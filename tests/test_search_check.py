@@ -1,0 +1,64 @@
+"""The planted check of the search (tools/search_check.py): decoy ops read another sample of the
+batch and cost what their real op costs; the tool's smoke form runs, resumes and reports."""
+import json
+import os
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+
+from dso_nas.ops import OPS, graph_cost
+from test_pipeline import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import search_check  # noqa: E402
+
+GOLDEN = os.path.join(ROOT, "tests", "golden")
+
+
+def test_a_decoy_is_its_op_on_the_next_sample():
+    """Row i of a decoy's output is its op's output for row i + 1 (the last row reads the first);
+    the decoy costs exactly what the op costs. Registered here in this test's process only:
+    the registry-driven tests were collected before, so they never see it."""
+    name = search_check.register_decoys(["sep_conv_3x3"])[0]
+    assert name == "decoy_sep_conv_3x3" and OPS.get(name).family == "decoy"
+    assert search_check.register_decoys(["sep_conv_3x3"]) == [name]  # registering again is harmless
+    decoy = OPS.get(name).build(4, prefix="d_")
+    decoy.initialize(mx.init.Xavier())
+    real = decoy.inner
+    x = mx.nd.array(np.random.RandomState(0).normal(size=(5, 4, 6, 6)))
+    rolled = mx.nd.concat(x[1:], x[:1], dim=0)
+    with mx.autograd.record():  # training mode: BN uses the batch's statistics, the same for both
+        got, want = decoy(x), real(rolled)
+    np.testing.assert_array_equal(got.asnumpy(), want.asnumpy())
+    decoy.hybridize()
+    np.testing.assert_array_equal(decoy(x).asnumpy(), real(rolled).asnumpy())
+    assert OPS.get(name).cost(4, 6, 6) == OPS.get("sep_conv_3x3").cost(4, 6, 6)
+    assert graph_cost(decoy, (5, 4, 6, 6)) == graph_cost(real, (5, 4, 6, 6))
+
+
+def test_smoke_search_check_reports_real_and_decoy_slots(tmp_path):
+    """Two micro searches (512 images, 1 + 3 epochs) with two real ops and their decoys, then the
+    summary read back without running again."""
+    out = tmp_path / "check"
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "search_check.py"), "--config", os.path.join(GOLDEN, "micro.yaml"),
+           "--seeds", "1", "2", "--output-dir", str(out), f"data.root={os.path.join(GOLDEN, 'fashion_mnist')}"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = json.loads((out / "summary.json").read_text())
+    assert body["decoys"] == ["decoy_sep_conv_3x3", "decoy_max_pool_3x3"] and sorted(body["seeds"]) == ["1", "2"]
+    for seed in body["seeds"].values():
+        assert seed["slots"] == {"real": 8, "decoy": 8}  # 4 levels x 2 ops of each kind
+        assert len(seed["blocks"]) == 2 and 0 <= seed["decoy_rate"] <= 1 and 0 <= seed["real_rate"] <= 1
+        assert len(seed["flips_per_epoch"]) == 3  # one per search epoch (the first against λ = 1)
+        assert seed["meets_target"] == search_check.meets_target(seed["real_rate"], seed["decoy_rate"])
+    assert "| 1 |" in done.stdout and "| 2 |" in done.stdout
+    again = subprocess.run(cmd[:2] + ["--summary"] + cmd[2:], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and json.loads((out / "summary.json").read_text()) == body
+
+
+def test_the_target():
+    assert search_check.meets_target(0.9, 0.25) and search_check.meets_target(0.6, 0.19)
+    assert not search_check.meets_target(0.6, 0.21)  # over a third of the real rate
+    assert not search_check.meets_target(0.9, 0.26)  # under a third of the real rate, over 25 % of the slots
