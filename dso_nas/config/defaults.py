@@ -94,6 +94,8 @@ _C.search.momentum = 0.9  # weights' NAG momentum (release: 0.9)
 _C.search.wd = 3e-4  # weights' weight decay (paper: 3e-4; release 1e-4)
 _C.search.lambda_lr = 0.1  # λ learning rate η of APG-NAG (release: 0.1)
 _C.search.lambda_momentum = 0.9  # λ momentum μ of APG-NAG (release: 0.9)
+_C.search.clamp = False  # keep λ′ >= 0 after each APG-NAG step, so a zeroed edge adds nothing (release: on)
+_C.search.prune_every = 0  # every this many search epochs fix zeroed λ and dead ops' λ at zero for good (0 = never; release CIFAR 5)
 _C.search.gamma = 0.001  # sparsity weight γ of ||λ||_1 (release CIFAR: 0.001, ImageNet 0.01)
 _C.search.budget = "flops"  # γ adaptation: "none", "flops" (Eq. 17), "mac" (Eq. 18), "latency" (Eq. 19)
 _C.search.budget_every = 1  # refresh the FLOPs/MAC γ multipliers every this many λ steps
@@ -192,7 +194,7 @@ RANGES: Dict[str, Tuple] = {
     "train.batch_size": ("[1", None), "train.eval_batch_size": ("[1", None), "train.clip_gradient": ("[0", None),
     "pretrain.epochs": ("[0", None), "pretrain.lr": ("(0", None), "pretrain.momentum": ("[0", "1)"),
     "pretrain.wd": ("[0", None),
-    "search.epochs": ("[0", None), "search.patience": ("[0", None), "search.ratio": ("[1", None),
+    "search.epochs": ("[0", None), "search.patience": ("[0", None), "search.prune_every": ("[0", None), "search.ratio": ("[1", None),
     "search.lr": ("(0", None), "search.momentum": ("[0", "1)"), "search.wd": ("[0", None),
     "search.lambda_lr": ("(0", None), "search.lambda_momentum": ("[0", "1)"), "search.gamma": ("[0", None),
     "search.budget_every": ("[1", None), "search.gamma0": ("[0", None), "search.latency_every": ("[1", None),

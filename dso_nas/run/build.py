@@ -181,7 +181,7 @@ def nag_trainer(params, lr: float, momentum: float, wd: float, clip: float, dist
 def lambda_trainer(net: Any, cfg: CfgNode, dist: Optional[Distributed] = None) -> gluon.Trainer:
     """The APG-NAG Trainer of the λ parameters (TPAMI §3.3), aggregating as ``dist`` says."""
     s = cfg.search
-    opt = APGNAG(learning_rate=s.lambda_lr, momentum=s.lambda_momentum, gamma=s.gamma,
+    opt = APGNAG(learning_rate=s.lambda_lr, momentum=s.lambda_momentum, gamma=s.gamma, clamp=s.clamp,
                  clip_gradient=cfg.train.clip_gradient if cfg.train.clip_gradient > 0 else None)
     return (dist or Distributed()).trainer(net.lambda_params(), opt)
 

@@ -19,6 +19,7 @@ from ..engine import EpochResult, StopFlag, search_epoch, train_epoch
 from ..engine.mirror import make_executors
 from ..errors import UserError
 from ..runlog import write_jsonl
+from ..search.apgnag import prune_lambdas
 from ..search.budgets import make_budget
 from ..search.latency_table import LatencyTable
 from ..spaces.archfile import save_architecture
@@ -185,14 +186,20 @@ def _run_search(run: SearchRun, stop: StopFlag) -> bool:
         if res is None:
             return False
         lambdas = run.lambdas()
+        pruned = _prune(run) if cfg.search.prune_every and (run.epoch + 1) % cfg.search.prune_every == 0 else None
+        if pruned is not None:
+            lambdas = run.lambdas()
         support = [np.flatnonzero(lam).tolist() for lam in lambdas]
+        flips = (sum(lam.size - len(s) for lam, s in zip(lambdas, support)) if run.support is None  # from λ = 1
+                 else int(sum(np.setxor1d(a, b).size for a, b in zip(support, run.support))))
         run.unchanged = run.unchanged + 1 if support == run.support else 0
         run.support = support
         run.history.append(lambdas)
         report = run.space.search_report(run.net, run.shape[1:], lambdas)
         run.log({"phase": "search", "epoch": run.epoch,
                  **{f"{k}_{m}": v for k, d in res.metrics.items() for m, v in d.items()},
-                 **report, "gamma": budget.summary(), "seconds": run.elapsed["search"]})
+                 **report, "support_flips": flips, **({"pruned_lambda": pruned} if pruned is not None else {}),
+                 "gamma": budget.summary(), "seconds": run.elapsed["search"]})
         LOG.info("search epoch %d/%d: D_w %s | D_λ %s | zero λ %d/%d | FLOPs %.1fM", run.epoch + 1,
                  cfg.search.epochs, run.task.summary(res.metrics["weights"]), run.task.summary(res.metrics["lambda"]),
                  report["zero_lambda"], report["num_lambda"], report["flops"] / 1e6)
@@ -208,6 +215,16 @@ def _run_search(run: SearchRun, stop: StopFlag) -> bool:
         run.phase = "derive"
         run.save()
     return True
+
+
+def _prune(run: SearchRun) -> int:
+    """Fix at zero, for good, every λ the derivation would drop (zero, or on a dead op), as the
+    release's rounds of pruning do; the number of λ pruned so far."""
+    lams = run.net.lambda_params()
+    live = run.space.live_lambda(run.net, run.lambdas())
+    total = prune_lambdas(run.lam_trainer, {p.name: ~keep for p, keep in zip(lams, live)})
+    LOG.info("pruned: %d of %d λ fixed at zero", total, sum(int(np.prod(p.shape)) for p in lams))
+    return total
 
 
 def _derive(run: SearchRun) -> Any:

@@ -42,7 +42,7 @@ import numpy as np
 from mxnet import nd
 from mxnet.ndarray import NDArray
 
-__all__ = ["APGNAG", "MOMENTUM_SCHEDULES", "lambda_iterates", "soft_threshold_nonneg"]
+__all__ = ["APGNAG", "MOMENTUM_SCHEDULES", "lambda_iterates", "prune_lambdas", "soft_threshold_nonneg"]
 
 MOMENTUM_SCHEDULES = ("constant", "apg")
 
@@ -101,6 +101,10 @@ class APGNAG(mx.optimizer.Optimizer):
     aggregate_num : int, default 0
         How many parameters the Updater hands over per call; 0 turns aggregation off.
         The math is identical either way.
+    clamp : bool, default False
+        Keep the look-ahead ``λ′ = max(0, S(z) + μv)`` (the release's ``maximum(0, weight)``
+        after Eq. 16): a switched-off edge then contributes exactly nothing to the forward
+        pass, where ``μv < 0`` would otherwise feed it a small negative weight.
     **kwargs
         Passed to :class:`mxnet.optimizer.Optimizer`: ``learning_rate`` (η),
         ``lr_scheduler``, ``rescale_grad``, ``clip_gradient``, ``wd`` (default 0;
@@ -109,7 +113,7 @@ class APGNAG(mx.optimizer.Optimizer):
     """
 
     def __init__(self, gamma: float, momentum: float = 0.9,
-                 momentum_schedule: str = "constant", aggregate_num: int = 0,
+                 momentum_schedule: str = "constant", aggregate_num: int = 0, clamp: bool = False,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not float(gamma) >= 0.0:
@@ -125,7 +129,10 @@ class APGNAG(mx.optimizer.Optimizer):
         self.momentum = float(momentum)
         self.momentum_schedule = momentum_schedule
         self.aggregate_num = int(aggregate_num)
+        self.clamp = bool(clamp)
         self._gamma_scale: Dict[str, np.ndarray] = {}
+        self._pruned: Dict[str, np.ndarray] = {}
+        self._keep_cache: Dict[Tuple[str, str, str], NDArray] = {}
         self._iterates: Dict[str, NDArray] = {}
         self._scale_cache: Dict[Tuple[str, str, str], NDArray] = {}
 
@@ -199,6 +206,37 @@ class APGNAG(mx.optimizer.Optimizer):
             self._scale_cache[key] = cached
         return cached * base
 
+    # ------------------------------------------------------------- pruning
+    def prune(self, param_name: str, mask: np.ndarray) -> None:
+        """Fix the entries of ``mask`` of one parameter at zero for good (iterate, λ′ and
+        momentum), from its next update on; entries pruned before stay pruned.
+
+        :func:`prune_lambdas` also zeroes the current state at once; the mask is pickled with
+        the optimizer, so ``Trainer.save_states`` (the checkpoint) keeps it.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        old = self._pruned.get(param_name)
+        self._pruned[param_name] = mask if old is None else (old | mask)
+        for key in [k for k in self._keep_cache if k[0] == param_name]:
+            del self._keep_cache[key]
+
+    def pruned(self, param_name: str) -> np.ndarray:
+        """The entries of a parameter fixed at zero (all ``False`` if none was pruned)."""
+        mask = self._pruned.get(param_name)
+        return np.zeros(0, bool) if mask is None else mask.copy()
+
+    def _keep(self, name: str, weight: NDArray) -> Optional[NDArray]:
+        """``1 - pruned`` on the weight's device, or ``None`` when nothing is pruned."""
+        mask = self._pruned.get(name)
+        if mask is None or not mask.any():
+            return None
+        key = (name, str(weight.context), str(weight.dtype))
+        keep = self._keep_cache.get(key)
+        if keep is None:
+            keep = nd.array(~mask.reshape(weight.shape), ctx=weight.context, dtype=weight.dtype)
+            self._keep_cache[key] = keep
+        return keep
+
     def _momenta(self, index: Union[int, str]) -> Tuple[float, float]:
         """``(μ_(t-1), μ_t)`` of Eqs. 15-16 for the update being made."""
         if self.momentum_schedule == "constant":
@@ -252,8 +290,15 @@ class APGNAG(mx.optimizer.Optimizer):
 
         z = weight - lr * grad                                          # Eq. 14
         iterate[:] = soft_threshold_nonneg(z, self._threshold(name, lr, weight))
+        keep = self._keep(name, weight)
+        if keep is not None:
+            iterate[:] = iterate * keep
         mom[:] = iterate - weight + mu_prev * mom                       # Eq. 15
+        if keep is not None:
+            mom[:] = mom * keep
         weight[:] = iterate + mu_next * mom                             # Eq. 16
+        if self.clamp:
+            weight[:] = nd.relu(weight)
         self._iterates[name] = iterate
 
     # -------------------------------------------------------------- iterates
@@ -279,11 +324,15 @@ class APGNAG(mx.optimizer.Optimizer):
     def __getstate__(self) -> Dict[str, Any]:
         ret = super().__getstate__()
         ret.pop("_scale_cache", None)
+        ret.pop("_keep_cache", None)
         return ret
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
+        state.setdefault("clamp", False)
+        state.setdefault("_pruned", {})
         super().__setstate__(state)
         self._scale_cache = {}
+        self._keep_cache = {}
 
 
 def lambda_iterates(trainer: mx.gluon.Trainer,
@@ -315,3 +364,40 @@ def lambda_iterates(trainer: mx.gluon.Trainer,
         arr = opt.iterate(p.name) if opt.has_iterate(p.name) else p.list_data()[0]
         out[p.name] = arr.asnumpy()
     return out
+
+
+def prune_lambdas(trainer: mx.gluon.Trainer, masks: Dict[str, np.ndarray]) -> int:
+    """Fix the ``True`` entries of ``masks`` (parameter name -> bool array) at zero for good:
+    the optimizer stops moving them (:meth:`APGNAG.prune`), and their iterate, momentum and
+    look-ahead λ′ are zeroed now, on every context. Returns how many entries are pruned in all.
+
+    Call between steps (a prune at an epoch's end), after the Trainer's first step.
+    """
+    opt = trainer.optimizer
+    if not isinstance(opt, APGNAG):
+        raise TypeError(f"prune_lambdas needs an APGNAG trainer, got {type(opt).__name__}")
+    params = {p.name: (i, p) for i, p in enumerate(trainer._params)}  # noqa: SLF001 - Gluon's index of each
+    states = _updater(trainer).states
+    total = 0
+    for name, mask in masks.items():
+        index, param = params[name]
+        opt.prune(name, mask)
+        keep = mx.nd.array(~opt.pruned(name).reshape(param.shape))
+        arrays = list(param.list_data())
+        state = states.get(index)
+        if state is not None:  # (v, iterate), or (float32 master, (v, iterate)) with multi_precision
+            arrays += [state[0], *state[1]] if isinstance(state[1], (tuple, list)) else list(state)
+        if opt.has_iterate(name):  # the same array as the state's, or its copy after load_states
+            arrays.append(opt.iterate(name))
+        for arr in arrays:
+            arr[:] = arr * keep.as_in_context(arr.context)
+        total += int(opt.pruned(name).sum())
+    return total
+
+
+def _updater(trainer: mx.gluon.Trainer) -> Any:
+    """The Updater that holds a Trainer's optimizer states: the kvstore's when it updates there
+    (several contexts in one process), else the Trainer's own."""
+    if trainer._update_on_kvstore and trainer._kvstore is not None:  # noqa: SLF001 - Gluon has no public accessor
+        return trainer._kvstore._updater  # noqa: SLF001
+    return trainer._updaters[0]  # noqa: SLF001

@@ -96,6 +96,12 @@ class SearchSpace:
         ``search.epochs`` stays the cap). Default: never."""
         return False
 
+    def live_lambda(self, net: HybridBlock, lambdas: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """Per λ parameter, the entries the derivation would keep: non-zero and, where the
+        space has such a rule, on an op that is still alive. A prune fixes the others at
+        zero. Default: the non-zero entries."""
+        return [np.asarray(lam) != 0 for lam in lambdas]
+
     def protected_lambda(self, net: HybridBlock) -> Optional[Callable[[Sequence[np.ndarray]], List[np.ndarray]]]:
         """``λ -> per-parameter bool arrays`` of λ entries the budgets must not penalise
         (their γ multiplier is set to 0), or ``None`` (the default: none)."""

@@ -27,7 +27,7 @@ from .block import SearchBlock
 from .cell import derive_block
 from .derived import DerivedNet, arch_cost
 from .draw import draw_architecture
-from .graph import block_edges, num_lambda, op_nodes, output_node
+from .graph import block_edges, live_edges, num_lambda, op_nodes, output_node
 from .supernet import SuperNet
 
 __all__ = ["DenseSpace", "edge_op"]
@@ -122,6 +122,17 @@ class DenseSpace(SearchSpace):
                                  dtype=np.float64)
             out.append(BudgetBlock(int(param), (c, h, w),
                                    lambda mask, blk=blk, h=h, w=w: blk.cost(h, w, mask), entry_mac))
+        return out
+
+    def live_lambda(self, net: SuperNet, lambdas: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """Non-zero λ on edges between live ops (:func:`~dso_nas.spaces.dense.graph.live_edges`,
+        the derivation's own rule): an edge into or out of a dead op is pruned with it."""
+        levels, n_ops = net.levels, len(net.ops)
+        edges = block_edges(levels, n_ops)
+        out = []
+        for lam in lambdas:
+            live = set(live_edges(np.asarray(lam) != 0, levels, n_ops))
+            out.append(np.array([edge in live for edge in edges], dtype=bool).reshape(np.shape(lam)))
         return out
 
     def lambda_deriver(self, net: SuperNet) -> LambdaDeriver:
