@@ -9,7 +9,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from dso_nas.search.apgnag import APGNAG, lambda_iterates, prune_lambdas
+from dso_nas.search.apgnag import APGNAG, lambda_iterates
+from dso_nas.search.pruning import prune_lambdas
 from test_pipeline import _micro, fmnist, sigterm_resume_matches_straight  # noqa: F401 - fmnist is a fixture
 
 

@@ -29,9 +29,8 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
-from dso_nas import cap_onednn_isa, tune_allocator, use_all_cores
 from dso_nas.errors import UserError
-from dso_nas.quiet import filter_native_stderr
+from toolentry import guarded, prepare
 
 LOG = logging.getLogger("dso_nas")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,12 +144,9 @@ def main(argv=None) -> int:
     p.add_argument("--summary", action="store_true", help="only summarise the seeds that have run")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every seed")
     args = p.parse_intermixed_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    use_all_cores()
-    cap_onednn_isa()
-    tune_allocator()
-    filter_native_stderr()
-    try:
+    prepare()
+
+    def work() -> int:
         if any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds):
             raise UserError(f"--seeds must be distinct non-negative integers, got {args.seeds}")
         decoys = register_decoys(args.real)
@@ -168,16 +164,12 @@ def main(argv=None) -> int:
         os.makedirs(args.output_dir, exist_ok=True)
         with open(os.path.join(args.output_dir, SUMMARY), "w", encoding="utf-8") as f:
             json.dump(body, f, indent=2)
-    except UserError as e:
-        print(f"search_check: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("search_check: interrupted; run the same command again to continue", file=sys.stderr)
-        return 130
-    sys.stdout.write(table(body))
-    LOG.info("wrote %s; target %s", os.path.join(args.output_dir, SUMMARY),
-             "met in every seed" if body["meets_target"] else "missed")
-    return 0
+        sys.stdout.write(table(body))
+        LOG.info("wrote %s; target %s", os.path.join(args.output_dir, SUMMARY),
+                 "met in every seed" if body["meets_target"] else "missed")
+        return 0
+
+    return guarded("search_check", work)
 
 
 if __name__ == "__main__":

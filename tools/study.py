@@ -17,9 +17,8 @@ import logging
 import os
 import sys
 
-from dso_nas import cap_onednn_isa, tune_allocator, use_all_cores
 from dso_nas.errors import UserError
-from dso_nas.quiet import filter_native_stderr
+from toolentry import guarded, prepare
 
 LOG = logging.getLogger("dso_nas")
 
@@ -32,14 +31,10 @@ def main(argv=None) -> int:
     p.add_argument("--summary", action="store_true", help="only write the tables and plots of what has run")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run, applied last")
     args = p.parse_intermixed_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    use_all_cores()
-    cap_onednn_isa()
-    tune_allocator()
-    filter_native_stderr()
+    prepare()
     from dso_nas.study import STUDY_FILE, load_study, plot_study, run_study, table_markdown  # noqa: PLC0415
 
-    try:
+    def work() -> int:
         study = load_study(args.study, args.output_dir, args.overrides)
         if not args.summary:
             run_study(study)
@@ -53,15 +48,11 @@ def main(argv=None) -> int:
             f.write(f"# Study {study.path}\n\n{len(body['runs'])} runs, {body['wall_seconds'] / 60:.1f} min wall\n\n"
                     + table)
         plots = plot_study(body, study.output_dir)
-    except UserError as e:
-        print(f"study: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("study: interrupted; run the same command again to continue", file=sys.stderr)
-        return 130
-    sys.stdout.write(table)
-    LOG.info("wrote %s, study.md, %s", os.path.join(study.output_dir, STUDY_FILE), ", ".join(plots))
-    return 0
+        sys.stdout.write(table)
+        LOG.info("wrote %s, study.md, %s", os.path.join(study.output_dir, STUDY_FILE), ", ".join(plots))
+        return 0
+
+    return guarded("study", work)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from ..engine import EpochResult, StopFlag, search_epoch, train_epoch
 from ..engine.mirror import make_executors
 from ..errors import UserError
 from ..runlog import write_jsonl
-from ..search.apgnag import prune_lambdas
+from ..search.pruning import prune_lambdas
 from ..search.budgets import make_budget
 from ..search.latency_table import LatencyTable
 from ..spaces.archfile import save_architecture

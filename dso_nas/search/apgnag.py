@@ -42,7 +42,7 @@ import numpy as np
 from mxnet import nd
 from mxnet.ndarray import NDArray
 
-__all__ = ["APGNAG", "MOMENTUM_SCHEDULES", "lambda_iterates", "prune_lambdas", "soft_threshold_nonneg"]
+__all__ = ["APGNAG", "MOMENTUM_SCHEDULES", "lambda_iterates", "soft_threshold_nonneg"]
 
 MOMENTUM_SCHEDULES = ("constant", "apg")
 
@@ -211,7 +211,7 @@ class APGNAG(mx.optimizer.Optimizer):
         """Fix the entries of ``mask`` of one parameter at zero for good (iterate, λ′ and
         momentum), from its next update on; entries pruned before stay pruned.
 
-        :func:`prune_lambdas` also zeroes the current state at once; the mask is pickled with
+        :func:`dso_nas.search.pruning.prune_lambdas` also zeroes the current state at once; the mask is pickled with
         the optimizer, so ``Trainer.save_states`` (the checkpoint) keeps it.
         """
         mask = np.asarray(mask, dtype=bool)
@@ -365,39 +365,3 @@ def lambda_iterates(trainer: mx.gluon.Trainer,
         out[p.name] = arr.asnumpy()
     return out
 
-
-def prune_lambdas(trainer: mx.gluon.Trainer, masks: Dict[str, np.ndarray]) -> int:
-    """Fix the ``True`` entries of ``masks`` (parameter name -> bool array) at zero for good:
-    the optimizer stops moving them (:meth:`APGNAG.prune`), and their iterate, momentum and
-    look-ahead λ′ are zeroed now, on every context. Returns how many entries are pruned in all.
-
-    Call between steps (a prune at an epoch's end), after the Trainer's first step.
-    """
-    opt = trainer.optimizer
-    if not isinstance(opt, APGNAG):
-        raise TypeError(f"prune_lambdas needs an APGNAG trainer, got {type(opt).__name__}")
-    params = {p.name: (i, p) for i, p in enumerate(trainer._params)}  # noqa: SLF001 - Gluon's index of each
-    states = _updater(trainer).states
-    total = 0
-    for name, mask in masks.items():
-        index, param = params[name]
-        opt.prune(name, mask)
-        keep = mx.nd.array(~opt.pruned(name).reshape(param.shape))
-        arrays = list(param.list_data())
-        state = states.get(index)
-        if state is not None:  # (v, iterate), or (float32 master, (v, iterate)) with multi_precision
-            arrays += [state[0], *state[1]] if isinstance(state[1], (tuple, list)) else list(state)
-        if opt.has_iterate(name):  # the same array as the state's, or its copy after load_states
-            arrays.append(opt.iterate(name))
-        for arr in arrays:
-            arr[:] = arr * keep.as_in_context(arr.context)
-        total += int(opt.pruned(name).sum())
-    return total
-
-
-def _updater(trainer: mx.gluon.Trainer) -> Any:
-    """The Updater that holds a Trainer's optimizer states: the kvstore's when it updates there
-    (several contexts in one process), else the Trainer's own."""
-    if trainer._update_on_kvstore and trainer._kvstore is not None:  # noqa: SLF001 - Gluon has no public accessor
-        return trainer._kvstore._updater  # noqa: SLF001
-    return trainer._updaters[0]  # noqa: SLF001
