@@ -136,12 +136,13 @@ def _save(fig: Figure, path: str) -> str:
 
 
 def plot_sparsity(search: Sequence[Record], path: str) -> Optional[str]:
-    """Fraction and count of zero λ over the search epochs.
+    """Fraction and count of zero λ over the search epochs, and below them the support flips
+    of each epoch (λ that went from zero to non-zero or back) where the records have them.
 
     Parameters
     ----------
     search : sequence of dict
-        Search records (``zero_lambda``, ``num_lambda``), sorted by epoch.
+        Search records (``zero_lambda``, ``num_lambda``, optionally ``support_flips``), sorted by epoch.
     path : str
         Output PNG.
 
@@ -157,8 +158,10 @@ def plot_sparsity(search: Sequence[Record], path: str) -> Optional[str]:
     zero = np.array([r["zero_lambda"] for r in rows], dtype=float)
     total = float(rows[-1]["num_lambda"])
     frac = zero / np.array([r["num_lambda"] for r in rows], dtype=float)
-    fig = _figure(6.4, 3.8)
-    ax = fig.add_subplot(1, 1, 1)
+    flips = [r.get("support_flips") for r in rows]
+    with_flips = all(isinstance(f, int) for f in flips)
+    fig = _figure(6.4, 5.4 if with_flips else 3.8)
+    ax = fig.add_subplot(2, 1, 1) if with_flips else fig.add_subplot(1, 1, 1)
     ax.plot(epochs, frac, marker="o" if len(rows) <= 30 else None, ms=3, color="#2b6cb0")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("search epoch")
@@ -168,6 +171,13 @@ def plot_sparsity(search: Sequence[Record], path: str) -> Optional[str]:
     right.set_ylabel(f"zero λ (of {int(total)})")
     ax.set_title(f"λ sparsity: {int(zero[-1])}/{int(rows[-1]['num_lambda'])} zero "
                  f"({100 * frac[-1]:.1f}%) after epoch {epochs[-1]}", fontsize=10)
+    if with_flips:
+        low = fig.add_subplot(2, 1, 2, sharex=ax)
+        low.bar(epochs, flips, color="#c05621", width=0.8)
+        low.set_xlabel("search epoch")
+        low.set_ylabel("support flips")
+        low.grid(alpha=0.3, axis="y")
+        ax.set_xlabel("")
     fig.tight_layout()
     return _save(fig, path)
 

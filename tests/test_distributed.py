@@ -38,7 +38,7 @@ GOLDEN = os.path.join(ROOT, "tests", "golden")
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MXNET_ENGINE_TYPE="NaiveEngine")
 ENV.pop("DMLC_ROLE", None)
 MICRO = ["--config", os.path.join(GOLDEN, "micro.yaml"), f"data.root={os.path.join(GOLDEN, 'fashion_mnist')}",
-         "search.epochs=3", "search.gamma=0.25"]
+         "search.epochs=3", "search.gamma=0.25", "search.prune_every=1"]  # the workers prune (and drop) as one
 DIST = ["train.kvstore=dist_sync"]
 LIMIT_S = 240  # every job here ends by itself well within this
 
@@ -94,7 +94,10 @@ def test_two_workers_compute_what_one_process_computes(reference, two_workers):
     assert a.net.keys() == b.net.keys()
     for k in a.net:  # each context's gradient is the same arithmetic on the same rows, and a sum of
         np.testing.assert_array_equal(a.net[k], b.net[k], err_msg=k)  # two float32 terms has one order
-    assert 0 < sum(int((lam == 0).sum()) for lam in two.values())  # the search pruned something
+    assert 0 < sum(int((lam == 0).sum()) for lam in two.values())  # the search zeroed something ...
+    with open(os.path.join(out, "log.jsonl")) as f:
+        pruned = [r["pruned_lambda"] for r in map(json.loads, f) if r.get("phase") == "search"]
+    assert pruned and pruned[-1] > 0  # ... and pruned it for good, every worker the same edges (λ above)
     assert "[worker 1/2]" in log  # the other worker logs to the console, tagged
 
 

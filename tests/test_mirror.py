@@ -240,3 +240,33 @@ def test_rejects_a_network_that_is_not_a_sequence():
     net.initialize()
     with pytest.raises(ValueError, match="applies its layers in sequence"):
         MirrorExecutor(net, (2, 3), mx.cpu(), loss=gluon.loss.SoftmaxCrossEntropyLoss())
+
+
+def _pruned_supernet():
+    """The full-scope supernet with a prune's masks applied: half the λ of every block at zero (and
+    the edges of the ops that dies with them), the dead parts out of the graph."""
+    from dso_nas.spaces import get_space  # noqa: PLC0415 - only this test needs the space seam
+    net = _supernet()
+    space = get_space("dense")
+    rng = np.random.RandomState(7)
+    lams = [p.data().asnumpy() * (rng.rand(*p.shape) > 0.5) for p in net.lambda_params()]
+    keep = space.live_lambda(net, lams)
+    for p, k in zip(net.lambda_params(), keep):
+        p.set_data(p.data() * mx.nd.array(k.astype("float32")))
+    assert space.drop_pruned(net, keep)
+    net.hybridize(static_alloc=True)
+    return net
+
+
+def test_mirror_of_a_pruned_supernet_matches_gluon():
+    """After a prune the mirror executors are rebuilt on the smaller graph; they still compute what
+    plain Gluon computes, and the dead ops' weights get no gradient in either."""
+    plain, mirror = _pruned_supernet(), _pruned_supernet()
+    x, y = _batch()
+    exe = MirrorExecutor(mirror, x.shape, mx.cpu(), loss=gluon.loss.SoftmaxCrossEntropyLoss(), segments=3)
+    loss, logits, grads = _plain_step(plain, x, y, _trainer(plain))
+    (m_loss, m_logits), = mirror_step([exe], x, y, _trainer(mirror), BATCH)
+    _assert_same({"loss": m_loss.asnumpy(), "logits": m_logits.asnumpy()}, {"loss": loss, "logits": logits})
+    dead = [n for n, p in plain.collect_params().items() if p.grad_req == "null" and n.endswith("weight")]
+    assert dead and not set(dead) & set(grads)  # some ops died; their weights have no gradient
+    _assert_same(_state(mirror, "grad"), grads)

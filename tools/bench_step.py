@@ -78,8 +78,17 @@ MODES: Dict[str, List[str]] = {
     "fused": ["model.aggregation=fused"],
     "fused_mirror": ["model.aggregation=fused", "train.mirror=true"],
     "ops_floor": ["model.aggregation=ops_floor"],
+    "pruned50": ["model.aggregation=fused"],
+    "pruned75": ["model.aggregation=fused"],
+    "pruned50_ops": ["model.aggregation=fused"],
+    "pruned75_ops": ["model.aggregation=fused"],
     "retrain": [],
 }
+#: The ``pruned*`` modes: ``fused`` with this share of the λ pruned for good and the dead ops and
+#: edges out of the graph, as a search step after a prune (:func:`prune_share`); the zeros fall on
+#: edges at random (``pruned50``) or on whole ops (``pruned50_ops``).
+PRUNED = {"pruned50": (0.5, "edge"), "pruned75": (0.75, "edge"), "pruned50_ops": (0.5, "op"),
+          "pruned75_ops": (0.75, "op")}
 #: Modes that time the derived network's retraining step instead of the supernet's search step.
 RETRAIN_MODES = ("retrain",)
 #: What ``make bench`` runs when no ``--configs``/``--modes`` are given: every search-step mode
@@ -87,7 +96,9 @@ RETRAIN_MODES = ("retrain",)
 #: the paper config's fused, floor and mirror steps interleaved in one process (``a+b+c``,
 #: see :func:`run_interleaved`), and the embedded default's retraining step with aligned and
 #: unaligned widths.
-DEFAULT_RUNS = [(c, m) for c in ("cifar_paper", "small") for m in MODES if m not in RETRAIN_MODES] + [
+DEFAULT_RUNS = [(c, m) for c in ("cifar_paper", "small") for m in MODES
+                if m not in RETRAIN_MODES and m not in PRUNED] + [("cifar_paper", "fused+pruned50+pruned75"), ("cifar_paper", "fused+pruned50_ops+pruned75_ops"),
+    
     ("cifar_paper_b32", "fused_mirror"), ("cifar_paper", "fused+ops_floor+fused_mirror"),
     ("small_derived", "retrain"), ("small_derived_unaligned", "retrain"),
     ("imagenet_paper", "fused"), ("imagenet_paper", "fused_mirror")]
@@ -214,7 +225,52 @@ def _retrain_stepper(cfg, parts, static_shape: bool, data, label):
     return step, net, {"widths": cost["widths"], "params": cost["total"].params, "_macs": cost["total"].flops}
 
 
-def _stepper(cfg, parts, static_shape: bool, data, label):
+def prune_share(net, space, share: float, by: str = "edge", seed: int = 0) -> dict:
+    """Prune ``share`` of a dense supernet's λ as the release's pruning leaves them: λ zeroed,
+    then every λ on an op that is dead under the derivation's rule with them (the space's
+    ``live_lambda``). Which λ are zeroed: the lowest of uniform scores drawn per λ (``by="edge"``:
+    zeros scattered over the edges) or per op, a λ taking the lower score of the two ops it joins
+    (``by="op"``: whole ops go). The score threshold is bisected until the pruned share (closure
+    included) is ``share``. The λ are set to zero and the parts they no longer reach leave the
+    graph (``drop_pruned``); hybridize again afterwards. Returns the pruned share reached and
+    the ops left computing."""
+    import mxnet as mx
+    import numpy as np
+    from dso_nas.spaces.dense.graph import block_edges
+
+    params = net.lambda_params()
+    rng = np.random.RandomState(seed)
+    if by == "edge":
+        scores = [rng.uniform(size=p.shape) for p in params]
+    else:
+        edges = block_edges(net.levels, len(net.ops))
+        scores = []
+        for p in params:
+            op_score = {node: rng.uniform() for edge in edges for node in edge}
+            op_score[edges[0][0]] = op_score[edges[-1][1]] = 1.0  # the block input and output stay
+            scores.append(np.array([min(op_score[a], op_score[b]) for a, b in edges]).reshape(p.shape))
+
+    def keep_at(t):
+        return space.live_lambda(net, [(s >= t).astype(np.float32) for s in scores])
+
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        pruned = 1 - sum(int(k.sum()) for k in keep_at(mid)) / sum(k.size for k in scores)
+        lo, hi = (mid, hi) if pruned < share else (lo, mid)
+    keep = keep_at(hi)
+    for p, k in zip(params, keep):
+        p.set_data(p.data() * mx.nd.array(k.astype(np.float32)))
+    space.drop_pruned(net, keep)
+    ops = [blk.plan for blk in net.search_blocks()]
+    computed = sum(len(pl.first) + sum(len(lv.rows) for lv in pl.levels) if pl is not None
+                   else blk.levels * blk.n_ops for pl, blk in zip(ops, net.search_blocks()))
+    total_ops = sum(blk.levels * blk.n_ops for blk in net.search_blocks())
+    return {"pruned_share": round(1 - sum(int(k.sum()) for k in keep) / sum(k.size for k in keep), 4),
+            "ops_computed": f"{computed}/{total_ops}", "_keep": keep}
+
+
+def _stepper(cfg, parts, static_shape: bool, data, label, prune=None):
     """Build the config's network and Trainers; ``(step, net, info)`` where ``step()`` runs one
     timed search step (see the module docstring) and ``info`` has the mirror plan if any."""
     import mxnet as mx
@@ -226,10 +282,18 @@ def _stepper(cfg, parts, static_shape: bool, data, label):
     batch = data.shape[0]
     net = build_supernet(cfg, parts)
     initialize(net, parts.ctxs, cfg.seed)
+    info, executors = {}, None
+    if prune:
+        net(data[:1])  # deferred shapes
+        info = prune_share(net, parts.space, *prune)
+        keep = info.pop("_keep")
+        info["_macs"] = net.cost(tuple(data.shape[-2:]), keep)["total"].flops
     net.hybridize(static_alloc=True, static_shape=static_shape)
     w_trainer, lam_trainer = _trainers(net, cfg, with_lambda=cfg.model.aggregation != "ops_floor")
+    if prune:
+        for p, k in zip(net.lambda_params(), keep):
+            lam_trainer.optimizer.prune(p.name, ~k)
     loss_fn = parts.task.loss()
-    info, executors = {}, None
     if cfg.train.mirror:
         start = time.perf_counter()
         executors = mirror.make_executors(net, data.shape, parts.ctxs, loss=loss_fn)
@@ -262,7 +326,8 @@ def run_child(config_name: str, mode: str, steps: int, warmup: int, backend: Opt
     batch = _batch_size(cfg, mode)
     record = dict(config=config_name, mode=mode, batch=batch, ops_backend=parts.backend, static_shape=static_shape)
     stepper = _retrain_stepper if mode in RETRAIN_MODES else _stepper
-    step, net, info = stepper(cfg, parts, static_shape, *_batch(cfg, mode))
+    extra = {"prune": PRUNED[mode]} if mode in PRUNED else {}
+    step, net, info = stepper(cfg, parts, static_shape, *_batch(cfg, mode), **extra)
     macs = info.pop("_macs", None)
     record.update(info)
     times = _timed(step, warmup, steps)
@@ -299,7 +364,8 @@ def run_interleaved(config_name: str, modes: Sequence[str], rounds: int, backend
 
     configs = {mode: bench_config(config_name, mode, backend) for mode in modes}
     data, label = _batch(configs[modes[0]][0], modes[0])
-    steps = {mode: _stepper(cfg, parts, False, data, label)[0] for mode, (cfg, parts) in configs.items()}
+    steps = {mode: _stepper(cfg, parts, False, data, label, prune=PRUNED.get(mode))[0]
+             for mode, (cfg, parts) in configs.items()}
     times: Dict[str, List[float]] = {mode: [] for mode in modes}
     for r in range(rounds + 1):
         for mode, step in steps.items():

@@ -86,7 +86,8 @@ _C.pretrain.wd = 3e-4  # weight decay (paper: 3e-4)
 
 _C.search = CfgNode()
 _C.search.epochs = 120  # maximum search epochs (paper: about 120 until convergence)
-_C.search.patience = 0  # stop when the λ support is unchanged this many epochs (0 = never)
+_C.search.until = "converged"  # "converged": stop once the λ support is unchanged for search.patience epochs; "epochs": run them all (paper: until convergence)
+_C.search.patience = 10  # epochs in a row without a support change that end a search.until=converged search
 _C.search.split = True  # λ on D_λ and weights on D_w; false = joint training on one set (Table 7)
 _C.search.ratio = [1, 1]  # x:y weight steps to λ steps (paper: 1:1 CIFAR, 4:1 ImageNet)
 _C.search.lr = 0.1  # weights' constant learning rate during search (paper: 0.1)
@@ -174,6 +175,7 @@ CHOICES: Dict[str, Callable[[], Tuple]] = {
     "model.aggregation": _owned("spaces.dense.block", "AGGREGATIONS"),
     "model.first_shortcut": _owned("spaces.dense.derived", "SHORTCUTS"),
     "search.budget": _owned("search.budgets", "BUDGET_KINDS"),
+    "search.until": _owned("search.stop", "STOP_RULES"),
     "train.kvstore": _owned("engine.distributed", "KVSTORES"),
     "latency.model": lambda: ("table", "wall_clock"),
     "retrain.schedule": lambda: ("sgdr", "linear", "poly"),
@@ -194,7 +196,7 @@ RANGES: Dict[str, Tuple] = {
     "train.batch_size": ("[1", None), "train.eval_batch_size": ("[1", None), "train.clip_gradient": ("[0", None),
     "pretrain.epochs": ("[0", None), "pretrain.lr": ("(0", None), "pretrain.momentum": ("[0", "1)"),
     "pretrain.wd": ("[0", None),
-    "search.epochs": ("[0", None), "search.patience": ("[0", None), "search.prune_every": ("[0", None), "search.ratio": ("[1", None),
+    "search.epochs": ("[0", None), "search.patience": ("[1", None), "search.prune_every": ("[0", None), "search.ratio": ("[1", None),
     "search.lr": ("(0", None), "search.momentum": ("[0", "1)"), "search.wd": ("[0", None),
     "search.lambda_lr": ("(0", None), "search.lambda_momentum": ("[0", "1)"), "search.gamma": ("[0", None),
     "search.budget_every": ("[1", None), "search.gamma0": ("[0", None), "search.latency_every": ("[1", None),

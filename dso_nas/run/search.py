@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from typing import Any, List, Optional, Sequence
 
 import mxnet as mx
@@ -21,6 +22,7 @@ from ..errors import UserError
 from ..runlog import write_jsonl
 from ..search.pruning import prune_lambdas
 from ..search.budgets import make_budget
+from ..search.stop import converged
 from ..search.latency_table import LatencyTable
 from ..spaces.archfile import save_architecture
 from . import checkpoint as ckpt
@@ -67,6 +69,7 @@ class SearchRun:
                                             loss=self.task.loss())
         if state is not None:
             self.restore(state)
+            self.drop_pruned()
         dist.sync_params(self.net.collect_params().values(), "supernet parameters")
         deployed = inference_config(cfg)  # the latency probe times the net without its training extras
         latency_net = lambda arch: build_derived(arch, deployed, 1.0, parts)  # noqa: E731
@@ -77,6 +80,24 @@ class SearchRun:
                                   latency_input=cfg.latency.input_size, latency_every=cfg.search.latency_every,
                                   ctx=self.ctxs[0], measure=measure, latency_net=latency_net,
                                   share=dist.from_writer, protect=self.space.protected_lambda(self.net))
+
+    def drop_pruned(self) -> bool:
+        """Leave the pruned λ's dead parts out of the computation (the space's
+        :meth:`~dso_nas.spaces.base.SearchSpace.drop_pruned`) and rebuild the cached graphs."""
+        opt = self.lam_trainer.optimizer
+        keep = []
+        for param in self.net.lambda_params():
+            pruned = opt.pruned(param.name)
+            keep.append(np.ones(param.shape, bool) if pruned.size == 0 else ~pruned.reshape(param.shape))
+        if not self.space.drop_pruned(self.net, keep):
+            return False
+        warnings.filterwarnings("ignore", message=r"Parameter .* is not used by any computation", category=UserWarning)
+        self.net.hybridize(static_alloc=True)
+        if self.executors is not None:
+            cfg = self.cfg
+            self.executors = make_executors(self.net, (cfg.train.batch_size,) + tuple(self.shape), self.ctxs,
+                                            loss=self.task.loss())
+        return True
 
     def _latency_table(self, latency_net):
         """The table-based latency model (``latency.model=table``), its missing entries measured
@@ -200,11 +221,11 @@ def _run_search(run: SearchRun, stop: StopFlag) -> bool:
                  **{f"{k}_{m}": v for k, d in res.metrics.items() for m, v in d.items()},
                  **report, "support_flips": flips, **({"pruned_lambda": pruned} if pruned is not None else {}),
                  "gamma": budget.summary(), "seconds": run.elapsed["search"]})
-        LOG.info("search epoch %d/%d: D_w %s | D_λ %s | zero λ %d/%d | FLOPs %.1fM", run.epoch + 1,
+        LOG.info("search epoch %d/%d: D_w %s | D_λ %s | zero λ %d/%d | support flips %d | FLOPs %.1fM", run.epoch + 1,
                  cfg.search.epochs, run.task.summary(res.metrics["weights"]), run.task.summary(res.metrics["lambda"]),
-                 report["zero_lambda"], report["num_lambda"], report["flops"] / 1e6)
+                 report["zero_lambda"], report["num_lambda"], flips, report["flops"] / 1e6)
         run.epoch, run.position = run.epoch + 1, 0
-        if cfg.search.patience and run.unchanged >= cfg.search.patience:
+        if converged(cfg.search.until, run.unchanged, cfg.search.patience):
             LOG.info("λ support unchanged for %d epochs: search converged", run.unchanged)
             run.phase = "derive"
         elif run.space.search_done(cfg, lambdas):
@@ -223,6 +244,7 @@ def _prune(run: SearchRun) -> int:
     lams = run.net.lambda_params()
     live = run.space.live_lambda(run.net, run.lambdas())
     total = prune_lambdas(run.lam_trainer, {p.name: ~keep for p, keep in zip(lams, live)})
+    run.drop_pruned()
     LOG.info("pruned: %d of %d λ fixed at zero", total, sum(int(np.prod(p.shape)) for p in lams))
     return total
 

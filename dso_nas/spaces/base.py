@@ -102,6 +102,12 @@ class SearchSpace:
         zero. Default: the non-zero entries."""
         return [np.asarray(lam) != 0 for lam in lambdas]
 
+    def drop_pruned(self, net: HybridBlock, keep: Sequence[np.ndarray]) -> bool:
+        """Leave out of the supernet's computation, for good, what the λ outside ``keep`` (per λ
+        parameter, ``True`` = not pruned) no longer reach; whether anything changed (the caller
+        then hybridizes again). Default: nothing is left out."""
+        return False
+
     def protected_lambda(self, net: HybridBlock) -> Optional[Callable[[Sequence[np.ndarray]], List[np.ndarray]]]:
         """``λ -> per-parameter bool arrays`` of λ entries the budgets must not penalise
         (their γ multiplier is set to 0), or ``None`` (the default: none)."""

@@ -135,6 +135,13 @@ class DenseSpace(SearchSpace):
             out.append(np.array([edge in live for edge in edges], dtype=bool).reshape(np.shape(lam)))
         return out
 
+    def drop_pruned(self, net: SuperNet, keep: Sequence[np.ndarray]) -> bool:
+        """Each search block computes only its live ops and kept edges
+        (:meth:`~dso_nas.spaces.dense.block.SearchBlock.drop_pruned`)."""
+        index = net.block_lambda_index()
+        changed = [block.drop_pruned(keep[i]) for block, i in zip(net.search_blocks(), index)]
+        return any(changed)
+
     def lambda_deriver(self, net: SuperNet) -> LambdaDeriver:
         return _CellDeriver(net)
 

@@ -49,7 +49,8 @@ from mxnet.gluon import HybridBlock, Parameter
 from dso_nas.errors import ConfigError
 from dso_nas.ops import REFERENCE, BNReLU, Cost, bn_cost, build_op, check_backend, check_ops, conv_cost, \
     op_cost, sum_cost
-from dso_nas.spaces.dense.graph import level_slice, live_edges, live_ops, num_lambda, op_nodes, output_node
+from dso_nas.spaces.dense.graph import LivePlan, level_slice, live_edges, live_ops, live_plan, \
+    num_lambda, op_nodes, output_node, runs
 
 __all__ = ["AGGREGATIONS", "SearchBlock", "block_cost"]
 
@@ -127,6 +128,40 @@ class SearchBlock(HybridBlock):
                                  prefix=f"l{level}_{j}_{ops[j]}_", backend=self.backend, dilation=dilation)
                 self.register_child(block, f"l{level}_{j}")
                 self._op_blocks.append(block)
+        self.plan: Optional[LivePlan] = None
+
+    def drop_pruned(self, keep) -> bool:
+        """Leave out of the computation what the λ outside ``keep`` no longer reach, for good.
+
+        The ops that are dead under ``keep`` (:func:`~dso_nas.spaces.dense.graph.live_ops`) are no
+        longer computed and their parameters get no gradient (``grad_req = "null"``); each
+        level's λ-weighted sums read only the nodes joined by a kept edge, and the ``1 x 1``
+        reduction only the outputs whose λ is kept. The numbers equal the whole block's when
+        the λ outside ``keep`` are zero and ``keep`` is closed under the dead-op rule (a prune's
+        mask). Hybridize again afterwards: the cached graph is the old one.
+
+        Parameters
+        ----------
+        keep : array-like of bool
+            ``True`` for the λ not pruned, flat order.
+
+        Returns
+        -------
+        bool
+            Whether the computation changed.
+        """
+        keep = np.asarray(keep, dtype=bool).reshape(-1)
+        plan = None if keep.all() else live_plan(keep, self.levels, self.n_ops)
+        if plan == self.plan:
+            return False
+        self.plan = plan
+        if plan is not None:
+            computed = {(1, j) for j in plan.first} | {(lv.level, j) for lv in plan.levels for j in lv.rows}
+            for node, block in zip(op_nodes(self.levels, self.n_ops), self._op_blocks):
+                if node not in computed:
+                    for param in block.collect_params().values():
+                        param.grad_req = "null"
+        return True
 
     # -- forward ---------------------------------------------------------------------------
 
@@ -141,6 +176,8 @@ class SearchBlock(HybridBlock):
                               no_bias=True)
             return self.reduce_bn(y) + x
         fused = self.aggregation == "fused"
+        if self.plan is not None:
+            return self._pruned_forward(F, x, lam, reduce_weight, fused)
         outs = [op(x) for op in self._level_ops(1)]
         for level in range(2, self.levels + 1):
             start, stop = level_slice(self.levels, self.n_ops, level)
@@ -161,6 +198,42 @@ class SearchBlock(HybridBlock):
             merged = F.concat(*[_scale(F, h, lam_out, k) for k, h in enumerate(outs)], dim=1)
         y = F.Convolution(merged, weight=weight, kernel=(1, 1), num_filter=self.channels,
                           no_bias=True)
+        return self.reduce_bn(y) + x
+
+    def _pruned_forward(self, F, x, lam, reduce_weight, fused: bool):
+        """The forward pass of :meth:`drop_pruned`'s plan: live ops and kept edges only."""
+        plan, n = self.plan, self.n_ops
+        outs = {j: self._op_blocks[j](x) for j in plan.first}  # by flat op position
+        for lv in plan.levels:
+            start, _ = level_slice(self.levels, n, lv.level)
+            k = 1 + (lv.level - 1) * n
+            sources = [x if s == 0 else outs[s - 1] for s in lv.sources]
+            if fused:
+                index = [start + j * k + s for j in lv.rows for s in lv.sources]
+                inputs = _fused_sums(F, _gather(F, lam, index), sources, len(lv.rows), self.channels,
+                                     self.backend)
+            else:
+                lam_level = F.slice_axis(lam, axis=0, begin=start, end=start + n * k)
+                inputs = [F.add_n(*[_scale(F, h, lam_level, j * k + s) for s, h in zip(lv.sources, sources)])
+                          if len(sources) > 1 else _scale(F, sources[0], lam_level, j * k + lv.sources[0])
+                          for j in lv.rows]
+            for j, inp in zip(lv.rows, inputs):
+                position = (lv.level - 1) * n + j
+                outs[position] = self._op_blocks[position](inp)
+        if not plan.outputs:  # every output edge pruned: the block adds ReLU(BN(0)) to x, as the whole one;
+            # λ and the weight stay in the graph with a zero gradient (an unused input breaks the backward pass)
+            zero = F.reshape(F.sum(lam) * 0 + F.sum(reduce_weight) * 0, shape=(1, 1, 1, 1))
+            return self.reduce_bn(F.broadcast_mul(x, zero)) + x
+        start, _ = level_slice(self.levels, n, self.levels + 1)
+        c = self.channels
+        weight = _gather(F, reduce_weight, [p * c + i for p in plan.outputs for i in range(c)], axis=1)
+        if fused:
+            weight = _fold_output_lambda(F, weight, _gather(F, lam, [start + p for p in plan.outputs]), c)
+            merged = F.concat(*[outs[p] for p in plan.outputs], dim=1)
+        else:
+            lam_out = F.slice_axis(lam, axis=0, begin=start, end=start + self.levels * n)
+            merged = F.concat(*[_scale(F, outs[p], lam_out, p) for p in plan.outputs], dim=1)
+        y = F.Convolution(merged, weight=weight, kernel=(1, 1), num_filter=c, no_bias=True)
         return self.reduce_bn(y) + x
 
     # -- analytic helpers ------------------------------------------------------------------
@@ -212,6 +285,13 @@ def block_cost(channels: int, levels: int, ops: Sequence[str], height: int, widt
 
 
 # ----------------------------------------------------------------------------- formulations
+
+
+def _gather(F, array, index, axis: int = 0):
+    """``array`` at the sorted positions ``index`` along ``axis``: one slice per run of
+    consecutive positions, concatenated (no index array is needed in the graph)."""
+    parts = [F.slice_axis(array, axis=axis, begin=a, end=b) for a, b in runs(index)]
+    return parts[0] if len(parts) == 1 else F.concat(*parts, dim=axis)
 
 
 def _scale(F, h, lam, k: int):

@@ -18,7 +18,8 @@ output vector. The count is ``(M² - M)N²/2 + 2MN - N`` (124 for M = N = 4).
 """
 from __future__ import annotations
 
-from typing import List, Set, Tuple
+from dataclasses import dataclass
+from typing import List, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -143,3 +144,83 @@ def live_edges(mask, levels: int, n_ops: int) -> List[Tuple[Node, Node]]:
     alive = live_ops(mask, levels, n_ops) | {INPUT, output_node(levels)}
     return [(src, dst) for (src, dst), keep in zip(block_edges(levels, n_ops), mask)
             if keep and src in alive and dst in alive]
+
+
+# ----------------------------------------------------------------------------- what a pruned block computes
+
+
+@dataclass(frozen=True)
+class LevelPlan:
+    """What one level ``i >= 2`` of a pruned block computes.
+
+    Attributes
+    ----------
+    level : int
+        The level ``i``.
+    rows : tuple of int
+        Op indices ``j`` of the live ops of the level (the rows of its λ matrix kept).
+    sources : tuple of int
+        Positions in :func:`level_sources` of the nodes these ops read through a kept edge
+        (``0`` is the block input; the columns of its λ matrix kept).
+    """
+
+    level: int
+    rows: Tuple[int, ...]
+    sources: Tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LivePlan:
+    """What a block computes once the λ outside ``keep`` are gone for good.
+
+    Attributes
+    ----------
+    first : tuple of int
+        Live level-1 ops (they read the block input).
+    levels : tuple of LevelPlan
+        Levels ``2..M`` with at least one live op.
+    outputs : tuple of int
+        Flat op positions ``(level - 1)·N + j`` of the live ops whose output edge is kept, in
+        order (the channel blocks of the ``1 x 1`` reduction kept).
+    """
+
+    first: Tuple[int, ...]
+    levels: Tuple[LevelPlan, ...]
+    outputs: Tuple[int, ...]
+
+
+def live_plan(keep, levels: int, n_ops: int) -> LivePlan:
+    """The computation a block keeps under the mask ``keep`` of λ not pruned.
+
+    The live ops are :func:`live_ops` of ``keep`` (the derivation's rule); each level keeps
+    the rows of its live ops and the columns of the nodes they read through a kept edge;
+    the output keeps the live ops whose output λ is kept.
+    """
+    keep = _check_mask(keep, levels, n_ops)
+    alive = live_ops(keep, levels, n_ops)
+    plans = []
+    for level in range(2, levels + 1):
+        rows = tuple(j for j in range(n_ops) if (level, j) in alive)
+        if not rows:
+            continue
+        start, _ = level_slice(levels, n_ops, level)
+        sources = level_sources(level, n_ops)
+        k = len(sources)
+        used = tuple(s for s, node in enumerate(sources)
+                     if (node == INPUT or node in alive) and any(keep[start + j * k + s] for j in rows))
+        plans.append(LevelPlan(level, rows, used))
+    out_start, _ = level_slice(levels, n_ops, levels + 1)
+    outputs = tuple(p for p, node in enumerate(op_nodes(levels, n_ops)) if node in alive and keep[out_start + p])
+    first = tuple(j for j in range(n_ops) if (1, j) in alive)
+    return LivePlan(first, tuple(plans), outputs)
+
+
+def runs(indices: Sequence[int]) -> List[Tuple[int, int]]:
+    """Sorted indices as ``(start, stop)`` runs of consecutive values: ``[0, 1, 2, 5] -> [(0, 3), (5, 6)]``."""
+    out: List[Tuple[int, int]] = []
+    for i in indices:
+        if out and out[-1][1] == i:
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i, i + 1))
+    return out

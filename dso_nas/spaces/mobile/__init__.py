@@ -131,6 +131,10 @@ class MobileSpace(SearchSpace):
     def search_done(self, cfg: Any, lambdas: Sequence[np.ndarray]) -> bool:
         return bool(cfg.model.mobile.one_op) and one_op_per_block(lambdas)
 
+    def drop_pruned(self, net: MobileSuperNet, keep: Sequence[np.ndarray]) -> bool:
+        """Each mixed block stops computing its pruned ops (:meth:`MixedBlock.drop_pruned`)."""
+        return any([block.drop_pruned(k) for block, k in zip(net.search_blocks(), keep)])
+
     def protected_lambda(self, net: MobileSuperNet) -> Callable[[Sequence[np.ndarray]], List[np.ndarray]]:
         return net.protected
 

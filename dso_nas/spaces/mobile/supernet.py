@@ -37,9 +37,27 @@ class MixedBlock(HybridBlock):
                 self.ops.add(OPS.get(name).build(plan.c_in, plan.stride, affine, bn_eps, bn_momentum,
                                                  c_out=plan.c_out, backend=backend, prefix=f"op{i}_"))
 
+        self.kept: Tuple[int, ...] = tuple(range(len(self.op_names)))
+
+    def drop_pruned(self, keep) -> bool:
+        """Stop computing the ops whose λ is pruned for good (``keep`` False); their parameters get no
+        gradient. A block without its residual keeps computing every op when all are pruned (the space
+        spares its last op, so a prune never gets there). Whether the computation changed; hybridize again."""
+        kept = tuple(int(i) for i in np.flatnonzero(np.asarray(keep, bool).reshape(-1)))
+        if kept == self.kept or not (kept or self.plan.residual):
+            return False
+        self.kept = kept
+        for i, op in enumerate(self.ops):
+            if i not in kept:
+                for param in op.collect_params().values():
+                    param.grad_req = "null"
+        return True
+
     def hybrid_forward(self, F, x, lam):
-        terms = [F.broadcast_mul(op(x), F.reshape(F.slice_axis(lam, axis=0, begin=i, end=i + 1), (1, 1, 1, 1)))
-                 for i, op in enumerate(self.ops)]
+        terms = [F.broadcast_mul(self.ops[i](x), F.reshape(F.slice_axis(lam, axis=0, begin=i, end=i + 1), (1, 1, 1, 1)))
+                 for i in self.kept]
+        if not terms:  # every op pruned: the identity (λ kept in the graph with a zero gradient)
+            return F.broadcast_add(x, F.reshape(F.sum(lam) * 0, (1, 1, 1, 1)))
         if self.plan.residual:
             terms.append(x)
         return F.add_n(*terms) if len(terms) > 1 else terms[0]
