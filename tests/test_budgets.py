@@ -13,8 +13,9 @@ from dso_nas.ops import op_cost
 from dso_nas.spaces.dense.graph import block_edges, num_lambda
 from dso_nas.spaces.dense.supernet import SuperNet
 from dso_nas.search.apgnag import APGNAG, lambda_iterates
-from dso_nas.search.budgets import make_budget
-from dso_nas.search.latency import min_max_ratio, wall_clock_latency
+from dso_nas.search.budget_kinds import make_budget
+from dso_nas.latency import wall_clock_latency
+from dso_nas.search.latency import min_max_ratio
 from dso_nas.spaces import get_space
 from dso_nas.spaces.dense.derived import DerivedNet
 

@@ -227,7 +227,7 @@ def test_a_mobile_architecture_on_another_layout_is_one_line(tmp_path, capsys):
 
 
 def test_latency_checks_its_architectures_before_measuring(tmp_path, capsys, monkeypatch):
-    from dso_nas.search.latency_table import LatencyTable
+    from dso_nas.latency import LatencyTable
 
     monkeypatch.setattr(LatencyTable, "measure", lambda *a, **k: pytest.fail("measured before the checks"))
     table = f"latency.table={tmp_path / 'table'}"
@@ -544,7 +544,7 @@ def test_every_path_argument_takes_a_file_a_folder_a_missing_path_and_a_read_onl
     and a path in a read-only folder: a proper success, or status 2 with one 'dso-nas: error:'
     line, no traceback, and nothing made or changed anywhere."""
     import dso_nas.engine.launch as launch_module
-    from dso_nas.search.latency_table import LatencyTable
+    from dso_nas.latency import LatencyTable
 
     root = str(tmp_path)
     inputs = _Inputs(root, fmnist)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dso_nas.search.latency import LatencyBudget
-from dso_nas.search.latency_table import LatencyTable
+from dso_nas.latency import LatencyTable
 from dso_nas.spaces import get_space
 from dso_nas.spaces.dense.arch import derive_architecture
 from dso_nas.spaces.dense.cell import Cell

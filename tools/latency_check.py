@@ -39,8 +39,8 @@ def main(argv=None) -> int:
 
     from dso_nas.config import load_config
     from dso_nas.run.build import build_derived, build_supernet, inference_config, parts_of
-    from dso_nas.search.latency import LatencyBudget, wall_clock_latency
-    from dso_nas.search.latency_table import LatencyTable
+    from dso_nas.latency import LatencyTable, wall_clock_latency
+    from dso_nas.search.latency import LatencyBudget
 
     cfg = load_config(args.config, list(args.overrides) + ["progress=false"])
     parts = parts_of(cfg)

@@ -174,7 +174,7 @@ CHOICES: Dict[str, Callable[[], Tuple]] = {
     "model.scope": _owned("spaces.dense.supernet", "SCOPES"),
     "model.aggregation": _owned("spaces.dense.block", "AGGREGATIONS"),
     "model.first_shortcut": _owned("spaces.dense.derived", "SHORTCUTS"),
-    "search.budget": _owned("search.budgets", "BUDGET_KINDS"),
+    "search.budget": _owned("search.budget_kinds", "BUDGET_KINDS"),
     "search.until": _owned("search.stop", "STOP_RULES"),
     "train.kvstore": _owned("engine.distributed", "KVSTORES"),
     "latency.model": lambda: ("table", "wall_clock"),

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import tempfile
-import time
 import warnings
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
@@ -32,7 +31,7 @@ from ..data import dataset_spec
 from ..errors import CheckpointError, UserError, native_message
 from ..ops import REFERENCE
 from ..paths import check_output, staged_folder
-from ..search.latency import wall_clock_latency
+from ..latency import mean_forward_ms, wall_clock_latency
 from ..spaces.archfile import architecture_from_dict, architecture_space, load_architecture, space_override
 from . import checkpoint as ckpt
 from .build import Parts, build_derived, inference_config, initialize, parts_of, retrain_arch, width_for
@@ -222,9 +221,9 @@ def _export_onnx(sym_file: str, params_file: str, path: str, shape: Tuple[int, .
 def measure_exported_latency(sym_file: str, params_file: str, input_shape: Sequence[int], *, runs: int, warmup: int,
                              onnx_file: Optional[str] = None, ctx: Optional[mx.Context] = None) -> Dict[str, Any]:
     """Latency (ms) of the exported files: the reloaded MXNet SymbolBlock, timed by
-    :func:`~dso_nas.search.latency.wall_clock_latency` (mean of ``runs`` forwards after
+    :func:`~dso_nas.latency.wall_clock_latency` (mean of ``runs`` forwards after
     ``warmup``), and the onnxruntime session of ``onnx_file`` when onnxruntime imports (same
-    protocol, as many threads as MXNet's OpenMP)."""
+    protocol, :func:`~dso_nas.latency.mean_forward_ms`; as many threads as MXNet's OpenMP)."""
     ctx = ctx or mx.cpu()
     block = _imports(sym_file, params_file, ctx)
     with warnings.catch_warnings():  # its initialize() keeps the loaded weights, warning per Parameter
@@ -236,14 +235,7 @@ def measure_exported_latency(sym_file: str, params_file: str, input_shape: Seque
         if onnxruntime is not None:
             sess = _ort_session(onnxruntime, onnx_file)
             feed = {sess.get_inputs()[0].name: np.ones(tuple(input_shape), dtype=np.float32)}
-            for _ in range(max(1, int(warmup))):
-                sess.run(None, feed)
-            times = []
-            for _ in range(max(1, int(runs))):
-                start = time.perf_counter()
-                sess.run(None, feed)
-                times.append(time.perf_counter() - start)
-            out["onnxruntime_ms"] = 1000.0 * float(np.mean(times))
+            out["onnxruntime_ms"] = mean_forward_ms(lambda: sess.run(None, feed), runs=runs, warmup=warmup)
     out.update(latency_input=list(input_shape), latency_runs=int(runs), latency_warmup=int(warmup))
     return out
 

@@ -18,7 +18,7 @@ def _child(arch_dict: Dict[str, Any], cfg_dict: Dict[str, Any], width: float, ba
            shape: Sequence[int], runs: int, warmup: int, queue: Any) -> None:
     try:  # imported in the child: a spawned process starts bare
         from ..config import CfgNode  # noqa: PLC0415
-        from ..search.latency import wall_clock_latency
+        from ..latency import wall_clock_latency
         from ..spaces.archfile import architecture_from_dict
         from .build import build_derived, parts_of
 

@@ -19,7 +19,7 @@ from ..engine import StopFlag, evaluate, train_epoch
 from ..errors import UserError, native_message
 from ..runlog import write_jsonl
 from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture, space_override
-from ..search.latency_table import device_key
+from ..latency import device_key
 from . import checkpoint as ckpt
 from .build import (build_derived, inference_config, init_width, initialize, load_data, load_init, nag_trainer,
                     parts_of, read_init, retrain_arch, retrain_schedule, width_for)

@@ -21,9 +21,9 @@ from ..engine.mirror import make_executors
 from ..errors import UserError
 from ..runlog import write_jsonl
 from ..search.pruning import prune_lambdas
-from ..search.budgets import make_budget
+from ..search.budget_kinds import make_budget
 from ..search.stop import converged
-from ..search.latency_table import LatencyTable
+from ..latency import LatencyTable
 from ..spaces.archfile import save_architecture
 from . import checkpoint as ckpt
 from .build import (build_derived, build_supernet, inference_config, initialize, lambda_trainer, lambda_values,

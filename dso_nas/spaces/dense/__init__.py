@@ -28,6 +28,7 @@ from .cell import derive_block
 from .derived import DerivedNet, arch_cost
 from .draw import draw_architecture
 from .graph import block_edges, live_edges, num_lambda, op_nodes, output_node
+from .latency import DenseLatencyModel
 from .supernet import SuperNet
 
 __all__ = ["DenseSpace", "edge_op"]
@@ -146,8 +147,6 @@ class DenseSpace(SearchSpace):
         return _CellDeriver(net)
 
     def latency_model(self, net: SuperNet, table: Any, *, build_net, input_shape, backend: str):
-        from .latency import DenseLatencyModel  # noqa: PLC0415 - it imports the search package
-
         shapes = net.block_shapes(tuple(input_shape[2:]))
         return DenseLatencyModel(table, net.layout(), net.scope, shapes, build_net, input_shape, backend)
 
