@@ -316,3 +316,13 @@ def test_wall_clock_probe_leaves_the_random_streams_alone():
     b = mx.nd.random.uniform(shape=(4,)).asnumpy()
     assert value > 0 and np.isfinite(value)
     np.testing.assert_array_equal(a, b)
+
+
+def test_budget_registry_lists_the_kinds_and_the_config_refuses_others():
+    from dso_nas.config import load_config
+    from dso_nas.search.budget_kinds import BUDGETS
+
+    assert set(BUDGETS.names()) == {"flops", "mac", "latency", "none"}
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["search.budget=watts"])
+    assert "\n" not in str(info.value) and "search.budget" in str(info.value)
