@@ -48,7 +48,7 @@ def wall_clock_latency(net: Any, input_shape: Any, *, runs: int = 5, warmup: int
     shapes = [tuple(input_shape)] if isinstance(input_shape[0], int) else [tuple(s) for s in input_shape]
     xs = [mx.nd.ones(shape, ctx=ctx) for shape in shapes]
     if blocked:
-        from ..ops.layers import to_blocked_layout  # noqa: PLC0415
+        from ..ops.layers import to_blocked_layout  # noqa: PLC0415 - only for oneDNN tables; defers the ops package
 
         xs = [to_blocked_layout(mx.nd, x, x.shape[1]) for x in xs]
         mx.nd.waitall()

@@ -29,8 +29,8 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import numpy as np
 from mxnet.gluon import HybridBlock, nn
 
-from ...ops import REFERENCE, BNReLU, build_op, check_backend
 from ...latency import Entry, LatencyTable, Noop
+from ...ops import REFERENCE, BNReLU, build_op, check_backend
 from .arch import Architecture, Layout
 from .cell import Cell
 

@@ -21,8 +21,8 @@ from typing import Any, Callable, List, Sequence, Tuple
 import numpy as np
 from mxnet.gluon import HybridBlock
 
-from ...ops import REFERENCE, check_backend, conv_out_size
 from ...latency import Entry, LatencyTable, Noop
+from ...ops import REFERENCE, check_backend, conv_out_size
 from .arch import SKIP, BlockPlan, Macro, MobileArchitecture
 from .net import MobileBlock, stem_cost
 
