@@ -40,8 +40,8 @@ Multipliers versus γ
 --------------------
 The optimizer applies ``η γ scale``, so Eq. 19 becomes ``scale_c = (γ₀ + γ · ratio_c) / γ``.
 With ``γ = 0`` the threshold is 0 whatever the multiplier: ``γ₀ > 0`` then cannot act and
-:func:`~dso_nas.search.budget_kinds.make_budget` refuses it (``ConfigError``); with ``γ = γ₀ = 0`` the multipliers are
-the ratios (harmless).
+:func:`~dso_nas.search.budget_kinds.make_budget` refuses it (``ConfigError``); with
+``γ = γ₀ = 0`` the multipliers are the ratios (harmless).
 """
 from __future__ import annotations
 

@@ -17,22 +17,21 @@
     derived net, e.g. an edge into a dead op). Re-measured at the start of every
     ``latency_every``-th epoch (:meth:`Budget.start_epoch`); between re-measurements the
     multipliers stay as they are in the optimizer. ``measure`` is injectable; the default,
-    :func:`wall_clock_latency`, times the network ``latency_net(arch)`` builds (the pipeline
+    :func:`dso_nas.latency.wall_clock_latency`, times the network ``latency_net(arch)`` builds (the pipeline
     passes the space's derived net at width 1, in the op form of the run's context), batch 1.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 
 from ..errors import ConfigError
-from ..latency import wall_clock_latency  # re-exported: the budget's default probe
 from ..spaces.base import LambdaDeriver
 from .budgets import Budget, Measure, _masks, _stats
 
-__all__ = ["min_max_ratio", "wall_clock_latency", "LatencyBudget"]
+__all__ = ["min_max_ratio", "LatencyBudget"]
 
 
 def min_max_ratio(values: Sequence[np.ndarray]) -> List[np.ndarray]:
