@@ -20,7 +20,8 @@ def _child(arch_dict: Dict[str, Any], cfg_dict: Dict[str, Any], width: float, ba
         from ..config import CfgNode  # noqa: PLC0415
         from ..search.latency import wall_clock_latency
         from ..spaces.archfile import architecture_from_dict
-        from .build import build_derived, parts_of
+        from .nets import build_derived
+        from .parts import parts_of
 
         cfg = CfgNode.from_dict(cfg_dict)
         parts = dataclasses.replace(parts_of(cfg), backend=backend)

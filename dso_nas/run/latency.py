@@ -12,7 +12,8 @@ from ..paths import check_output
 from ..search.latency import wall_clock_latency
 from ..search.latency_table import LatencyTable, device_key
 from ..spaces.archfile import load_architecture
-from .build import build_derived, build_supernet, check_arch_space, inference_config, parts_of
+from .nets import build_derived, build_supernet, check_arch_space, inference_config
+from .parts import parts_of
 
 __all__ = ["latency", "predicted_and_measured"]
 

@@ -16,13 +16,17 @@ import mxnet as mx
 
 from ..config import CfgNode, load_config
 from ..engine import StopFlag, evaluate, train_epoch
+from ..engine.schedules import retrain_schedule
 from ..errors import UserError, native_message
 from ..runlog import write_jsonl
 from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture, space_override
 from ..search.latency_table import device_key
 from . import checkpoint as ckpt
-from .build import (build_derived, inference_config, init_width, initialize, load_data, load_init, nag_trainer,
-                    parts_of, read_init, retrain_arch, retrain_schedule, width_for)
+from .init import init_width, initialize, load_init, read_init
+from .loaders import load_data
+from .nets import build_derived, inference_config, retrain_arch, width_for
+from .parts import parts_of
+from .trainers import nag_trainer
 from .isolated import isolated_latency
 from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run, resume_hint
 from .payloads import RetrainPayload, save_payload

@@ -26,11 +26,14 @@ from ..search.stop import converged
 from ..search.latency_table import LatencyTable
 from ..spaces.archfile import save_architecture
 from . import checkpoint as ckpt
-from .build import (build_derived, build_supernet, inference_config, initialize, lambda_trainer, lambda_values,
-                    load_data, load_init, nag_trainer, parts_of, read_init)
 from .folder import ARCH_FILE, SEARCH_CKPT, open_run, resume_hint
+from .init import initialize, load_init, read_init
+from .loaders import load_data
+from .nets import build_derived, build_supernet, inference_config
+from .parts import parts_of
 from .payloads import SearchPayload, save_payload
 from .plotting import plot
+from .trainers import lambda_trainer, lambda_values, nag_trainer
 
 __all__ = ["SearchRun", "search", "search_in"]
 
