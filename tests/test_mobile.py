@@ -11,7 +11,7 @@ from dso_nas.config import load_config
 from dso_nas.errors import ArchitectureError, ConfigError
 from dso_nas.ops import OPS, graph_cost
 from dso_nas.ops.mbconv import MBConv, mbconv_cost
-from dso_nas.run.build import lambda_trainer
+from dso_nas.run.trainers import lambda_trainer
 from dso_nas.run.info import info
 from dso_nas.search.budget_kinds import make_budget
 from dso_nas.spaces import get_space

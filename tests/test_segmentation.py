@@ -16,8 +16,9 @@ from dso_nas.data.segwrite import save_palette_png
 from dso_nas.errors import CheckpointError, ConfigError, DatasetNotFoundError, UserError
 from dso_nas.models.common import reduction_plan
 from dso_nas.ops import OPS, graph_cost
-from dso_nas.run.build import (build_derived, build_supernet, inference_config, init_width, load_init, parts_of,
-                               read_init)
+from dso_nas.run.nets import build_derived, build_supernet, inference_config
+from dso_nas.run.init import init_width, load_init, read_init
+from dso_nas.run.parts import parts_of
 from dso_nas.spaces import SPACES
 from dso_nas.spaces.archfile import architecture_from_dict
 from dso_nas.tasks import TASKS

@@ -6,7 +6,7 @@ images per second at 224×224 through ``mx.io.ImageRecordIter``, per decoding th
 
 ``--make-root`` packs the first 2,000 Fashion-MNIST training images (and 500 test images),
 resized to a 375-pixel short side (about an ImageNet image's average), as JPEG RecordIO. The
-loader is the package's own (:func:`dso_nas.run.build.load_data` on
+loader is the package's own (:func:`dso_nas.run.loaders.load_data` on
 ``experiments/imagenet/search.yaml``), so the fb.resnet augmentation is the one training uses.
 One JSON line per (split, threads).
 """
@@ -39,7 +39,7 @@ def make_root(out: str) -> str:
 def measure(root: str, threads: int, split: str, images: int, batch: int) -> dict:
     """Images/s of ``images`` images of ``split`` ("train": augmented, "val": centre crop)."""
     from dso_nas.config import load_config  # noqa: PLC0415
-    from dso_nas.run.build import load_data  # noqa: PLC0415
+    from dso_nas.run.loaders import load_data  # noqa: PLC0415
 
     cfg = load_config(os.path.join(REPO, "experiments/imagenet/search.yaml"),
                       [f"data.root={root}", f"data.threads={threads}", "model.num_classes=10", "search.split=false",

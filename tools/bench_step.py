@@ -7,7 +7,7 @@
 
 A config is an experiment file ``experiments/bench/<name>.yaml`` (``--configs`` also takes a
 path to any experiment YAML); a mode is a set of config overrides (:data:`MODES`). The
-network, the task's loss and both Trainers are built by :mod:`dso_nas.run.build` from the
+network, the task's loss and both Trainers are built by :mod:`dso_nas.run` (parts, nets, trainers) from the
 resolved config, exactly as ``dso-nas search`` builds them. The op forms of each operation
 alone are timed by ``tools/bench_ops.py``.
 
@@ -114,7 +114,7 @@ def config_path(name: str) -> str:
 def bench_config(name: str, mode: str, backend: Optional[str] = None):
     """The resolved config of benchmark ``name`` in ``mode`` (and its parts)."""
     from dso_nas.config import load_config
-    from dso_nas.run.build import parts_of
+    from dso_nas.run.parts import parts_of
 
     cfg = load_config(config_path(name), MODES[mode] + ["progress=false"])
     parts = parts_of(cfg)
@@ -162,7 +162,7 @@ def _one_process(cfg):
 
 def _trainers(net, cfg, with_lambda: bool):
     """The search phase's two Trainers, as the pipeline builds them (λ: ``None`` for the floor)."""
-    from dso_nas.run.build import lambda_trainer, nag_trainer
+    from dso_nas.run.trainers import lambda_trainer, nag_trainer
 
     s = cfg.search
     weights = nag_trainer(net.weight_params(), s.lr, s.momentum, s.wd, cfg.train.clip_gradient, _one_process(cfg))
@@ -201,7 +201,9 @@ def _retrain_stepper(cfg, parts, static_shape: bool, data, label):
     """One retraining step of the full network's derived net (mode ``retrain``)."""
     import mxnet as mx
     from mxnet import autograd
-    from dso_nas.run.build import build_derived, initialize, nag_trainer
+    from dso_nas.run.nets import build_derived
+    from dso_nas.run.init import initialize
+    from dso_nas.run.trainers import nag_trainer
 
     batch = data.shape[0]
     r = cfg.retrain
@@ -276,7 +278,8 @@ def _stepper(cfg, parts, static_shape: bool, data, label, prune=None):
     import mxnet as mx
     from mxnet import autograd
     from dso_nas.engine import mirror
-    from dso_nas.run.build import build_supernet, initialize
+    from dso_nas.run.nets import build_supernet
+    from dso_nas.run.init import initialize
 
     warnings.filterwarnings("ignore", message=".*is not used by any computation.*")
     batch = data.shape[0]

@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     from scipy.stats import spearmanr
 
     from dso_nas.config import load_config
-    from dso_nas.run.build import build_derived, build_supernet, inference_config, parts_of
+    from dso_nas.run.nets import build_derived, build_supernet, inference_config
+    from dso_nas.run.parts import parts_of
     from dso_nas.latency import LatencyTable, wall_clock_latency
     from dso_nas.search.latency import LatencyBudget
 

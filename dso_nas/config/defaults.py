@@ -178,7 +178,7 @@ CHOICES: Dict[str, Callable[[], Tuple]] = {
     "search.until": _owned("search.stop", "STOP_RULES"),
     "train.kvstore": _owned("engine.distributed", "KVSTORES"),
     "latency.model": lambda: ("table", "wall_clock"),
-    "retrain.schedule": lambda: ("sgdr", "linear", "poly"),
+    "retrain.schedule": _owned("engine.schedules", "SCHEDULES"),
     "retrain.layout": lambda: ("arch", "config"),
 }
 

@@ -34,8 +34,10 @@ from ..paths import check_output, staged_folder
 from ..latency import mean_forward_ms, wall_clock_latency
 from ..spaces.archfile import architecture_from_dict, architecture_space, load_architecture, space_override
 from . import checkpoint as ckpt
-from .build import Parts, build_derived, inference_config, initialize, parts_of, retrain_arch, width_for
 from .folder import RETRAIN_CKPT
+from .init import initialize
+from .nets import build_derived, inference_config, retrain_arch, width_for
+from .parts import Parts, parts_of
 from .payloads import RetrainPayload, load_payload
 
 __all__ = ["FORMATS", "export", "export_files", "measure_exported_latency", "exported_latency"]

@@ -21,7 +21,8 @@ def _time_deployed(arch_dict: Dict[str, Any], cfg_dict: Dict[str, Any], width: f
     from ..config import CfgNode  # noqa: PLC0415 - see above
     from ..latency import wall_clock_latency  # noqa: PLC0415
     from ..spaces.archfile import architecture_from_dict  # noqa: PLC0415
-    from .build import build_derived, parts_of  # noqa: PLC0415
+    from .nets import build_derived  # noqa: PLC0415
+    from .parts import parts_of  # noqa: PLC0415
 
     cfg = CfgNode.from_dict(cfg_dict)
     parts = dataclasses.replace(parts_of(cfg), backend=backend)

@@ -11,7 +11,8 @@ from ..errors import UserError
 from ..latency import LatencyTable, device_key, wall_clock_latency
 from ..paths import check_output
 from ..spaces.archfile import load_architecture
-from .build import build_derived, build_supernet, check_arch_space, inference_config, parts_of
+from .nets import build_derived, build_supernet, check_arch_space, inference_config
+from .parts import parts_of
 
 __all__ = ["latency", "predicted_and_measured"]
 
