@@ -11,7 +11,7 @@ from ..spaces.archfile import architecture_from_dict, load_architecture
 from ..engine.distributed import from_config
 from .folder import ARCH_FILE, RETRAIN_CKPT, SEARCH_CKPT, open_run, write_config
 from .payloads import RetrainPayload, SearchPayload, load_payload
-from .plotting import plot
+from ..plots import plot_run_or_warn as plot
 from .retrain import retrain_in
 from .search import search_in
 

@@ -30,7 +30,7 @@ from .build import (build_derived, build_supernet, inference_config, initialize,
                     load_data, load_init, nag_trainer, parts_of, read_init)
 from .folder import ARCH_FILE, SEARCH_CKPT, open_run, resume_hint
 from .payloads import SearchPayload, save_payload
-from .plotting import plot
+from ..plots import plot_run_or_warn as plot
 
 __all__ = ["SearchRun", "search", "search_in"]
 
