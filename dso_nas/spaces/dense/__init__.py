@@ -147,7 +147,10 @@ class DenseSpace(SearchSpace):
         return _CellDeriver(net)
 
     def latency_model(self, net: SuperNet, table: Any, *, build_net, input_shape, backend: str):
-        from .latency import DenseLatencyModel  # noqa: PLC0415 - it imports the search package
+        # Temporary, and not a slow import: .latency imports search.latency_table (upward), whose
+        # search.latency -> search.budgets -> spaces.base would close the loop spaces -> search -> spaces
+        # at import time. The latency package (dso_nas/latency/) removes that edge; then import at the top.
+        from .latency import DenseLatencyModel  # noqa: PLC0415 - temporary, see above
 
         shapes = net.block_shapes(tuple(input_shape[2:]))
         return DenseLatencyModel(table, net.layout(), net.scope, shapes, build_net, input_shape, backend)

@@ -158,14 +158,17 @@ class MobileSpace(SearchSpace):
         return _OpDeriver(net)
 
     def latency_model(self, net: MobileSuperNet, table: Any, *, build_net, input_shape, backend: str):
-        from .latency import MobileLatencyModel  # noqa: PLC0415 - it imports the search package
+        # Temporary, and not a slow import: .latency imports search.latency_table (upward), whose
+        # search.latency -> search.budgets -> spaces.base would close the loop spaces -> search -> spaces
+        # at import time. The latency package (dso_nas/latency/) removes that edge; then import at the top.
+        from .latency import MobileLatencyModel  # noqa: PLC0415 - temporary, see above
 
         return MobileLatencyModel(table, net.macro, net.op_names, tuple(input_shape), build_net, backend)
 
     def arch_latency_model(self, arch: MobileArchitecture, table: Any, *, build_net, input_shape, backend: str):
         """The latency model on ``arch``'s own macro with its ops as the candidates (any derived
         or reference net of the space, Table 3)."""
-        from .latency import MobileLatencyModel  # noqa: PLC0415
+        from .latency import MobileLatencyModel  # noqa: PLC0415 - temporary, as in latency_model
 
         ops = list(dict.fromkeys(op for op in arch.ops() if op != SKIP))
         return MobileLatencyModel(table, arch.macro, ops, tuple(input_shape), build_net, backend)
