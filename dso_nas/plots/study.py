@@ -84,7 +84,8 @@ def _plot_blocks(body: Dict[str, Any], search_arms: List[str], folder: str) -> s
     for r in body["runs"]:
         if r["kind"] == "search":
             d = os.path.dirname(r["arch"])
-            pngs = sorted(f for f in os.listdir(d) if f.startswith("cell") and f.endswith(".png")) if os.path.isdir(d) else []
+            names = os.listdir(d) if os.path.isdir(d) else []
+            pngs = sorted(f for f in names if f.startswith("cell") and f.endswith(".png"))
             if pngs:
                 cells[(r["arm"], r["seed"])] = os.path.join(d, pngs[0])
     if not cells:
