@@ -4,7 +4,7 @@
     python tools/fashion_mnist_voc.py runs/fmnist_coco --format coco
 
 Each canvas (``--side`` pixels square) holds ``--items-min``..``--items-max`` Fashion-MNIST
-pictures pasted with :func:`dso_nas.data.segwrite.paste_items`: class = label + 1 (1..10),
+pictures pasted with :func:`segwrite.paste_instances` (``tools/segwrite.py``): class = label + 1 (1..10),
 background 0, a 2-pixel void (255) band around the objects. Training canvases use training
 pictures, validation canvases test pictures. ``--format voc`` writes ``OUT/VOC2012`` (splits
 train, val, trainval) and ``OUT/VOCaug`` (SBD layout, training canvases, void as background),
@@ -23,8 +23,8 @@ from typing import List, Tuple
 import numpy as np
 
 from dso_nas.data.fashion_mnist import DEFAULT_ROOT, load_fashion_mnist
-from dso_nas.data.segwrite import coco_category_for_voc_class, paste_instances, write_coco, write_sbd, write_voc
 from dso_nas.errors import UserError
+from segwrite import coco_category_for_voc_class, paste_instances, write_coco, write_sbd, write_voc
 
 PROG = "fashion_mnist_voc"
 

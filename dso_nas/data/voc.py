@@ -28,7 +28,7 @@ import hashlib
 import io
 import logging
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -159,8 +159,9 @@ class SegmentationSpec:
     default_root = ""
     mean, std = VOC_MEAN, VOC_STD
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, kind: str, datasets: Callable[[str], Any]):
+        """``datasets``: name -> registered dataset (``DATASETS.get``), for ``data.extra``."""
+        self.kind, self.datasets = kind, datasets
 
     # -- checks --------------------------------------------------------------------------
     def check(self, root: str) -> None:
@@ -241,9 +242,7 @@ class SegmentationSpec:
         parts, checks = [train], [check]
         for entry in d.extra:
             name, _, root = str(entry).partition(":")
-            from . import dataset_spec  # noqa: PLC0415 - the registry module imports this one
-
-            spec = dataset_spec(name)
+            spec = self.datasets(name)
             if not isinstance(spec, SegmentationSpec) or not root:
                 raise ConfigError(f"data.extra entry {entry!r} must be 'name:root' of a segmentation dataset")
             spec.check(root)

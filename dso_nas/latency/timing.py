@@ -15,6 +15,8 @@ from typing import Any, Callable, Optional
 import mxnet as mx
 import numpy as np
 
+from ..ops.layers import to_blocked_layout
+
 __all__ = ["wall_clock_latency", "mean_forward_ms"]
 
 
@@ -48,8 +50,6 @@ def wall_clock_latency(net: Any, input_shape: Any, *, runs: int = 5, warmup: int
     shapes = [tuple(input_shape)] if isinstance(input_shape[0], int) else [tuple(s) for s in input_shape]
     xs = [mx.nd.ones(shape, ctx=ctx) for shape in shapes]
     if blocked:
-        from ..ops.layers import to_blocked_layout  # noqa: PLC0415 - only for oneDNN tables; defers the ops package
-
         xs = [to_blocked_layout(mx.nd, x, x.shape[1]) for x in xs]
         mx.nd.waitall()
 

@@ -10,7 +10,7 @@ from ..runlog import setup_logging
 from ..spaces.archfile import architecture_from_dict, load_architecture
 from .folder import ARCH_FILE, RETRAIN_CKPT, SEARCH_CKPT, open_run, write_config
 from .payloads import RetrainPayload, SearchPayload, load_payload
-from .plotting import plot
+from ..plots import plot_run_or_warn as plot
 from .retrain import retrain_in
 from .search import search_in
 

@@ -1,4 +1,4 @@
-"""Run folders: the resolved config, logging, the checkpoint of the phase in progress.
+"""Opening a run folder for a phase: its resolved config, its log, the checkpoint it resumes from.
 
 A run folder holds ``config.yaml`` (the resolved config), ``run.log``, ``log.jsonl`` (one
 JSON line per epoch), the atomic checkpoint of the phase in progress (``search.ckpt`` or

@@ -30,7 +30,7 @@ from .trainers import nag_trainer
 from .isolated import isolated_latency
 from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run, resume_hint
 from .payloads import RetrainPayload, save_payload
-from .plotting import plot
+from ..plots import plot_run_or_warn as plot
 from .report import paper_row
 
 __all__ = ["RetrainRun", "retrain", "retrain_in"]

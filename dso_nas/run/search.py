@@ -24,6 +24,7 @@ from ..search.pruning import prune_lambdas
 from ..search.budget_kinds import make_budget
 from ..search.stop import converged
 from ..latency import LatencyTable
+from ..plots import plot_run_or_warn as plot
 from ..spaces.archfile import save_architecture
 from . import checkpoint as ckpt
 from .folder import ARCH_FILE, SEARCH_CKPT, open_run, resume_hint
@@ -32,7 +33,6 @@ from .loaders import load_data
 from .nets import build_derived, build_supernet, inference_config
 from .parts import Parts, parts_of
 from .payloads import SearchPayload, save_payload
-from .plotting import plot
 from .trainers import lambda_trainer, lambda_values, nag_trainer
 
 __all__ = ["SearchRun", "search", "search_in"]

@@ -33,6 +33,10 @@ from .budgets import Budget, Measure, _masks, _stats
 
 __all__ = ["min_max_ratio", "LatencyBudget"]
 
+#: ``latency.model``: ``"table"`` sums the space's per-piece lookup table (:class:`dso_nas.latency.LatencyTable`),
+#: ``"wall_clock"`` times each derived network (:func:`dso_nas.latency.wall_clock_latency`).
+LATENCY_MODELS = ("table", "wall_clock")
+
 
 def min_max_ratio(values: Sequence[np.ndarray]) -> List[np.ndarray]:
     """``(v - min) / (max - min)`` over all entries of all arrays; all 0 when max == min."""

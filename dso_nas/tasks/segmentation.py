@@ -29,9 +29,11 @@ import numpy as np
 from mxnet import gluon
 from mxnet.gluon import HybridBlock, nn
 
+from ..data import dataset_spec
 from ..errors import ConfigError
 from ..models.heads import HeadCost, HeadFactory
 from ..ops import Cost, bn_cost, conv_cost
+from ..spaces import get_space
 from .base import Metric, Task
 
 __all__ = ["Segmentation", "DeepLabV3Head", "FCNAuxHead", "SegmentationMeter", "deeplab_head_cost",
@@ -213,9 +215,6 @@ class Segmentation(Task):
     @staticmethod
     def sides(cfg: Any) -> Tuple[int, int]:
         """``(feature side, input side)``: the map the head reads and the network input."""
-        from ..data import dataset_spec  # noqa: PLC0415 - the registries import each other lazily
-        from ..spaces import get_space  # noqa: PLC0415
-
         side = int(dataset_spec(cfg.data.name).input_side(cfg))
         stride = int(get_space(cfg.model.space).final_stride(cfg))
         return -(-side // stride), side
