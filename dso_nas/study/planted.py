@@ -160,14 +160,17 @@ def search_check(config: str, seeds: Sequence[int], real: Sequence[str], output_
     """
     if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds must be distinct non-negative integers, got {list(seeds)}")
-    decoys = decoy_names(real) if summary else register_decoys(real)
+    outs = {seed: os.path.join(output_dir, f"seed{seed}") for seed in seeds}
+    finished = lambda out: os.path.exists(os.path.join(out, "architecture.yaml"))  # noqa: E731
+    decoys = decoy_names(real)
+    if not summary or any(finished(out) for out in outs.values()):
+        register_decoys(real)  # the searches build them; the architecture files name them
     body: Dict[str, Any] = {"config": os.path.abspath(config), "real": list(real), "decoys": decoys,
                             "overrides": list(overrides), "seeds": {}}
-    for seed in seeds:
-        out = os.path.join(output_dir, f"seed{seed}")
+    for seed, out in outs.items():
         if not summary:
             run_seed(config, seed, list(real) + decoys, out, overrides)
-        if os.path.exists(os.path.join(out, "architecture.yaml")):
+        if finished(out):
             body["seeds"][str(seed)] = read_seed(out)
     if not body["seeds"]:
         raise UserError(f"no finished search under {output_dir}")
