@@ -1,5 +1,5 @@
-"""The study (``dso-nas study``, and its script tools/study.py): the smoke study end to end, its statistics, its input checks,
-and the hand-designed reference network it retrains."""
+"""The study (``dso-nas study``, and its script tools/study.py): the smoke study end to end, its
+statistics, its input checks, and the hand-designed reference network it retrains."""
 from __future__ import annotations
 
 import json

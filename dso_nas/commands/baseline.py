@@ -55,7 +55,8 @@ def _baseline(args: argparse.Namespace) -> int:
     return 0
 
 
-BASELINE = Command("baseline", "write a Table-1 baseline architecture file: random-share, random-full or the full network",
+BASELINE = Command("baseline", "write a Table-1 baseline architecture file: random-share, random-full or the "
+                   "full network",
                    ("--config experiments/cifar/search.yaml --kind random-share "
                     "--like runs/cifar_search/architecture.yaml --seed 1 --out runs/baselines/random_share.yaml",
                     "--config experiments/fashion_mnist/search.yaml --kind full --out /tmp/fm_full.yaml"),

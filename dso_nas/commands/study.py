@@ -30,7 +30,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from ..study import STUDY_FILE, load_study, plot_study, run_study, table_markdown  # noqa: PLC0415 - defers the slow MXNet import
+    from ..study import (  # noqa: PLC0415 - defers the slow MXNet import
+        STUDY_FILE, load_study, plot_study, run_study, table_markdown)
 
     study = load_study(args.study, args.output_dir, args.overrides)
     if not args.summary:

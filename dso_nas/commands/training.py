@@ -74,5 +74,6 @@ RETRAIN = Command("retrain", "train a derived architecture from scratch and eval
                    "data.root=/data/cifar", "--resume runs/cifar_retrain"),
                   _retrain, _retrain_arguments)
 EVALUATE = Command("evaluate", "test figures of a retrained checkpoint",
-                   ("--checkpoint runs/cifar_retrain", "--checkpoint runs/cifar_retrain/retrain.ckpt data.root=/data/cifar"),
+                   ("--checkpoint runs/cifar_retrain",
+                    "--checkpoint runs/cifar_retrain/retrain.ckpt data.root=/data/cifar"),
                    _evaluate, _evaluate_arguments)
