@@ -37,8 +37,8 @@ help:
 	@echo "make mobile-micro  the mobile pipeline end to end on Fashion-MNIST RecordIO here (docs/mobile.md)"
 	@echo "make install       create .venv with the pinned CPU requirements (GPU=1: mxnet-cu112)"
 	@echo "make data          install Debian's dataset-fashion-mnist (as root)"
-	@echo "make search-check  the planted check: real ops beside decoys over 3 seeds (tools/search_check.py)"
-	@echo "make study         the paper's claims over 3 seeds on Fashion-MNIST (tools/study.py; docs/study.md)"
+	@echo "make search-check  the planted check: real ops beside decoys over 3 seeds (dso-nas search-check)"
+	@echo "make study         the paper's claims over 3 seeds on Fashion-MNIST (dso-nas study; docs/study.md)"
 	@echo "make bench         search-step speed and memory (tools/bench_step.py; see BENCHMARKS.md)"
 	@echo "make bench-data    ImageNet loader: decoded + augmented images/s at 224x224 (tools/bench_data.py)"
 	@echo "make voc-search COCO_ROOT=DIR [IMAGENET_ROOT=DIR]      segmentation search under DeepLabv3 (Table 4)"
@@ -79,15 +79,15 @@ data:
 search: install data
 	$(DSO) run --config experiments/fashion_mnist/search.yaml $(ARGS)
 
-# The planted check of the search (tools/search_check.py, docs/study.md): real ops beside decoys
+# The planted check of the search (dso-nas search-check, docs/study.md): real ops beside decoys
 # that read another sample; 3 seeds of the embedded default; rerun to continue. ARGS: KEY=VALUE.
 search-check: install data
-	$(PY) tools/search_check.py $(ARGS)
+	$(DSO) search-check $(ARGS)
 
 # STUDY=FILE runs another study (experiments/study/cifar_paper.yaml on GPUs); rerun to continue one.
 STUDY ?= experiments/study/fashion_mnist.yaml
 study: install data
-	$(PY) tools/study.py $(STUDY) $(ARGS)
+	$(DSO) study $(STUDY) $(ARGS)
 
 test: install data
 	$(PY) -m pytest -q tests

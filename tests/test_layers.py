@@ -32,7 +32,8 @@ The layers, bottom first (a module may import its own layer and the layers below
 7. ``config``: defaults and validation, which read their choices from every layer below (the
    registries and the modules that own a choice);
 8. ``run`` (the phases, run folders, reports) and ``study``, built on config;
-9. the entry points: ``cli``, ``__main__``, ``doctor``.
+9. the entry points: ``commands`` (the ``dso-nas`` subcommands as a table, their parser and
+   shared ending), ``cli``, ``__main__``, ``doctor``.
 
 A failure lists the offending edges by module name (with the line of the import), so a new
 module either imports downward or goes in the right layer; a module missing from
@@ -58,7 +59,7 @@ LAYERS: Dict[str, int] = {
     "search": 6, "engine": 6,
     "config": 7,
     "run": 8, "study": 8,
-    "cli": 9, "__main__": 9, "doctor": 9,
+    "commands": 9, "cli": 9, "__main__": 9, "doctor": 9,
 }
 
 Edge = Tuple[str, str]
@@ -250,3 +251,23 @@ def test_the_checks_see_hidden_and_relative_imports(tmp_path, monkeypatch):
     assert cycles(edges) == [["dso_nas.ops", "dso_nas.ops.table"]]
     assert edges["dso_nas.ops.cost"] == {"dso_nas.run"} and layer("dso_nas.run") > layer("dso_nas.ops.cost")
     assert where[("dso_nas.ops.table", "dso_nas.ops")].endswith("table.py:2")
+
+
+def test_every_function_level_import_says_why():
+    """A function-level import only defers an import (slow, optional, or only some paths need
+    it), and its line says so after ``PLC0415 -`` in its ``noqa`` comment; a dependency it hides is an edge all
+    the same, which the tests above check."""
+    silent = []
+    for module, (path, _) in sorted(modules().items()):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        lines = text.splitlines()
+        for fn in ast.walk(ast.parse(text, path)):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    said = [line.partition("PLC0415")[2] for line in lines[node.lineno - 1:node.end_lineno]]
+                    if not any(tail.startswith(" - ") and tail[3:].strip() for tail in said):
+                        silent.append(f"{os.path.relpath(path, ROOT)}:{node.lineno}")
+    assert not silent, "function-level imports without '# noqa: PLC0415 - <why>':\n" + "\n".join(sorted(set(silent)))

@@ -60,7 +60,7 @@ def _onnx_modules() -> Tuple[Any, Any]:
         raise UserError("format onnx needs the onnx package (onnx<1.19 for MXNet 1.9.1): "
                         "pip install 'dso_nas[onnx]'") from None
     try:
-        import onnxruntime  # noqa: PLC0415
+        import onnxruntime  # noqa: PLC0415 - an optional dependency
     except ImportError:
         onnxruntime = None
     return onnx, onnxruntime
@@ -198,7 +198,7 @@ def _export_onnx(sym_file: str, params_file: str, path: str, shape: Tuple[int, .
     runtimes may fold), checked by ``onnx.checker``; the opset."""
     onnx, _ = _onnx_modules()
     from mxnet import onnx as mx_onnx  # noqa: PLC0415 - needs the onnx package
-    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph  # noqa: PLC0415
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph  # noqa: PLC0415 - needs the onnx package
 
     opset = max(v for v in MXNetGraph.registry_ if v <= onnx.defs.onnx_opset_version())
     try:
@@ -337,7 +337,7 @@ def _onnx_files(net: Any, arch: Any, cfg: CfgNode, width: float, parts: Parts, x
                 expected: np.ndarray, sym_file: str, params_file: str, onnx_file: str, tmp: str,
                 name: str) -> Dict[str, Any]:
     """The ONNX export (in the reference form when mx.onnx lacks a converter of the net's form)."""
-    from mxnet import onnx as mx_onnx  # noqa: PLC0415
+    from mxnet import onnx as mx_onnx  # noqa: PLC0415 - needs the onnx package
 
     record: Dict[str, Any] = {"form": parts.backend}
     missing = sorted(_symbol_ops(sym_file) - set(mx_onnx.get_operator_support()))

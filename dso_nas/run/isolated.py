@@ -10,19 +10,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Sequence
 
+from ..config import CfgNode
+from ..latency import wall_clock_latency
 from ..latency.isolation import in_fresh_process
+from ..spaces.archfile import architecture_from_dict
+from .nets import build_derived
+from .parts import parts_of
 
 __all__ = ["isolated_latency"]
 
 
 def _time_deployed(arch_dict: Dict[str, Any], cfg_dict: Dict[str, Any], width: float, backend: str,
                    shape: Sequence[int], runs: int, warmup: int) -> float:
-    """The child's job: rebuild the deployed net and time it (imports here: a spawned process starts bare)."""
-    from ..config import CfgNode  # noqa: PLC0415 - see above
-    from ..latency import wall_clock_latency  # noqa: PLC0415
-    from ..spaces.archfile import architecture_from_dict  # noqa: PLC0415
-    from .nets import build_derived  # noqa: PLC0415
-    from .parts import parts_of  # noqa: PLC0415
+    """The child's job: rebuild the deployed net and time it (the spawned child imports this module)."""
 
     cfg = CfgNode.from_dict(cfg_dict)
     parts = dataclasses.replace(parts_of(cfg), backend=backend)
