@@ -20,7 +20,7 @@ FMNIST_REC ?= runs/imagenet_fmnist/rec
 ARCH ?=
 RUN ?=
 
-.PHONY: install check-cuda-wheels data search search-check study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro clean help
+.PHONY: install check-cuda-wheels data search search-check study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro architecture clean help
 
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
@@ -45,6 +45,7 @@ help:
 	@echo "make voc-retrain VOC_ROOT=DIR ARCH=FILE [COCO_ROOT=DIR] [IMAGENET_ROOT=DIR]  segmentation retraining stages"
 	@echo "make voc-micro     the segmentation search and retraining on Fashion-MNIST items in VOC's layout (docs/segmentation.md)"
 	@echo "make dist-micro    a 2-worker dist_sync micro search on loopback vs one process (docs/distributed.md)"
+	@echo "make architecture  rewrite the layer picture and module list of docs/architecture.md from the tree"
 	@echo "make clean         remove .venv and build litter"
 	@echo "ARGS='key=value ...' adds config overrides to any run target"
 
@@ -91,6 +92,10 @@ study: install data
 
 test: install data
 	$(PY) -m pytest -q tests
+
+# The generated parts of docs/architecture.md (tests/test_architecture_doc.py checks them).
+architecture: install
+	$(PY) tools/architecture.py
 
 bench: install
 	$(PY) tools/bench_step.py $(ARGS)
