@@ -20,7 +20,7 @@ FMNIST_REC ?= runs/imagenet_fmnist/rec
 ARCH ?=
 RUN ?=
 
-.PHONY: install check-cuda-wheels data search search-check study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro clean help
+.PHONY: install check-cuda-wheels data search search-check study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro architecture clean help
 
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
@@ -37,14 +37,15 @@ help:
 	@echo "make mobile-micro  the mobile pipeline end to end on Fashion-MNIST RecordIO here (docs/mobile.md)"
 	@echo "make install       create .venv with the pinned CPU requirements (GPU=1: mxnet-cu112)"
 	@echo "make data          install Debian's dataset-fashion-mnist (as root)"
-	@echo "make search-check  the planted check: real ops beside decoys over 3 seeds (tools/search_check.py)"
-	@echo "make study         the paper's claims over 3 seeds on Fashion-MNIST (tools/study.py; docs/study.md)"
+	@echo "make search-check  the planted check: real ops beside decoys over 3 seeds (dso-nas search-check)"
+	@echo "make study         the paper's claims over 3 seeds on Fashion-MNIST (dso-nas study; docs/study.md)"
 	@echo "make bench         search-step speed and memory (tools/bench_step.py; see BENCHMARKS.md)"
 	@echo "make bench-data    ImageNet loader: decoded + augmented images/s at 224x224 (tools/bench_data.py)"
 	@echo "make voc-search COCO_ROOT=DIR [IMAGENET_ROOT=DIR]      segmentation search under DeepLabv3 (Table 4)"
 	@echo "make voc-retrain VOC_ROOT=DIR ARCH=FILE [COCO_ROOT=DIR] [IMAGENET_ROOT=DIR]  segmentation retraining stages"
 	@echo "make voc-micro     the segmentation search and retraining on Fashion-MNIST items in VOC's layout (docs/segmentation.md)"
 	@echo "make dist-micro    a 2-worker dist_sync micro search on loopback vs one process (docs/distributed.md)"
+	@echo "make architecture  rewrite the layer picture and module list of docs/architecture.md from the tree"
 	@echo "make clean         remove .venv and build litter"
 	@echo "ARGS='key=value ...' adds config overrides to any run target"
 
@@ -79,18 +80,22 @@ data:
 search: install data
 	$(DSO) run --config experiments/fashion_mnist/search.yaml $(ARGS)
 
-# The planted check of the search (tools/search_check.py, docs/study.md): real ops beside decoys
+# The planted check of the search (dso-nas search-check, docs/study.md): real ops beside decoys
 # that read another sample; 3 seeds of the embedded default; rerun to continue. ARGS: KEY=VALUE.
 search-check: install data
-	$(PY) tools/search_check.py $(ARGS)
+	$(DSO) search-check $(ARGS)
 
 # STUDY=FILE runs another study (experiments/study/cifar_paper.yaml on GPUs); rerun to continue one.
 STUDY ?= experiments/study/fashion_mnist.yaml
 study: install data
-	$(PY) tools/study.py $(STUDY) $(ARGS)
+	$(DSO) study $(STUDY) $(ARGS)
 
 test: install data
 	$(PY) -m pytest -q tests
+
+# The generated parts of docs/architecture.md (tests/test_architecture_doc.py checks them).
+architecture: install
+	$(PY) tools/architecture.py
 
 bench: install
 	$(PY) tools/bench_step.py $(ARGS)

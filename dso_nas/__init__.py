@@ -12,6 +12,9 @@ Importing the package has one side effect, and only on an install of MXNet's pip
 the CUDA libraries of the ``nvidia-*-cu11`` wheels are loaded first, so that MXNet finds them
 without ``LD_LIBRARY_PATH`` (:mod:`dso_nas.cuda_libs`).
 """
+import ctypes
+import os
+
 from .cuda_libs import preload as _preload_cuda_libs
 
 __version__ = "0.1.0"
@@ -26,8 +29,6 @@ def use_all_cores() -> None:
     search step ~30 % faster on a 2-core machine). MXNet reads the variable when it is first
     imported, so call this before that.
     """
-    import os  # noqa: PLC0415 - keep the package import free of side effects
-
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
 
@@ -42,8 +43,6 @@ def cap_onednn_isa() -> None:
     so call this before any computation. ``DNNL_MAX_CPU_ISA=ALL`` restores the AVX-512
     kernels.
     """
-    import os  # noqa: PLC0415
-
     os.environ.setdefault("DNNL_MAX_CPU_ISA", "AVX2")
 
 
@@ -71,9 +70,6 @@ def tune_allocator() -> bool:
     ``MALLOC_*`` variables that set these is in the environment (the user's choice) or the
     C library is not glibc. Returns whether it changed anything.
     """
-    import ctypes  # noqa: PLC0415
-    import os  # noqa: PLC0415
-
     if any(k in os.environ for k in _MALLOC_ENV):
         return False
     try:

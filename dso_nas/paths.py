@@ -22,7 +22,8 @@ from typing import Iterator, List, Optional, Sequence, Type
 
 from .errors import UserError
 
-__all__ = ["read_text", "check_output", "first_existing", "writable", "staged_folder", "write_error"]
+__all__ = ["read_text", "check_output", "first_existing", "writable", "staged_folder", "write_error",
+           "atomic_write_bytes"]
 
 #: ``errno`` values of a place that cannot be written (read-only filesystem, permissions, full disk).
 _WRITE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
@@ -111,6 +112,23 @@ def check_output(path: str, what: str, *, folder: bool = True, force: bool = Tru
         raise UserError(f"{what} {path}: {probe} is not writable")
     if not folder and os.path.exists(path) and not os.access(path, os.W_OK):
         raise UserError(f"{what} {path} is not writable")
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def write_error(exc: OSError, what: str, path: str) -> UserError:

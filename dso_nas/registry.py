@@ -1,4 +1,4 @@
-"""Name → entry registries: the one seam per axis of variation (spaces, tasks, datasets, ops).
+"""Name → entry registries: the one seam per axis of variation (spaces, tasks, datasets, ops, budgets, schedules, commands).
 
 A registry maps the names a config may use to the objects that implement them. A new entry
 is one module plus one ``REGISTRY.register(name, entry)`` line; config choices, error

@@ -1,4 +1,6 @@
-"""Run folders: logging to console and file, one JSON line per epoch, progress bars."""
+"""Run logs: logging to console and ``run.log``, the epoch records of ``log.jsonl`` (written,
+read back, phase seconds) and progress bars. Creating and opening run folders is
+:mod:`dso_nas.run.folder`."""
 from __future__ import annotations
 
 import json

@@ -1,16 +1,23 @@
 """Tiny segmentation datasets in the real VOC, SBD and COCO layouts, for tests of the readers.
 
+The writers are ``tools/segwrite.py`` (not part of the package: only the tests and
+``tools/fashion_mnist_voc.py`` write datasets); tests reach them through this module
+(``segwrite``, ``save_palette_png``).
+
 Each writer returns what it wrote, so a test can compare a reader's output with it: images
 are smooth (they survive JPEG closely), masks hold ellipses of classes 1..num_classes-1.
 """
 from __future__ import annotations
 
 import os
+import sys
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from dso_nas.data.segwrite import coco_category_for_voc_class, write_coco, write_sbd, write_voc
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+import segwrite  # noqa: E402 - the writers live beside the tool that uses them (tools/segwrite.py)
+from segwrite import coco_category_for_voc_class, save_palette_png, write_coco, write_sbd, write_voc  # noqa: E402
 
 Size = Tuple[int, int]
 NON_VOC_CATEGORY = 90  # COCO "toothbrush": not in GluonCV's CAT_LIST, so its pixels are ignored

@@ -10,7 +10,7 @@ from dso_nas.spaces.archfile import load_architecture, save_architecture
 from dso_nas.spaces.dense.arch import Architecture, Layout, derive_architecture
 from dso_nas.spaces.dense.cell import Cell, derive_block
 from dso_nas.spaces.dense.baselines import full_architecture, random_architecture
-from dso_nas.spaces.dense.draw import draw_architecture, draw_cell
+from dso_nas.plots.cells import draw_architecture, draw_cell
 from dso_nas.spaces.dense.graph import block_edges, live_ops, node_name, num_lambda
 
 OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3")

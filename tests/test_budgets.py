@@ -13,8 +13,9 @@ from dso_nas.ops import op_cost
 from dso_nas.spaces.dense.graph import block_edges, num_lambda
 from dso_nas.spaces.dense.supernet import SuperNet
 from dso_nas.search.apgnag import APGNAG, lambda_iterates
-from dso_nas.search.budgets import make_budget
-from dso_nas.search.latency import min_max_ratio, wall_clock_latency
+from dso_nas.search.budget_kinds import make_budget
+from dso_nas.latency import wall_clock_latency
+from dso_nas.search.latency import min_max_ratio
 from dso_nas.spaces import get_space
 from dso_nas.spaces.dense.derived import DerivedNet
 
@@ -315,3 +316,13 @@ def test_wall_clock_probe_leaves_the_random_streams_alone():
     b = mx.nd.random.uniform(shape=(4,)).asnumpy()
     assert value > 0 and np.isfinite(value)
     np.testing.assert_array_equal(a, b)
+
+
+def test_budget_registry_lists_the_kinds_and_the_config_refuses_others():
+    from dso_nas.config import load_config
+    from dso_nas.search.budget_kinds import BUDGETS
+
+    assert set(BUDGETS.names()) == {"flops", "mac", "latency", "none"}
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["search.budget=watts"])
+    assert "\n" not in str(info.value) and "search.budget" in str(info.value)

@@ -10,7 +10,7 @@ from dso_nas.data import (Augment, ArrayLoader, build_loaders, check_dataset, lo
 from dso_nas.data.fashion_mnist import DEFAULT_ROOT
 from dso_nas.errors import ConfigError, DatasetNotFoundError, UserError
 from dso_nas.config import load_config
-from dso_nas.run.build import load_data
+from dso_nas.run.loaders import load_data
 
 
 def assert_same(ds, expected):

@@ -4,7 +4,7 @@ import pytest
 from dso_nas.config import load_config
 from dso_nas.engine.devices import parse_context
 from dso_nas.errors import ConfigError
-from dso_nas.run.build import parts_of
+from dso_nas.run.parts import parts_of
 
 
 def test_context_key():

@@ -15,7 +15,9 @@ from dso_nas.cli import main
 from dso_nas.config import load_config
 from dso_nas.errors import UserError
 from dso_nas.run import checkpoint as ckpt
-from dso_nas.run.build import build_derived, inference_config, initialize, parts_of, retrain_arch
+from dso_nas.run.nets import build_derived, inference_config, retrain_arch
+from dso_nas.run.init import initialize
+from dso_nas.run.parts import parts_of
 from dso_nas.run.export import export, measure_exported_latency
 from dso_nas.run.payloads import RetrainPayload, save_payload
 from dso_nas.spaces.archfile import load_architecture, save_architecture

@@ -127,6 +127,49 @@ def test_every_subcommand_shows_examples(capsys):
         assert any(f"make {target} " in l for l in help_lines), target
 
 
+def test_every_command_is_a_table_entry_with_help_and_a_parser():
+    """Every registered command has a help line and examples, builds its parser, is a subcommand
+    of ``dso-nas`` (and nothing else is), and ``dso-nas CMD --help`` exits 0 without loading MXNet."""
+    import argparse
+
+    from dso_nas.cli import build_parser
+    from dso_nas.commands import COMMANDS
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")  # noqa: SLF001
+    assert list(sub.choices) == list(COMMANDS.names())
+    for name, command in COMMANDS.items():
+        assert command.name == name and command.help and command.help == command.help.strip(), name
+        assert not command.help.endswith("."), name
+        assert command.examples and callable(command.run), name
+        parser = argparse.ArgumentParser(prog=f"dso-nas {name}")
+        command.arguments(parser)
+        assert parser.format_help()
+        assert sub.choices[name].description == command.description
+    probe = ("import sys; from dso_nas.cli import main\n"
+             "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+             "    assert 'mxnet' not in sys.modules, 'loaded MXNet'; sys.exit(e.code)\n")
+    for name in COMMANDS:
+        done = subprocess.run([sys.executable, "-m", "dso_nas", name, "--help"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0 and f"dso-nas {name} " in done.stdout and not done.stderr, (name, done.stderr)
+        done = subprocess.run([sys.executable, "-c", probe, name, "--help"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, (name, done.stderr[-1000:])
+
+
+def test_the_tools_that_are_commands_keep_their_scripts():
+    """``tools/study.py`` and the other scripts of subcommands take the same arguments and end the
+    same way (one error line naming the script, exit 2)."""
+    for script, command in (("study", "study"), ("search_check", "search-check"), ("lambda_noise", "lambda-noise"),
+                            ("make_baseline", "baseline"), ("plot_run", "plot")):
+        path = os.path.join(ROOT, "tools", f"{script}.py")
+        done = subprocess.run([sys.executable, path, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and f"dso-nas {command} ..." in done.stdout, (script, done.stderr)
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "lambda_noise.py"), ROOT, "--batches", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr == "lambda_noise: error: --batches must be >= 2, got 1\n"
+
+
 def test_search_without_config_says_the_defaults_are_cifar(tmp_path, capsys):
     assert main(["search", f"output_dir={tmp_path / 'x'}"]) == 2
     line = _error_line(capsys)
@@ -227,7 +270,7 @@ def test_a_mobile_architecture_on_another_layout_is_one_line(tmp_path, capsys):
 
 
 def test_latency_checks_its_architectures_before_measuring(tmp_path, capsys, monkeypatch):
-    from dso_nas.search.latency_table import LatencyTable
+    from dso_nas.latency import LatencyTable
 
     monkeypatch.setattr(LatencyTable, "measure", lambda *a, **k: pytest.fail("measured before the checks"))
     table = f"latency.table={tmp_path / 'table'}"
@@ -521,9 +564,13 @@ class _Inputs:
                       "retrain": {"config": config, "arch": RESNET20}, "info": {"config": config},
                       "export": {"config": config, "arch": RESNET20, "out": os.path.join(root, "exported")},
                       "latency": {"config": config},
-                      "pack": {"src": src, "out": os.path.join(root, "packed")}}
+                      "pack": {"src": src, "out": os.path.join(root, "packed")},
+                      "study": {"study": os.path.join(ROOT, "experiments", "study", "smoke.yaml")},
+                      "lambda-noise": {"run": os.path.dirname(config)},  # not a run: only --out is tried
+                      "baseline": {"config": config, "out": os.path.join(root, "baseline.yaml")}}
         self.extra = {"export": ["--format", "mxnet"], "pack": ["--workers", "1"],
-                      "launch": ["--workers", "1", "--", "true"]}
+                      "launch": ["--workers", "1", "--", "true"], "baseline": ["--kind", "full"],
+                      "study": ["--summary"], "search-check": ["--summary"]}  # read only: nothing trains
 
     def argv(self, command, action, path):
         """The command line of ``command`` with ``path`` for ``action``, every other input valid."""
@@ -544,7 +591,7 @@ def test_every_path_argument_takes_a_file_a_folder_a_missing_path_and_a_read_onl
     and a path in a read-only folder: a proper success, or status 2 with one 'dso-nas: error:'
     line, no traceback, and nothing made or changed anywhere."""
     import dso_nas.engine.launch as launch_module
-    from dso_nas.search.latency_table import LatencyTable
+    from dso_nas.latency import LatencyTable
 
     root = str(tmp_path)
     inputs = _Inputs(root, fmnist)
@@ -582,7 +629,8 @@ def test_every_path_argument_takes_a_file_a_folder_a_missing_path_and_a_read_onl
             errors = [line for line in err.splitlines() if line.startswith("dso-nas: error:")]
             assert status == 2 and len(errors) == 1, (kind, argv, err[-2000:])
             assert _tree(root) == before, (kind, argv, "changed the tree")
-    assert walked >= {"run", "search", "retrain", "evaluate", "info", "export", "latency", "report", "pack", "launch"}
+    assert walked >= {"run", "search", "retrain", "evaluate", "info", "export", "latency", "report", "pack", "launch",
+                      "study", "search-check", "lambda-noise", "baseline", "plot"}
 
 
 @pytest.mark.parametrize("kind", ["missing", "folder", "text"])

@@ -18,7 +18,10 @@ from dso_nas.data.imagenet import RecordLoader, _checked_iter, iterator_params
 from dso_nas.data.pack import pack_image_folder
 from dso_nas.data.recordio import check_record_file, split_record_file
 from dso_nas.errors import ConfigError, UserError
-from dso_nas.run.build import load_data, parts_of, retrain_arch, retrain_schedule
+from dso_nas.engine.schedules import retrain_schedule
+from dso_nas.run.loaders import load_data
+from dso_nas.run.nets import retrain_arch
+from dso_nas.run.parts import parts_of
 from dso_nas.spaces.archfile import load_architecture, save_architecture
 from dso_nas.tasks import get_task
 from dso_nas.tasks.classification import AccuracyMeter, SmoothedCrossEntropy

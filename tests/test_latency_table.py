@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dso_nas.search.latency import LatencyBudget
-from dso_nas.search.latency_table import LatencyTable
+from dso_nas.latency import LatencyTable
 from dso_nas.spaces import get_space
 from dso_nas.spaces.dense.arch import derive_architecture
 from dso_nas.spaces.dense.cell import Cell
@@ -91,3 +91,13 @@ def test_connection_deductions_are_non_negative_and_deterministic(tmp_path, scop
 def test_identity_cell_costs_nothing(tmp_path):
     model = _model(_net(), tmp_path, _fake)
     assert model.cell_latency(Cell(), (4, 8, 8)) == 0.0
+
+
+def test_in_fresh_process_returns_the_value_and_names_a_failure():
+    import math
+
+    from dso_nas.latency.isolation import in_fresh_process
+
+    assert in_fresh_process(math.sqrt, (4.0,)) == 2.0
+    with pytest.raises(RuntimeError, match="the probe failed: ValueError"):
+        in_fresh_process(math.sqrt, (-1.0,), what="the probe")

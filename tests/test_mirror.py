@@ -208,7 +208,7 @@ def test_any_batch_size_and_bn_statistics():
 
 def test_two_contexts_match_plain_gluon():
     ctxs = [mx.cpu(0), mx.cpu(1)]
-    backend = backend_for_contexts(ctxs)  # as dso_nas.run.build builds it
+    backend = backend_for_contexts(ctxs)  # as dso_nas.run.parts builds it
     plain, mirror = _supernet(ctx=ctxs, backend=backend), _supernet(ctx=ctxs, backend=backend)
     t_plain, t_mirror = _trainer(plain), _trainer(mirror)
     exes = make_executors(mirror, (BATCH + 1, 3, HW, HW), ctxs, loss=gluon.loss.SoftmaxCrossEntropyLoss(), segments=3)

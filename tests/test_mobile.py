@@ -11,9 +11,9 @@ from dso_nas.config import load_config
 from dso_nas.errors import ArchitectureError, ConfigError
 from dso_nas.ops import OPS, graph_cost
 from dso_nas.ops.mbconv import MBConv, mbconv_cost
-from dso_nas.run.build import lambda_trainer
+from dso_nas.run.trainers import lambda_trainer
 from dso_nas.run.info import info
-from dso_nas.search.budgets import make_budget
+from dso_nas.search.budget_kinds import make_budget
 from dso_nas.spaces import get_space
 from dso_nas.spaces.archfile import architecture_yaml, load_architecture, save_architecture
 from dso_nas.spaces.mobile import derive_ops, one_op_per_block

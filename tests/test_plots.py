@@ -1,4 +1,5 @@
-"""Plots of a run folder from a synthetic log.jsonl."""
+"""The plots package: a run folder's figures from a synthetic log.jsonl, a study's figures,
+the never-failing form a finished phase calls, and Matplotlib imported only when drawing."""
 import os
 import subprocess
 import sys
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 
 from dso_nas.errors import UserError
-from dso_nas.plots import load_phases, plot_run, series, stage_sizes
+from dso_nas.plots import load_phases, plot_run, plot_run_or_warn, plot_study, series, stage_sizes
+from dso_nas.plots.canvas import figure, save
 from dso_nas.runlog import CONFIG_NAME, JSONL_NAME, write_jsonl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,3 +121,49 @@ def test_tool_prints_paths(tmp_path):
     bad = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "plot_run.py"), str(tmp_path / "nope")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_finished_phase_only_warns(tmp_path, caplog):
+    """After a phase the run draws its plots; a folder it cannot plot is a warning, not a failure."""
+    with caplog.at_level("WARNING", logger="dso_nas"):
+        assert plot_run_or_warn(str(tmp_path / "nope")) is None
+    assert "plots not written" in caplog.text and "does not exist" in caplog.text
+    _pretrain(str(tmp_path))
+    plot_run_or_warn(str(tmp_path))
+    assert (tmp_path / "curves.png").exists()
+
+
+def _study_body(tmp_path, with_search=True):
+    arms = [{"name": "full", "label": "full block", "kind": "baseline"}]
+    runs = [{"arm": "full", "seed": s, "kind": "baseline", "arch": str(tmp_path / f"full_{s}" / "architecture.yaml"),
+             "params": 1e5 + s, "error": 0.1 + 0.01 * s} for s in (0, 1)]
+    if with_search:
+        arms.append({"name": "share", "label": "DSO-NAS-share", "kind": "search"})
+        for s in (0, 1):
+            folder = tmp_path / f"share_{s}"
+            folder.mkdir()
+            _search(str(folder), epochs=3)
+            save(figure(2, 2), str(folder / "cell.png"))  # stands in for the searched cell's drawing
+            runs.append({"arm": "share", "seed": s, "kind": "search", "arch": str(folder / "architecture.yaml"),
+                         "params": 9e4, "error": 0.09})
+    return {"arms": arms, "runs": runs, "seeds": [0, 1]}
+
+
+def test_study_figures(tmp_path):
+    written = plot_study(_study_body(tmp_path), str(tmp_path))
+    assert [os.path.basename(p) for p in written] == ["error_vs_params.png", "search_sparsity.png",
+                                                      "searched_blocks.png"]
+    for p in written:
+        with open(p, "rb") as f:
+            assert f.read(8) == PNG_MAGIC
+    baselines_only = tmp_path / "baselines"
+    baselines_only.mkdir()
+    written = plot_study(_study_body(baselines_only, with_search=False), str(baselines_only))
+    assert [os.path.basename(p) for p in written] == ["error_vs_params.png"]
+
+
+def test_import_leaves_matplotlib_out():
+    """Importing the plots (as every run does) does not import Matplotlib; drawing does."""
+    code = ("import sys, dso_nas.plots, dso_nas.spaces; assert 'matplotlib' not in sys.modules; "
+            "from dso_nas.plots.canvas import figure; figure(1, 1); assert 'matplotlib' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)

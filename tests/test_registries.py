@@ -240,7 +240,8 @@ def test_mxnet_info_chatter_is_filtered(quiet):
 
 
 def test_latency_probe_times_the_deployed_net():
-    from dso_nas.run.build import build_derived, inference_config, parts_of
+    from dso_nas.run.nets import build_derived, inference_config
+    from dso_nas.run.parts import parts_of
 
     cfg = _cfg("dense", "classification", ["sep_conv_3x3"])
     cfg.retrain.aux_weight, cfg.retrain.dropout, cfg.retrain.drop_path = 0.4, 0.5, 0.3

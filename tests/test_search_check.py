@@ -1,5 +1,6 @@
-"""The planted check of the search (tools/search_check.py): decoy ops read another sample of the
-batch and cost what their real op costs; the tool's smoke form runs, resumes and reports."""
+"""The planted check of the search (``dso-nas search-check``, dso_nas/study/planted.py; the script
+tools/search_check.py): decoy ops read another sample of the batch and cost what their real op
+costs; the check's smoke form runs, resumes and reports; the package never registers a decoy."""
 import json
 import os
 import subprocess
@@ -9,10 +10,8 @@ import mxnet as mx
 import numpy as np
 
 from dso_nas.ops import OPS, graph_cost
+from dso_nas.study import planted as search_check
 from test_pipeline import ROOT
-
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import search_check  # noqa: E402
 
 GOLDEN = os.path.join(ROOT, "tests", "golden")
 
@@ -54,8 +53,19 @@ def test_smoke_search_check_reports_real_and_decoy_slots(tmp_path):
         assert len(seed["flips_per_epoch"]) == 3  # one per search epoch (the first against λ = 1)
         assert seed["meets_target"] == search_check.meets_target(seed["real_rate"], seed["decoy_rate"])
     assert "| 1 |" in done.stdout and "| 2 |" in done.stdout
-    again = subprocess.run(cmd[:2] + ["--summary"] + cmd[2:], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    again = subprocess.run([sys.executable, "-m", "dso_nas", "search-check", "--summary"] + cmd[2:], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)  # the subcommand reads what the script ran
     assert again.returncode == 0 and json.loads((out / "summary.json").read_text()) == body
+    assert again.stdout == done.stdout
+
+
+def test_no_decoy_is_a_candidate_of_the_package():
+    """Importing the command line and the check registers no decoy: a config may never name one."""
+    probe = ("import dso_nas.cli, dso_nas.commands.search_check, dso_nas.study.planted\n"
+             "from dso_nas.ops import OPS\n"
+             "assert not [n for n in OPS.choices() if n.startswith('decoy_')], OPS.choices()\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_the_target():

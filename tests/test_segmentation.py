@@ -12,19 +12,19 @@ from PIL import Image
 
 from dso_nas.config import load_config
 from dso_nas.data import dataset_spec
-from dso_nas.data.segwrite import save_palette_png
 from dso_nas.errors import CheckpointError, ConfigError, DatasetNotFoundError, UserError
 from dso_nas.models.common import reduction_plan
 from dso_nas.ops import OPS, graph_cost
-from dso_nas.run.build import (build_derived, build_supernet, inference_config, init_width, load_init, parts_of,
-                               read_init)
+from dso_nas.run.nets import build_derived, build_supernet, inference_config
+from dso_nas.run.init import init_width, load_init, read_init
+from dso_nas.run.parts import parts_of
 from dso_nas.spaces import SPACES
 from dso_nas.spaces.archfile import architecture_from_dict
 from dso_nas.tasks import TASKS
 from dso_nas.tasks.segmentation import DeepLabV3Head, SegmentationMeter, deeplab_head_cost
 from tolerance import assert_close_rel, net_rtol
 
-from segfiles import tiny_coco, tiny_sbd, tiny_voc
+from segfiles import save_palette_png, tiny_coco, tiny_sbd, tiny_voc
 
 SEG = TASKS.get("segmentation")
 SIDE = 32

@@ -1,5 +1,5 @@
-"""The study tool (tools/study.py): the smoke study end to end, its statistics, its input checks,
-and the hand-designed reference network it retrains."""
+"""The study (``dso-nas study``, and its script tools/study.py): the smoke study end to end, its
+statistics, its input checks, and the hand-designed reference network it retrains."""
 from __future__ import annotations
 
 import json
@@ -32,6 +32,11 @@ def _tool(*args):
                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+def _command(*args):
+    return subprocess.run([sys.executable, "-m", "dso_nas", "study", *args], cwd=REPO,
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
 def test_smoke_study_runs_every_arm_and_resumes(tmp_path):
     """Takes about a minute: the study tool runs every arm of the smoke study (searches,
     baselines and retrainings, each a real chain on 192 images) in fresh processes, then once
@@ -61,7 +66,7 @@ def test_smoke_study_runs_every_arm_and_resumes(tmp_path):
     assert "paper DSO-NAS-share" in text
     assert ("ResNet-20 (study" in text) == ("fashion_mnist" in STUDY_REFERENCE)
     stamp = os.path.getmtime(out / "full" / "seed1" / "retrain" / "result.json")
-    again = _tool(*args)  # a finished study is skipped through, nothing is retrained
+    again = _command(*args)  # a finished study is skipped through, nothing is retrained (the subcommand)
     assert again.returncode == 0 and os.path.getmtime(out / "full" / "seed1" / "retrain" / "result.json") == stamp
     assert json.loads((out / "study.json").read_text())["runs"] == body["runs"]
 
@@ -122,7 +127,7 @@ def test_bad_study_files_are_one_line(tmp_path, text, problem):
     path.write_text(text)
     write_idx(str(tmp_path / "data"), n_train=8, n_test=8)
     proc = _tool(str(path), "--output-dir", str(tmp_path / "out"), f"data.root={tmp_path / 'data'}")
-    assert proc.returncode == 2 and problem in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and proc.stderr.startswith("study: error: ") and problem in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
 

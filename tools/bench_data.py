@@ -6,7 +6,7 @@ images per second at 224×224 through ``mx.io.ImageRecordIter``, per decoding th
 
 ``--make-root`` packs the first 2,000 Fashion-MNIST training images (and 500 test images),
 resized to a 375-pixel short side (about an ImageNet image's average), as JPEG RecordIO. The
-loader is the package's own (:func:`dso_nas.run.build.load_data` on
+loader is the package's own (:func:`dso_nas.run.loaders.load_data` on
 ``experiments/imagenet/search.yaml``), so the fb.resnet augmentation is the one training uses.
 One JSON line per (split, threads).
 """
@@ -18,7 +18,8 @@ import os
 import sys
 import time
 
-from dso_nas import cap_onednn_isa, tune_allocator, use_all_cores
+from dso_nas.errors import UserError
+from toolentry import program, run_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,7 +40,7 @@ def make_root(out: str) -> str:
 def measure(root: str, threads: int, split: str, images: int, batch: int) -> dict:
     """Images/s of ``images`` images of ``split`` ("train": augmented, "val": centre crop)."""
     from dso_nas.config import load_config  # noqa: PLC0415
-    from dso_nas.run.build import load_data  # noqa: PLC0415
+    from dso_nas.run.loaders import load_data  # noqa: PLC0415
 
     cfg = load_config(os.path.join(REPO, "experiments/imagenet/search.yaml"),
                       [f"data.root={root}", f"data.threads={threads}", "model.num_classes=10", "search.split=false",
@@ -60,33 +61,33 @@ def measure(root: str, threads: int, split: str, images: int, batch: int) -> dic
             "img_per_s_per_thread": round(seen / seconds / threads, 1), "side": cfg.data.image_size}
 
 
-def main(argv=None) -> int:
-    """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser() -> argparse.ArgumentParser:
+    """The tool's arguments."""
+    p = argparse.ArgumentParser(prog="bench_data", description=__doc__.split("\n\n")[0])
     p.add_argument("--root", help="RecordIO folder (train.rec/.idx, val.rec/.idx)")
     p.add_argument("--make-root", metavar="DIR", help="pack Fashion-MNIST at ImageNet size into DIR/rec first")
     p.add_argument("--threads", default="1,2", help="comma-separated decoding thread counts")
     p.add_argument("--images", type=int, default=4000, help="images timed per (split, threads)")
     p.add_argument("--batch", type=int, default=128)
-    args = p.parse_args(argv)
-    use_all_cores()
-    cap_onednn_isa()
-    tune_allocator()
-    from dso_nas.errors import UserError  # noqa: PLC0415
+    return p
 
-    try:
-        root = make_root(args.make_root) if args.make_root else args.root
-        if not root:
-            p.error("give --root or --make-root")
-        print(json.dumps({"machine": os.uname().machine, "cpus": os.cpu_count(), "root": root}))
-        for split in ("train", "val"):
-            for threads in (int(t) for t in args.threads.split(",")):
-                print(json.dumps(measure(root, threads, split, args.images, args.batch)), flush=True)
-    except UserError as e:
-        print(f"bench_data: error: {e}", file=sys.stderr)
-        return 2
+
+def work(args: argparse.Namespace) -> int:
+    """Pack when asked, then one JSON line per (split, threads)."""
+    if not (args.make_root or args.root):
+        raise UserError("give --root or --make-root")
+    root = make_root(args.make_root) if args.make_root else args.root
+    print(json.dumps({"machine": os.uname().machine, "cpus": os.cpu_count(), "root": root}))
+    for split in ("train", "val"):
+        for threads in (int(t) for t in args.threads.split(",")):
+            print(json.dumps(measure(root, threads, split, args.images, args.batch)), flush=True)
     return 0
 
 
+def main(argv=None) -> int:
+    """Entry point; returns the exit status."""
+    return run_tool("bench_data", parser(), work, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    program(main)

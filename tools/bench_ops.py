@@ -15,8 +15,7 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
-from dso_nas import cap_onednn_isa, tune_allocator, use_all_cores
-from dso_nas.quiet import filter_native_stderr
+from toolentry import program, run_tool
 
 SHAPES = ((48, 32), (96, 16), (192, 8))  # (channels, side) of the paper's three stages
 BATCH = 16
@@ -65,19 +64,19 @@ def run(steps: int) -> List[dict]:
     return records
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=5, help="timed runs per (op, shape, form)")
-    args = p.parse_args(argv)
-    filter_native_stderr()
-    use_all_cores()
-    cap_onednn_isa()
-    tune_allocator()
+def work(args: argparse.Namespace) -> int:
+    """One JSON line per (op, shape)."""
     for record in run(max(args.steps, 1)):
         sys.stdout.write(json.dumps(record) + "\n")
     return 0
 
 
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point; returns the exit status."""
+    p = argparse.ArgumentParser(prog="bench_ops", description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=5, help="timed runs per (op, shape, form)")
+    return run_tool("bench_ops", p, work, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    program(main)

@@ -7,7 +7,7 @@
 
 A config is an experiment file ``experiments/bench/<name>.yaml`` (``--configs`` also takes a
 path to any experiment YAML); a mode is a set of config overrides (:data:`MODES`). The
-network, the task's loss and both Trainers are built by :mod:`dso_nas.run.build` from the
+network, the task's loss and both Trainers are built by :mod:`dso_nas.run` (parts, nets, trainers) from the
 resolved config, exactly as ``dso-nas search`` builds them. The op forms of each operation
 alone are timed by ``tools/bench_ops.py``.
 
@@ -65,7 +65,8 @@ import dataclasses
 from typing import Dict, List, Optional, Sequence
 
 from dso_nas import cap_onednn_isa, tune_allocator, use_all_cores
-from dso_nas.quiet import filter_native_stderr
+from dso_nas.errors import UserError
+from toolentry import program, run_tool
 
 LOG = logging.getLogger("bench_step")
 
@@ -114,7 +115,7 @@ def config_path(name: str) -> str:
 def bench_config(name: str, mode: str, backend: Optional[str] = None):
     """The resolved config of benchmark ``name`` in ``mode`` (and its parts)."""
     from dso_nas.config import load_config
-    from dso_nas.run.build import parts_of
+    from dso_nas.run.parts import parts_of
 
     cfg = load_config(config_path(name), MODES[mode] + ["progress=false"])
     parts = parts_of(cfg)
@@ -162,7 +163,7 @@ def _one_process(cfg):
 
 def _trainers(net, cfg, with_lambda: bool):
     """The search phase's two Trainers, as the pipeline builds them (λ: ``None`` for the floor)."""
-    from dso_nas.run.build import lambda_trainer, nag_trainer
+    from dso_nas.run.trainers import lambda_trainer, nag_trainer
 
     s = cfg.search
     weights = nag_trainer(net.weight_params(), s.lr, s.momentum, s.wd, cfg.train.clip_gradient, _one_process(cfg))
@@ -201,7 +202,9 @@ def _retrain_stepper(cfg, parts, static_shape: bool, data, label):
     """One retraining step of the full network's derived net (mode ``retrain``)."""
     import mxnet as mx
     from mxnet import autograd
-    from dso_nas.run.build import build_derived, initialize, nag_trainer
+    from dso_nas.run.nets import build_derived
+    from dso_nas.run.init import initialize
+    from dso_nas.run.trainers import nag_trainer
 
     batch = data.shape[0]
     r = cfg.retrain
@@ -276,7 +279,8 @@ def _stepper(cfg, parts, static_shape: bool, data, label, prune=None):
     import mxnet as mx
     from mxnet import autograd
     from dso_nas.engine import mirror
-    from dso_nas.run.build import build_supernet, initialize
+    from dso_nas.run.nets import build_supernet
+    from dso_nas.run.init import initialize
 
     warnings.filterwarnings("ignore", message=".*is not used by any computation.*")
     batch = data.shape[0]
@@ -446,13 +450,13 @@ def _names(text: str, valid: Sequence[str], what: str) -> List[str]:
     names = [n for n in text.split(",") if n]
     bad = [n for n in names if any(part not in valid for part in n.split("+"))]
     if bad:
-        raise SystemExit(f"bench_step: unknown {what} {', '.join(bad)}; valid: {', '.join(valid)}")
+        raise UserError(f"unknown {what} {', '.join(bad)}; valid: {', '.join(valid)}")
     return names
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit status (1 when a measurement failed)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="bench_step", description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", help="comma-separated names of experiments/bench/*.yaml (or YAML paths); "
                    "default: see DEFAULT_RUNS")
     p.add_argument("--modes", help="comma-separated: " + ", ".join(MODES) + " (default: all)")
@@ -464,8 +468,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="hybridize with static_shape=True too (faster, much more memory)")
     p.add_argument("--timeout", type=float, default=1200.0, help="seconds per (config, mode)")
     p.add_argument("--child", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    filter_native_stderr()
+    # its own process settings (the allocator's is recorded), in work
+    return run_tool("bench_step", p, work, argv, settings=False)
+
+
+def work(args: argparse.Namespace) -> int:
+    """A child's measurement, or every (config, mode) in its own child; the JSON lines and the table."""
     use_all_cores()  # as the CLI does: before MXNet is imported here or in the children
     cap_onednn_isa()
     tuned = tune_allocator()
@@ -485,7 +493,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         configs = [c for c in (args.configs or "cifar_paper,small").split(",") if c]
         missing = [c for c in configs if not os.path.isfile(config_path(c))]
         if missing:
-            raise SystemExit(f"bench_step: no benchmark config {missing[0]!r} ({config_path(missing[0])})")
+            raise UserError(f"no benchmark config {missing[0]!r} ({config_path(missing[0])})")
         modes = _names(args.modes or ",".join(MODES), list(MODES), "mode")  # a+b: interleaved
         runs = [(c, m) for c in configs for m in modes]
     LOG.info("bench: %s, %d CPU(s), python %s", platform.processor() or platform.machine(),
@@ -507,4 +515,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    program(main)

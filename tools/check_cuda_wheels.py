@@ -32,7 +32,9 @@ from typing import BinaryIO, Dict, Iterable, List, NamedTuple, Optional, Set, Tu
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dso_nas.cuda_libs import LIBRARIES  # noqa: E402 - the repository's own, not an installed one
+from dso_nas.errors import UserError  # noqa: E402
 from dso_nas.gpus import WHEEL_ARCHS, parse_archs  # noqa: E402
+from toolentry import program, run_tool  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -171,7 +173,7 @@ def download(folder: str, wanted: List[Tuple[str, str]]) -> Dict[str, str]:
     for name, version in wanted:
         path = _wheel_file(folder, name, version)
         if path is None:
-            raise SystemExit(f"check_cuda_wheels: {name}=={version} is not in {folder} after pip download")
+            raise UserError(f"{name}=={version} is not in {folder} after pip download")
         out[name] = path
     return out
 
@@ -242,7 +244,7 @@ def check(folder: str, requirements: str) -> int:
     """The whole check; returns the exit status."""
     wanted = pins(requirements)
     if not any(n.startswith("mxnet-cu") for n, _ in wanted):
-        raise SystemExit(f"check_cuda_wheels: no mxnet-cu* pin in {requirements}")
+        raise UserError(f"no mxnet-cu* pin in {requirements}")
     wheels = download(folder, wanted)
     provided: Dict[str, Tuple[str, Tuple[str, ...]]] = {}
     mxnet_libs, libmxnet = [], None
@@ -291,11 +293,15 @@ def check(folder: str, requirements: str) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="check_cuda_wheels", description=__doc__.split("\n\n")[0])
     p.add_argument("folder", nargs="?", help="download and unpack folder (a temporary one: ~2.3 GB wheels, ~4 GB unpacked)")
     p.add_argument("--requirements", default=os.path.join(REPO, "requirements-gpu.txt"))
     p.add_argument("--archs", metavar="LIB", help="only print the compute capabilities of LIB's GPU code (a libmxnet.so)")
-    args = p.parse_args(argv)
+    return run_tool("check_cuda_wheels", p, lambda args: work(p, args), argv, settings=False)
+
+
+def work(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The GPU code of ``--archs``, or the whole check; the exit status."""
     if args.archs:
         cubins, ptx = library_archs(args.archs)
         print(";".join(f"{a}.{b}{'+PTX' if (a, b) in ptx else ''}" for a, b in sorted(cubins | ptx)) or "no GPU code")
@@ -306,4 +312,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    program(main)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 
 from PIL import Image
 
@@ -21,6 +20,7 @@ from dso_nas.data.fashion_mnist import DEFAULT_ROOT, load_fashion_mnist
 from dso_nas.errors import UserError
 from dso_nas.paths import check_output
 from dso_nas.runlog import progress
+from toolentry import program, run_tool
 
 CLASSES = ("tshirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot")
 
@@ -42,7 +42,7 @@ def write_folder(out: str, root: str = DEFAULT_ROOT, train: int = 0, val: int = 
 
 def main(argv=None) -> int:
     """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="fashion_mnist_folder", description=__doc__.split("\n\n")[0])
     p.add_argument("out", help="output folder (gets train/ and val/)")
     p.add_argument("--root", default=DEFAULT_ROOT, help="Fashion-MNIST folder (default: Debian's)")
     p.add_argument("--train", type=int, default=0, help="first N training images (0: all 60,000)")
@@ -50,19 +50,19 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true",
                    help="replace OUT's train/ and val/ (else a tree already there is refused: a smaller one "
                         "written over it would keep the old images)")
-    args = p.parse_args(argv)
-    try:
-        if args.train < 0 or args.val < 0:
-            raise UserError(f"--train and --val must be >= 0 (0: all), got {args.train}, {args.val}")
-        check_output(args.out, "OUT", force=args.force, replaces=("train", "val"))
-        for split in ("train", "val"):
-            shutil.rmtree(os.path.join(args.out, split), ignore_errors=True)
-        print(write_folder(args.out, args.root, args.train, args.val))
-    except UserError as e:
-        print(f"fashion_mnist_folder: error: {e}", file=sys.stderr)
-        return 2
+    return run_tool("fashion_mnist_folder", p, work, argv, settings=False)
+
+
+def work(args: argparse.Namespace) -> int:
+    """Check OUT, then write the tree; prints the counts."""
+    if args.train < 0 or args.val < 0:
+        raise UserError(f"--train and --val must be >= 0 (0: all), got {args.train}, {args.val}")
+    check_output(args.out, "OUT", force=args.force, replaces=("train", "val"))
+    for split in ("train", "val"):
+        shutil.rmtree(os.path.join(args.out, split), ignore_errors=True)
+    print(write_folder(args.out, args.root, args.train, args.val))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    program(main)

@@ -4,7 +4,7 @@
     python tools/fashion_mnist_voc.py runs/fmnist_coco --format coco
 
 Each canvas (``--side`` pixels square) holds ``--items-min``..``--items-max`` Fashion-MNIST
-pictures pasted with :func:`dso_nas.data.segwrite.paste_items`: class = label + 1 (1..10),
+pictures pasted with :func:`segwrite.paste_instances` (``tools/segwrite.py``): class = label + 1 (1..10),
 background 0, a 2-pixel void (255) band around the objects. Training canvases use training
 pictures, validation canvases test pictures. ``--format voc`` writes ``OUT/VOC2012`` (splits
 train, val, trainval) and ``OUT/VOCaug`` (SBD layout, training canvases, void as background),
@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import List, Tuple
 
 import numpy as np
 
 from dso_nas.data.fashion_mnist import DEFAULT_ROOT, load_fashion_mnist
-from dso_nas.data.segwrite import coco_category_for_voc_class, paste_instances, write_coco, write_sbd, write_voc
 from dso_nas.errors import UserError
+from segwrite import coco_category_for_voc_class, paste_instances, write_coco, write_sbd, write_voc
+from toolentry import program, run_tool
 
 PROG = "fashion_mnist_voc"
 
@@ -90,13 +90,12 @@ def main(argv=None) -> int:
     p.add_argument("--items-max", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fmnist", default=DEFAULT_ROOT, help="Fashion-MNIST folder (default: Debian's)")
-    a = p.parse_args(argv)
-    try:
-        counts = write_dataset(a.out, a.format, a.train, a.val, a.side, (a.items_min, a.items_max),
-                               a.seed, a.fmnist)
-    except UserError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+    return run_tool(PROG, p, work, argv, settings=False)
+
+
+def work(a: argparse.Namespace) -> int:
+    """Write the dataset; one line saying what was written."""
+    counts = write_dataset(a.out, a.format, a.train, a.val, a.side, (a.items_min, a.items_max), a.seed, a.fmnist)
     extra = f", {counts['instances']} instances" if counts["instances"] is not None else ""
     layout = "VOC2012/ + VOCaug/" if a.format == "voc" else "COCO train2017/ + val2017/"
     print(f"{PROG}: wrote {a.out} ({layout}): {counts['train']} train + {counts['val']} val "
@@ -105,4 +104,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    program(main)

@@ -14,33 +14,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 
-from dso_nas import cap_onednn_isa, tune_allocator, use_all_cores
-from dso_nas.quiet import filter_native_stderr
+from toolentry import program, run_tool
 
 
 def main(argv=None) -> int:
     """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="latency_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="experiments/fashion_mnist/search.yaml")
     p.add_argument("--nets", type=int, default=6)
     p.add_argument("--runs", type=int, default=20, help="timed forwards per end-to-end measurement")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
-    args = p.parse_args(argv)
-    filter_native_stderr()
-    use_all_cores()
-    cap_onednn_isa()
-    tune_allocator()
+    return run_tool("latency_check", p, check, argv)
+
+
+def check(args: argparse.Namespace) -> int:
+    """One JSON line per net, then the summary line."""
     import numpy as np
     from scipy.stats import spearmanr
 
     from dso_nas.config import load_config
-    from dso_nas.run.build import build_derived, build_supernet, inference_config, parts_of
-    from dso_nas.search.latency import LatencyBudget, wall_clock_latency
-    from dso_nas.search.latency_table import LatencyTable
+    from dso_nas.run.nets import build_derived, build_supernet, inference_config
+    from dso_nas.run.parts import parts_of
+    from dso_nas.latency import LatencyTable, wall_clock_latency
+    from dso_nas.search.latency import LatencyBudget
 
     cfg = load_config(args.config, list(args.overrides) + ["progress=false"])
     parts = parts_of(cfg)
@@ -88,4 +87,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    program(main)

@@ -1,59 +1,20 @@
-"""Run a study of the paper's claims (TPAMI Tables 1, 6, 7): searched vs random vs full network,
-split vs joint, pre-training vs none, and a hand-designed reference, over several seeds.
+"""``dso-nas study`` as a script (``make study`` runs the subcommand): a study of the paper's
+claims (TPAMI Tables 1, 6, 7) over several seeds (:mod:`dso_nas.commands.study`).
 
-    python tools/study.py experiments/study/fashion_mnist.yaml            # run or continue
+    python tools/study.py experiments/study/fashion_mnist.yaml            # = dso-nas study ...
     python tools/study.py experiments/study/fashion_mnist.yaml --summary  # tables and plots only
-    python tools/study.py experiments/study/smoke.yaml --output-dir /tmp/s data.root=DIR  # KEY=VALUE last
-
-Every (arm, seed) has its own folder under the study's output_dir; what has a result.json is
-skipped, so a killed study continues where it stopped. Writes study.json, study.md (the
-tables: mean ± std test error per arm, a Welch t-test per claim) and the plots.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import os
-import sys
+from typing import Optional, Sequence
 
-from dso_nas.errors import UserError
-from toolentry import guarded, prepare
-
-LOG = logging.getLogger("dso_nas")
+from toolentry import RESUMABLE, program, run_command
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("study", help="study YAML (experiments/study/*.yaml)")
-    p.add_argument("--output-dir", help="override the study's output_dir")
-    p.add_argument("--summary", action="store_true", help="only write the tables and plots of what has run")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run, applied last")
-    args = p.parse_intermixed_args(argv)
-    prepare()
-    from dso_nas.study import STUDY_FILE, load_study, plot_study, run_study, table_markdown  # noqa: PLC0415
-
-    def work() -> int:
-        study = load_study(args.study, args.output_dir, args.overrides)
-        if not args.summary:
-            run_study(study)
-        path = os.path.join(study.output_dir, STUDY_FILE)
-        if not os.path.exists(path):
-            raise UserError(f"{path} not found: nothing of this study has run yet")
-        with open(path, encoding="utf-8") as f:
-            body = json.load(f)
-        table = table_markdown(body)
-        with open(os.path.join(study.output_dir, "study.md"), "w", encoding="utf-8") as f:
-            f.write(f"# Study {study.path}\n\n{len(body['runs'])} runs, {body['wall_seconds'] / 60:.1f} min wall\n\n"
-                    + table)
-        plots = plot_study(body, study.output_dir)
-        sys.stdout.write(table)
-        LOG.info("wrote %s, study.md, %s", os.path.join(study.output_dir, STUDY_FILE), ", ".join(plots))
-        return 0
-
-    return guarded("study", work)
+    return run_command("study", "study", argv, interrupted=RESUMABLE)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    program(main)

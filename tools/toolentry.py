@@ -1,34 +1,66 @@
-"""What every tool under tools/ does around its work: the process settings of the ``dso-nas``
-command, log lines with the time, and the same ending (a user error is one line and exit 2,
-an interrupt says how to continue and exits 130)."""
+"""The one entry point of every script under tools/: parse its command line, apply the process
+settings of ``dso-nas`` (before MXNet loads), log with the time, and end as ``dso-nas`` does (a
+user error is one line and exit status 2, an interrupt one line and 130), from
+:mod:`dso_nas.commands.entry`.
+
+A script whose work is a ``dso-nas`` subcommand is a thin wrapper (:func:`run_command`); the
+others give their parser and their work to :func:`run_tool`::
+
+    def main(argv=None) -> int:
+        return run_tool("bench_ops", parser(), work, argv)
+
+    if __name__ == "__main__":
+        program(main)
+"""
 from __future__ import annotations
 
+import argparse
 import logging
-import sys
-from typing import Callable
+from typing import Callable, Optional, Sequence
 
-from dso_nas import cap_onednn_isa, tune_allocator, use_all_cores
-from dso_nas.errors import UserError
-from dso_nas.quiet import filter_native_stderr
+from dso_nas.commands import COMMANDS
+from dso_nas.commands.entry import execute, guarded, process_settings, program
+from dso_nas.commands.parse import command_parser
 
+__all__ = ["run_tool", "run_command", "program", "RESUMABLE"]
 
-def prepare() -> None:
-    """Logging, one OpenMP thread per core, oneDNN's AVX2 cap, the allocator, MXNet's stderr filter
-    (before MXNet is first imported)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    use_all_cores()
-    cap_onednn_isa()
-    tune_allocator()
-    filter_native_stderr()
+#: The interrupt line of a tool that continues where it stopped.
+RESUMABLE = "interrupted; run the same command again to continue"
 
 
-def guarded(name: str, work: Callable[[], int]) -> int:
-    """``work()``'s exit status; a :class:`UserError` is one line (2), an interrupt a hint (130)."""
-    try:
-        return work()
-    except UserError as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted; run the same command again to continue", file=sys.stderr)
-        return 130
+def run_tool(prog: str, parser: argparse.ArgumentParser, work: Callable[[argparse.Namespace], int],
+             argv: Optional[Sequence[str]] = None, *, settings: bool = True, intermixed: bool = False,
+             interrupted: str = "interrupted") -> int:
+    """Parse ``argv``, then ``work(args)``'s exit status under the shared ending.
+
+    Parameters
+    ----------
+    prog : str
+        The tool's name, which opens its error line (``bench_data: error: ...``).
+    parser : argparse.ArgumentParser
+        The tool's arguments.
+    work : callable
+        ``work(args) -> int``; a user error is a :class:`~dso_nas.errors.UserError`.
+    argv : sequence of str, optional
+        The arguments (default: the command line).
+    settings : bool
+        Apply the process settings (OpenMP threads, oneDNN's ISA cap, the allocator) and log
+        with the time; off for tools that never load MXNet.
+    intermixed : bool
+        ``KEY=VALUE`` overrides may stand before options (``parse_intermixed_args``).
+    interrupted : str
+        The interrupt line's text after ``prog:``.
+    """
+    args = parser.parse_intermixed_args(argv) if intermixed else parser.parse_args(argv)
+    if settings:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+        process_settings()
+    return guarded(prog, lambda: work(args), interrupted)
+
+
+def run_command(name: str, prog: str, argv: Optional[Sequence[str]] = None, *, interrupted: str = "interrupted") -> int:
+    """The ``dso-nas`` subcommand ``name`` run as the script ``prog`` (``tools/study.py`` is
+    ``dso-nas study``): the same arguments, work and exit status; ``prog`` opens its error line."""
+    command = COMMANDS.get(name)
+    return run_tool(prog, command_parser(name, prog), lambda args: execute(command, args), argv, intermixed=True,
+                    interrupted=interrupted)

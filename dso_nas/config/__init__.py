@@ -198,11 +198,11 @@ def parse_overrides(overrides: Iterable[str]) -> Dict[str, Any]:
 
 
 def validate(cfg: CfgNode) -> None:
-    """Choices from the registries, then cross-key checks that single-key typing cannot express
-    (the search space checks its own section)."""
-    from ..data import dataset_spec  # noqa: PLC0415 - registries import MXNet
-    from ..spaces import get_space  # noqa: PLC0415
-    from ..tasks import get_task  # noqa: PLC0415
+    """Choices (:data:`CHOICES`) and ranges (:data:`RANGES`) of single keys, then the cross-key
+    checks they cannot express (the search space and the task check their own sections)."""
+    from ..data import dataset_spec  # noqa: PLC0415 - defers the slow MXNet import (the registries import it)
+    from ..spaces import get_space  # noqa: PLC0415 - defers the slow MXNet import
+    from ..tasks import get_task  # noqa: PLC0415 - defers the slow MXNet import
 
     _check_choices(cfg)
     _check_ranges(cfg)
@@ -212,15 +212,8 @@ def validate(cfg: CfgNode) -> None:
     labels_for = dataset_spec(cfg.data.name).task  # a dataset's labels are for one task
     if labels_for != task.name:
         raise ConfigError(f"data.name={cfg.data.name} has {labels_for} labels: set task.name={labels_for}")
-    if not 0.0 < cfg.data.weight_fraction < 1.0:
-        raise ConfigError(f"data.weight_fraction must be in (0, 1), got {cfg.data.weight_fraction}")
-    if len(cfg.search.ratio) != 2 or min(cfg.search.ratio) < 1:
+    if len(cfg.search.ratio) != 2:  # each count is >= 1 by RANGES
         raise ConfigError(f"search.ratio must be two positive step counts [x, y], got {cfg.search.ratio}")
-    for key in ("train.batch_size", "train.eval_batch_size", "retrain.batch_size"):
-        if _lookup(cfg, key) < 1:
-            raise ConfigError(f"config key '{key}' must be >= 1")
-    if cfg.data.limit < 0:
-        raise ConfigError("data.limit must be >= 0 (0 = all training images)")
 
 
 def load_config(path: Optional[str] = None, overrides: Iterable[str] = ()) -> CfgNode:

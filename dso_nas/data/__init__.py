@@ -112,9 +112,9 @@ DATASETS.register("fashion_mnist", DatasetSpec(load_fashion_mnist, check_fashion
 DATASETS.register("cifar10", DatasetSpec(load_cifar10, check_cifar10, "", (0.4914, 0.4822, 0.4465),
                                          (0.2470, 0.2435, 0.2616), 32))
 DATASETS.register("imagenet", ImageNetSpec())
-DATASETS.register("voc", SegmentationSpec("voc"))
-DATASETS.register("voc_aug", SegmentationSpec("voc_aug"))
-DATASETS.register("coco", SegmentationSpec("coco"))
+DATASETS.register("voc", SegmentationSpec("voc", DATASETS.get))
+DATASETS.register("voc_aug", SegmentationSpec("voc_aug", DATASETS.get))
+DATASETS.register("coco", SegmentationSpec("coco", DATASETS.get))
 
 
 def train_augment(name: str, cutout: int = 0) -> Augment:

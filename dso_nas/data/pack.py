@@ -55,7 +55,7 @@ def list_image_folder(split_dir: str, classes: Sequence[str]) -> List[Tuple[str,
 
 def _why(exc: Exception) -> str:
     """What PIL said, without its object reprs."""
-    from PIL import UnidentifiedImageError  # noqa: PLC0415
+    from PIL import UnidentifiedImageError  # noqa: PLC0415 - only the packer decodes in Python
 
     if isinstance(exc, UnidentifiedImageError):
         return "not an image format PIL knows"

@@ -28,7 +28,7 @@ import hashlib
 import io
 import logging
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -92,20 +92,20 @@ def _check_coco(root: str, *splits: str) -> None:
                 raise DatasetNotFoundError(f"COCO file missing: {os.path.join(root, rel)} (data.root must hold "
                                            f"annotations/instances_{split}2017.json and {split}2017/)")
     try:
-        import pycocotools  # noqa: F401,PLC0415
+        import pycocotools  # noqa: F401,PLC0415 - an optional dependency, checked only for COCO
     except ImportError:
         raise UserError("data.name=coco needs pycocotools: pip install pycocotools==2.0.11") from None
 
 
 def _transform():
-    from mxnet.gluon.data.vision import transforms  # noqa: PLC0415
+    from mxnet.gluon.data.vision import transforms  # noqa: PLC0415 - defers the slow MXNet import
 
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize(VOC_MEAN, VOC_STD)])
 
 
 def _size_check(images: Sequence[str], masks: Sequence[str]):
     """``check(row)``: the mask file has its image's size (header reads only)."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415 - defers PIL to the segmentation readers
 
     def check(row: int) -> None:
         with Image.open(images[row]) as im, Image.open(masks[row]) as mk:
@@ -159,8 +159,9 @@ class SegmentationSpec:
     default_root = ""
     mean, std = VOC_MEAN, VOC_STD
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, kind: str, datasets: Callable[[str], Any]):
+        """``datasets``: name -> registered dataset (``DATASETS.get``), for ``data.extra``."""
+        self.kind, self.datasets = kind, datasets
 
     # -- checks --------------------------------------------------------------------------
     def check(self, root: str) -> None:
@@ -187,7 +188,7 @@ class SegmentationSpec:
         kw = dict(mode=mode, transform=_transform(), base_size=cfg.data.base_size, crop_size=cfg.data.image_size)
         if self.kind == "coco":
             return self._coco(root, "train", cfg, **kw), None
-        from gluoncv.data import VOCAugSegmentation, VOCSegmentation  # noqa: PLC0415
+        from gluoncv.data import VOCAugSegmentation, VOCSegmentation  # noqa: PLC0415 - defers the slow gluoncv import
 
         voc_dir = os.path.join(root, _VOC)
         train = read_list(os.path.join(voc_dir, "ImageSets", "Segmentation", "train.txt"))
@@ -213,12 +214,12 @@ class SegmentationSpec:
         kw = dict(mode="testval", transform=_transform(), crop_size=cfg.data.image_size)
         if self.kind == "coco":
             return self._coco(root, "val", cfg, **kw)
-        from gluoncv.data import VOCSegmentation  # noqa: PLC0415
+        from gluoncv.data import VOCSegmentation  # noqa: PLC0415 - defers the slow gluoncv import
 
         return VOCSegmentation(root, split="val", **kw)
 
     def _coco(self, root: str, split: str, cfg: Any, **kw):
-        from gluoncv.data import COCOSegmentation  # noqa: PLC0415
+        from gluoncv.data import COCOSegmentation  # noqa: PLC0415 - defers the slow gluoncv import
 
         shadow = _coco_cache(root, cfg.data.cache)
         out = io.StringIO()
@@ -241,9 +242,7 @@ class SegmentationSpec:
         parts, checks = [train], [check]
         for entry in d.extra:
             name, _, root = str(entry).partition(":")
-            from . import dataset_spec  # noqa: PLC0415 - the registry module imports this one
-
-            spec = dataset_spec(name)
+            spec = self.datasets(name)
             if not isinstance(spec, SegmentationSpec) or not root:
                 raise ConfigError(f"data.extra entry {entry!r} must be 'name:root' of a segmentation dataset")
             spec.check(root)

@@ -13,7 +13,7 @@ checkpoint moves freely between them:
   (:func:`dso_nas.ops.graph.graph_cost`).
 
 The form is an explicit constructor argument of every block (``backend=``), decided once by
-:func:`backend_for_contexts` where a network is built (:mod:`dso_nas.run.build`) and passed
+:func:`backend_for_contexts` where a network is built (:mod:`dso_nas.run.parts`) and passed
 down; there is no process-wide default.
 """
 from __future__ import annotations

@@ -21,27 +21,11 @@ import numpy as np
 from mxnet import gluon
 
 from ..errors import CheckpointError
+from ..paths import atomic_write_bytes  # re-exported: the run modules write through it
 
 FORMAT_VERSION = 1
 #: First bytes of a checksummed checkpoint; the 32-byte SHA-256 of the pickle follows.
 MAGIC = b"DSONAS-CKPT-SHA256\n"
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(path: str, payload: Dict[str, Any]) -> None:

@@ -12,8 +12,10 @@ from ..errors import ConfigError
 from ..runlog import setup_logging
 from ..spaces.archfile import architecture_from_dict
 from . import checkpoint as ckpt
-from .build import build_derived, load_data, parts_of
 from .folder import RETRAIN_CKPT
+from .loaders import load_data
+from .nets import build_derived
+from .parts import parts_of
 from .payloads import RetrainPayload, load_payload
 
 __all__ = ["EVALUATE_KEYS", "evaluate_checkpoint"]

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import tempfile
-import time
 import warnings
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
@@ -32,11 +31,13 @@ from ..data import dataset_spec
 from ..errors import CheckpointError, UserError, native_message
 from ..ops import REFERENCE
 from ..paths import check_output, staged_folder
-from ..search.latency import wall_clock_latency
+from ..latency import mean_forward_ms, wall_clock_latency
 from ..spaces.archfile import architecture_from_dict, architecture_space, load_architecture, space_override
 from . import checkpoint as ckpt
-from .build import Parts, build_derived, inference_config, initialize, parts_of, retrain_arch, width_for
 from .folder import RETRAIN_CKPT
+from .init import initialize
+from .nets import build_derived, inference_config, retrain_arch, width_for
+from .parts import Parts, parts_of
 from .payloads import RetrainPayload, load_payload
 
 __all__ = ["FORMATS", "export", "export_files", "measure_exported_latency", "exported_latency"]
@@ -59,7 +60,7 @@ def _onnx_modules() -> Tuple[Any, Any]:
         raise UserError("format onnx needs the onnx package (onnx<1.19 for MXNet 1.9.1): "
                         "pip install 'dso_nas[onnx]'") from None
     try:
-        import onnxruntime  # noqa: PLC0415
+        import onnxruntime  # noqa: PLC0415 - an optional dependency
     except ImportError:
         onnxruntime = None
     return onnx, onnxruntime
@@ -197,7 +198,7 @@ def _export_onnx(sym_file: str, params_file: str, path: str, shape: Tuple[int, .
     runtimes may fold), checked by ``onnx.checker``; the opset."""
     onnx, _ = _onnx_modules()
     from mxnet import onnx as mx_onnx  # noqa: PLC0415 - needs the onnx package
-    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph  # noqa: PLC0415
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph  # noqa: PLC0415 - needs the onnx package
 
     opset = max(v for v in MXNetGraph.registry_ if v <= onnx.defs.onnx_opset_version())
     try:
@@ -222,9 +223,9 @@ def _export_onnx(sym_file: str, params_file: str, path: str, shape: Tuple[int, .
 def measure_exported_latency(sym_file: str, params_file: str, input_shape: Sequence[int], *, runs: int, warmup: int,
                              onnx_file: Optional[str] = None, ctx: Optional[mx.Context] = None) -> Dict[str, Any]:
     """Latency (ms) of the exported files: the reloaded MXNet SymbolBlock, timed by
-    :func:`~dso_nas.search.latency.wall_clock_latency` (mean of ``runs`` forwards after
+    :func:`~dso_nas.latency.wall_clock_latency` (mean of ``runs`` forwards after
     ``warmup``), and the onnxruntime session of ``onnx_file`` when onnxruntime imports (same
-    protocol, as many threads as MXNet's OpenMP)."""
+    protocol, :func:`~dso_nas.latency.mean_forward_ms`; as many threads as MXNet's OpenMP)."""
     ctx = ctx or mx.cpu()
     block = _imports(sym_file, params_file, ctx)
     with warnings.catch_warnings():  # its initialize() keeps the loaded weights, warning per Parameter
@@ -236,14 +237,7 @@ def measure_exported_latency(sym_file: str, params_file: str, input_shape: Seque
         if onnxruntime is not None:
             sess = _ort_session(onnxruntime, onnx_file)
             feed = {sess.get_inputs()[0].name: np.ones(tuple(input_shape), dtype=np.float32)}
-            for _ in range(max(1, int(warmup))):
-                sess.run(None, feed)
-            times = []
-            for _ in range(max(1, int(runs))):
-                start = time.perf_counter()
-                sess.run(None, feed)
-                times.append(time.perf_counter() - start)
-            out["onnxruntime_ms"] = 1000.0 * float(np.mean(times))
+            out["onnxruntime_ms"] = mean_forward_ms(lambda: sess.run(None, feed), runs=runs, warmup=warmup)
     out.update(latency_input=list(input_shape), latency_runs=int(runs), latency_warmup=int(warmup))
     return out
 
@@ -343,7 +337,7 @@ def _onnx_files(net: Any, arch: Any, cfg: CfgNode, width: float, parts: Parts, x
                 expected: np.ndarray, sym_file: str, params_file: str, onnx_file: str, tmp: str,
                 name: str) -> Dict[str, Any]:
     """The ONNX export (in the reference form when mx.onnx lacks a converter of the net's form)."""
-    from mxnet import onnx as mx_onnx  # noqa: PLC0415
+    from mxnet import onnx as mx_onnx  # noqa: PLC0415 - needs the onnx package
 
     record: Dict[str, Any] = {"form": parts.backend}
     missing = sorted(_symbol_ops(sym_file) - set(mx_onnx.get_operator_support()))

@@ -1,4 +1,4 @@
-"""Run folders: the resolved config, logging, the checkpoint of the phase in progress.
+"""Opening a run folder for a phase: its resolved config, its log, the checkpoint it resumes from.
 
 A run folder holds ``config.yaml`` (the resolved config), ``run.log``, ``log.jsonl`` (one
 JSON line per epoch), the atomic checkpoint of the phase in progress (``search.ckpt`` or
@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Optional, Sequence, Tuple, Type
 
 from ..config import CfgNode, config_from_dict, diff, load_config
 from ..data import check_dataset
-from ..engine.devices import contexts
-from ..engine.distributed import from_config
+from ..engine.distributed import Distributed
 from ..engine.launch import LAUNCH_ENV
 from ..errors import CheckpointError, UserError
 from ..paths import check_output
 from ..runlog import CONFIG_NAME, setup_logging
 from . import checkpoint as ckpt
+from .parts import Parts, parts_of
 from .payloads import load_payload
 
 __all__ = ["SEARCH_CKPT", "RETRAIN_CKPT", "ARCH_FILE", "RESULT_FILE", "check_output_dir", "open_run", "write_config",
@@ -59,12 +59,19 @@ _OUTPUTS = {SEARCH_CKPT: ("log.jsonl", ARCH_FILE), RETRAIN_CKPT: ("log.jsonl", R
 
 
 def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optional[str],
-             checkpoint_name: str, payload_cls: Type[Any]) -> Tuple[CfgNode, str, Optional[Any]]:
+             checkpoint_name: str, payload_cls: Type[Any],
+             check: Optional[Callable[[CfgNode, Parts], None]] = None) -> Tuple[CfgNode, str, Optional[Any], Parts]:
     """Resolve the config and the run folder; load the checkpoint payload when resuming.
 
     A fresh run refuses a folder that already holds this phase's checkpoint (nothing is
     overwritten); a resumed run refuses a config that differs from the stored one, and a
     folder whose checkpoint is gone while the outputs of a run are still there.
+
+    The run's parts (:func:`~dso_nas.run.parts.parts_of`: contexts, op form, distributed seam)
+    are built here, once, before the folder is touched, and returned with the config, the
+    folder and the payload: who writes the folder is decided by their seam. ``check(cfg,
+    parts)`` runs on a fresh run's config before the folder is touched (retraining: the
+    architecture fits the config).
     """
     if resume:
         stored_path = os.path.join(resume, CONFIG_NAME)
@@ -87,42 +94,38 @@ def open_run(config_path: Optional[str], overrides: Sequence[str], resume: Optio
             changes = diff(config_from_dict(state.config).to_dict(), stored.to_dict())
             if changes:
                 raise CheckpointError(f"checkpoint {path} was written with another config ({'; '.join(changes[:3])})")
-        contexts(stored)  # a context that cannot run: one line, before the folder is touched
-        _log_to(resume, stored)
+        parts = parts_of(stored)  # a context that cannot run: one line, before the folder is touched
+        _log_to(resume, parts.dist)
         LOG.info("resuming %s from %s", resume, "its last checkpoint" if state else "the start")
-        return stored, resume, state
+        return stored, resume, state, parts
     cfg = load_config(config_path, overrides)
     run_dir = cfg.output_dir
     if os.path.exists(os.path.join(run_dir, checkpoint_name)):
         raise UserError(f"{run_dir} already holds a run: continue it with --resume {run_dir} or set output_dir=NEW_DIR")
-    contexts(cfg)  # before anything is written: a context that cannot run ends here
+    parts = parts_of(cfg)  # before anything is written: a context that cannot run ends here
+    if check is not None:
+        check(cfg, parts)
     check_dataset(cfg.data.name, cfg.data.root)
     if cfg.train.init:
         ckpt.check_checkpoint_file(cfg.train.init)
     check_output_dir(run_dir)
     if checkpoint_name == SEARCH_CKPT and cfg.search.budget == "latency" and cfg.latency.model == "table":
         check_output(cfg.latency.table, "latency.table")  # the search measures into it
-    if not _is_writer(cfg):
-        _log_to(run_dir, cfg)
-        return cfg, run_dir, None
+    if not parts.dist.is_writer:
+        _log_to(run_dir, parts.dist)
+        return cfg, run_dir, None, parts
     try:
         os.makedirs(run_dir, exist_ok=True)
         write_config(run_dir, cfg)
     except OSError as e:
         raise UserError(f"output_dir {run_dir}: cannot write there ({e.strerror})") from None
-    _log_to(run_dir, cfg)
+    _log_to(run_dir, parts.dist)
     LOG.info("run folder %s", run_dir)
-    return cfg, run_dir, None
+    return cfg, run_dir, None, parts
 
 
-def _is_writer(cfg: CfgNode) -> bool:
-    """Whether this process writes the run folder (rank 0 of a distributed run, or the only one)."""
-    return from_config(cfg).is_writer
-
-
-def _log_to(run_dir: str, cfg: CfgNode) -> None:
+def _log_to(run_dir: str, dist: Distributed) -> None:
     """The writer logs to the console and ``run.log``; another worker to the console, tagged."""
-    dist = from_config(cfg)
     if dist.is_writer:
         setup_logging(run_dir)
     else:

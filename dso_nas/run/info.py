@@ -7,7 +7,8 @@ from ..config import load_config
 from ..data import dataset_spec
 from ..errors import UserError
 from ..spaces.archfile import architecture_space, load_architecture, space_override
-from .build import build_supernet, parts_of, retrain_arch, width_for
+from .nets import build_supernet, retrain_arch, width_for
+from .parts import parts_of
 
 __all__ = ["info"]
 

@@ -8,11 +8,11 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..config import load_config
 from ..errors import UserError
+from ..latency import LatencyTable, device_key, wall_clock_latency
 from ..paths import check_output
-from ..search.latency import wall_clock_latency
-from ..search.latency_table import LatencyTable, device_key
 from ..spaces.archfile import load_architecture
-from .build import build_derived, build_supernet, check_arch_space, inference_config, parts_of
+from .nets import build_derived, build_supernet, check_arch_space, inference_config
+from .parts import parts_of
 
 __all__ = ["latency", "predicted_and_measured"]
 

@@ -174,7 +174,7 @@ def _report(run_dir: str, result: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     arch_path = next((p for p in (os.path.join(run_dir, ARCH_FILE), os.path.join(run_dir, "retrain", ARCH_FILE))
                       if os.path.exists(p)), None)
     if cfg is not None and cfg.model.space == "mobile" and arch_path:  # Table 3, timed now
-        from .table3 import table3  # noqa: PLC0415
+        from .table3 import table3  # noqa: PLC0415 - defers the slow MXNet import (only Table 3 times nets)
 
         extra, figures = table3(cfg, arch_path, result)
         lines[1:] = extra

@@ -14,19 +14,23 @@ from typing import Any, Dict, Optional, Sequence
 
 import mxnet as mx
 
-from ..config import CfgNode, load_config
+from ..config import CfgNode
 from ..engine import StopFlag, evaluate, train_epoch
+from ..engine.schedules import retrain_schedule
 from ..errors import UserError, native_message
 from ..runlog import write_jsonl
 from ..spaces.archfile import architecture_from_dict, load_architecture, save_architecture, space_override
-from ..search.latency_table import device_key
+from ..latency import device_key
 from . import checkpoint as ckpt
-from .build import (build_derived, inference_config, init_width, initialize, load_data, load_init, nag_trainer,
-                    parts_of, read_init, retrain_arch, retrain_schedule, width_for)
+from .init import init_width, initialize, load_init, read_init
+from .loaders import load_data
+from .nets import build_derived, inference_config, retrain_arch, width_for
+from .parts import Parts, parts_of
+from .trainers import nag_trainer
 from .isolated import isolated_latency
 from .folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, open_run, resume_hint
 from .payloads import RetrainPayload, save_payload
-from .plotting import plot
+from ..plots import plot_run_or_warn as plot
 from .report import paper_row
 
 __all__ = ["RetrainRun", "retrain", "retrain_in"]
@@ -37,9 +41,10 @@ LOG = logging.getLogger("dso_nas")
 class RetrainRun:
     """State of one retraining run: the derived net at its width, the trainer, the position."""
 
-    def __init__(self, cfg: CfgNode, run_dir: str, arch: Any, state: Optional[RetrainPayload]):
+    def __init__(self, cfg: CfgNode, run_dir: str, arch: Any, state: Optional[RetrainPayload],
+                 parts: Optional[Parts] = None):
         self.cfg, self.run_dir, self.arch = cfg, run_dir, arch
-        self.parts = parts = parts_of(cfg)
+        self.parts = parts = parts or parts_of(cfg)  # the run folder's (open_run), else built here
         parts.space.check_arch(arch, cfg)  # laid on the config's layout already (retrain_in)
         self.task, self.ctxs = parts.task, parts.ctxs
         self.loaders, self.shape = load_data(cfg, retrain=True, dist=parts.dist)
@@ -156,11 +161,11 @@ def retrain(config_path: Optional[str], overrides: Sequence[str] = (), arch_path
     if not resume and not arch_path:  # before any folder is made
         raise UserError("retrain needs --arch ARCH_FILE (an architecture.yaml from a search or a baseline)")
     preloaded = load_architecture(arch_path) if arch_path and not resume else None
+    check = None
     if preloaded is not None:  # the file names its space; it must fit the config before a folder is made
         overrides = [space_override(preloaded), *overrides]
-        fresh = load_config(config_path, overrides)
-        retrain_arch(preloaded, fresh, parts_of(fresh))
-    cfg, run_dir, state = open_run(config_path, overrides, resume, RETRAIN_CKPT, RetrainPayload)
+        check = lambda fresh, parts: retrain_arch(preloaded, fresh, parts)  # noqa: E731
+    cfg, run_dir, state, parts = open_run(config_path, overrides, resume, RETRAIN_CKPT, RetrainPayload, check)
     if state is not None:
         arch = architecture_from_dict(state.arch)
     elif resume and os.path.exists(os.path.join(run_dir, ARCH_FILE)):
@@ -169,21 +174,22 @@ def retrain(config_path: Optional[str], overrides: Sequence[str] = (), arch_path
         arch = preloaded
     else:
         raise UserError("retrain needs --arch ARCH_FILE (an architecture.yaml from a search or a baseline)")
-    return retrain_in(cfg, run_dir, arch, state)
+    return retrain_in(cfg, run_dir, arch, state, parts=parts)
 
 
 def retrain_in(cfg: CfgNode, run_dir: str, arch: Any, state: Optional[RetrainPayload],
-               resume_command: str = "retrain") -> Dict[str, Any]:
-    """The retraining of an opened run folder (``state``: its checkpoint, if resuming)."""
+               resume_command: str = "retrain", parts: Optional[Parts] = None) -> Dict[str, Any]:
+    """The retraining of an opened run folder (``state``: its checkpoint, if resuming; ``parts``:
+    the run's, from :func:`~dso_nas.run.folder.open_run`)."""
     if state is None:
-        parts = parts_of(cfg)
+        parts = parts or parts_of(cfg)
         arch = retrain_arch(arch, cfg, parts)  # the file written is the network built
         if parts.dist.is_writer:
             save_architecture(arch, os.path.join(run_dir, ARCH_FILE))
     elif state.done:
         LOG.info("retraining already finished in %s", run_dir)
         return state.result
-    run = RetrainRun(cfg, run_dir, arch, state)
+    run = RetrainRun(cfg, run_dir, arch, state, parts)
     LOG.info("retraining at width %.3f: %d params, %.2fM FLOPs", run.width, run.cost.params, run.cost.flops / 1e6)
     with run.parts.dist.stop_flag() as stop:
         run.train(stop, resume_command)

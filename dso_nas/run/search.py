@@ -21,16 +21,19 @@ from ..engine.mirror import make_executors
 from ..errors import UserError
 from ..runlog import write_jsonl
 from ..search.pruning import prune_lambdas
-from ..search.budgets import make_budget
+from ..search.budget_kinds import make_budget
 from ..search.stop import converged
-from ..search.latency_table import LatencyTable
+from ..latency import LatencyTable
+from ..plots import plot_run_or_warn as plot
 from ..spaces.archfile import save_architecture
 from . import checkpoint as ckpt
-from .build import (build_derived, build_supernet, inference_config, initialize, lambda_trainer, lambda_values,
-                    load_data, load_init, nag_trainer, parts_of, read_init)
 from .folder import ARCH_FILE, SEARCH_CKPT, open_run, resume_hint
+from .init import initialize, load_init, read_init
+from .loaders import load_data
+from .nets import build_derived, build_supernet, inference_config
+from .parts import Parts, parts_of
 from .payloads import SearchPayload, save_payload
-from .plotting import plot
+from .trainers import lambda_trainer, lambda_values, nag_trainer
 
 __all__ = ["SearchRun", "search", "search_in"]
 
@@ -41,9 +44,9 @@ TRAINERS = ("pre_trainer", "w_trainer", "lam_trainer")
 class SearchRun:
     """State of one search run: the net, both trainers, the budget, the history."""
 
-    def __init__(self, cfg: CfgNode, run_dir: str, state: Optional[SearchPayload]):
+    def __init__(self, cfg: CfgNode, run_dir: str, state: Optional[SearchPayload], parts: Optional[Parts] = None):
         self.cfg, self.run_dir = cfg, run_dir
-        self.parts = parts = parts_of(cfg)
+        self.parts = parts = parts or parts_of(cfg)  # the run folder's (open_run), else built here
         self.space, self.task, self.ctxs = parts.space, parts.task, parts.ctxs
         self.loaders, self.shape = load_data(cfg, retrain=False, dist=parts.dist)
         self.net = build_supernet(cfg, parts)
@@ -272,16 +275,18 @@ def search(config_path: Optional[str], overrides: Sequence[str] = (), resume: Op
 
     Returns the run folder; bad input raises :class:`~dso_nas.errors.UserError` (one line).
     """
-    cfg, run_dir, state = open_run(config_path, overrides, resume, SEARCH_CKPT, SearchPayload)
-    return search_in(cfg, run_dir, state)
+    cfg, run_dir, state, parts = open_run(config_path, overrides, resume, SEARCH_CKPT, SearchPayload)
+    return search_in(cfg, run_dir, state, parts=parts)
 
 
-def search_in(cfg: CfgNode, run_dir: str, state: Optional[SearchPayload], resume_command: str = "search") -> str:
-    """The search of an opened run folder (``state``: its checkpoint, if resuming)."""
+def search_in(cfg: CfgNode, run_dir: str, state: Optional[SearchPayload], resume_command: str = "search",
+              parts: Optional[Parts] = None) -> str:
+    """The search of an opened run folder (``state``: its checkpoint, if resuming; ``parts``:
+    the run's, from :func:`~dso_nas.run.folder.open_run`)."""
     if state is not None and state.phase == "done":
         LOG.info("search already finished in %s", run_dir)
         return run_dir
-    run = SearchRun(cfg, run_dir, state)
+    run = SearchRun(cfg, run_dir, state, parts)
     with run.parts.dist.stop_flag() as stop:
         finished = _run_pretrain(run, stop) and _run_search(run, stop)
     if not finished:

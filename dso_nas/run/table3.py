@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Tuple
 import mxnet as mx
 
 from ..config import CfgNode, load_config
-from ..search.latency import wall_clock_latency
+from ..latency import wall_clock_latency
 from ..spaces import get_space
 from ..spaces.archfile import load_architecture
 

@@ -6,8 +6,8 @@ The APG-NAG step thresholds entry ``i`` of a λ parameter ``p`` at ``η γ scale
 up at every call: ``Trainer.load_states`` replaces the optimizer object, and the multipliers
 travel with it through ``save_states``/``load_states``).
 
-Kinds (:func:`make_budget`)
----------------------------
+Kinds (registry :data:`dso_nas.search.budget_kinds.BUDGETS`)
+-----------------------------------------------------------
 ``"none"``
     Every multiplier is 1: the plain ``γ‖λ‖₁`` of Eq. 8.
 
@@ -40,8 +40,8 @@ Multipliers versus γ
 --------------------
 The optimizer applies ``η γ scale``, so Eq. 19 becomes ``scale_c = (γ₀ + γ · ratio_c) / γ``.
 With ``γ = 0`` the threshold is 0 whatever the multiplier: ``γ₀ > 0`` then cannot act and
-:func:`make_budget` refuses it (``ConfigError``); with ``γ = γ₀ = 0`` the multipliers are
-the ratios (harmless).
+:func:`~dso_nas.search.budget_kinds.make_budget` refuses it (``ConfigError``); with
+``γ = γ₀ = 0`` the multipliers are the ratios (harmless).
 """
 from __future__ import annotations
 
@@ -51,23 +51,18 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from ..errors import ConfigError
 from ..spaces.base import BudgetBlock
 
 __all__ = [
-    "BUDGET_KINDS",
     "Measure",
     "Budget",
     "FlopsBudget",
     "MacBudget",
-    "make_budget",
     "flops_ratios",
     "mac_multipliers",
 ]
 
 LOG = logging.getLogger("dso_nas")
-
-BUDGET_KINDS = ("none", "flops", "mac", "latency")
 
 #: A latency probe: architecture -> latency (any unit, the same for every call).
 Measure = Callable[[Any], float]
@@ -165,7 +160,8 @@ class Budget:
     def __init__(self, trainer: mx.gluon.Trainer, params: Sequence[mx.gluon.Parameter]) -> None:
         self.trainer = trainer
         self.params = list(params)
-        #: ``λ -> bool arrays`` of λ entries to spare (multiplier 0); set by :func:`make_budget`.
+        #: ``λ -> bool arrays`` of λ entries to spare (multiplier 0); set by
+        #: :func:`~dso_nas.search.budget_kinds.make_budget`.
         self.protect: Optional[Callable[[Sequence[np.ndarray]], List[np.ndarray]]] = None
 
     # -- the pipeline's hooks ------------------------------------------------------------
@@ -269,82 +265,3 @@ class MacBudget(Budget):
 
     def summary(self) -> Dict[str, Any]:
         return {"kind": self.kind, "mac_max": self.mac_max, "scale": _stats(self.in_force())}
-
-
-# --------------------------------------------------------------------------- factory
-def make_budget(kind: str, *, space: Any, net: Any, trainer: mx.gluon.Trainer, input_shape: Tuple[int, int, int],
-                gamma: float, gamma0: float = 0.0, latency_runs: int = 5, latency_warmup: int = 2,
-                latency_input: int = 224, latency_every: int = 1, ctx: Optional[mx.Context] = None,
-                measure: Optional[Measure] = None,
-                latency_net: Optional[Callable[[Any], Any]] = None,
-                share: Optional[Callable[[Measure], Measure]] = None,
-                protect: Optional[Callable[[Sequence[np.ndarray]], List[np.ndarray]]] = None) -> Budget:
-    """The budget of ``search.budget``.
-
-    Parameters
-    ----------
-    kind : {"none", "flops", "mac", "latency"}
-    space : SearchSpace
-        The supernet's space (:mod:`dso_nas.spaces`): its blocks' costs and derivation.
-    net : HybridBlock
-        The supernet (λ parameters, blocks, their λ index and shapes).
-    trainer : gluon.Trainer
-        Its λ Trainer (APG-NAG).
-    input_shape : (int, int, int)
-        ``(C, H, W)`` of the training images (block shapes for FLOPs/MAC; ``C`` for latency).
-    gamma, gamma0 : float
-        γ of the λ optimizer, γ₀ of Eq. 19 (latency only).
-    latency_runs, latency_warmup, latency_input, ctx
-        Settings of the default wall-clock probe (:func:`wall_clock_latency`).
-    latency_every : int
-        Re-measure latencies at the start of every this many epochs.
-    measure : callable, optional
-        ``architecture -> latency`` replacing the wall-clock probe (tests, lookup tables).
-    latency_net : callable, optional
-        ``architecture -> uninitialized network`` that the wall-clock probe times (needed
-        for ``"latency"`` without ``measure``).
-    protect : callable, optional
-        ``λ -> bool arrays``: λ entries whose multiplier is held at 0 (the space's
-        :meth:`~dso_nas.spaces.base.SearchSpace.protected_lambda`).
-    share : callable, optional
-        Wraps the latency measure (a distributed run measures on rank 0 and shares the value:
-        :meth:`dso_nas.engine.distributed.Distributed.from_writer`).
-
-    Raises
-    ------
-    ConfigError
-        On an unknown kind, ``latency_every < 1``, or ``gamma0 > 0`` with ``gamma == 0``.
-    """
-    if kind not in BUDGET_KINDS:
-        raise ConfigError(f"search.budget must be one of {', '.join(BUDGET_KINDS)}, got {kind!r}")
-    budget = _make(kind, space=space, net=net, trainer=trainer, input_shape=input_shape, gamma=gamma, gamma0=gamma0,
-                   latency_runs=latency_runs, latency_warmup=latency_warmup, latency_input=latency_input,
-                   latency_every=latency_every, ctx=ctx, measure=measure, latency_net=latency_net, share=share)
-    budget.protect = protect
-    return budget
-
-
-def _make(kind: str, *, space, net, trainer, input_shape, gamma, gamma0, latency_runs, latency_warmup, latency_input,
-          latency_every, ctx, measure, latency_net, share) -> Budget:
-    params = list(net.lambda_params())
-    if kind == "none":
-        return Budget(trainer, params)
-    if kind in ("flops", "mac"):
-        blocks = space.budget_blocks(net, tuple(input_shape[1:]))
-        return (FlopsBudget if kind == "flops" else MacBudget)(trainer, params, blocks)
-    if gamma0 > 0 and not gamma > 0:
-        raise ConfigError("search.gamma0 > 0 needs search.gamma > 0: the λ optimizer's threshold is "
-                          "η·γ·multiplier, so γ₀ cannot act when γ = 0")
-    from .latency import LatencyBudget, wall_clock_latency  # noqa: PLC0415 - it builds on Budget
-
-    if measure is None:
-        if latency_net is None:
-            raise ValueError("the latency budget needs measure or latency_net")
-        shape = (1, int(input_shape[0]), int(latency_input), int(latency_input))
-
-        def measure(arch: Any) -> float:
-            return wall_clock_latency(latency_net(arch), shape, runs=latency_runs, warmup=latency_warmup, ctx=ctx)
-    if share is not None:
-        measure = share(measure)
-    return LatencyBudget(trainer, params, deriver=space.lambda_deriver(net), measure=measure, gamma=gamma,
-                         gamma0=gamma0, every=latency_every)

@@ -17,13 +17,12 @@
     derived net, e.g. an edge into a dead op). Re-measured at the start of every
     ``latency_every``-th epoch (:meth:`Budget.start_epoch`); between re-measurements the
     multipliers stay as they are in the optimizer. ``measure`` is injectable; the default,
-    :func:`wall_clock_latency`, times the network ``latency_net(arch)`` builds (the pipeline
+    :func:`dso_nas.latency.wall_clock_latency`, times the network ``latency_net(arch)`` builds (the pipeline
     passes the space's derived net at width 1, in the op form of the run's context), batch 1.
 """
 from __future__ import annotations
 
-import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -32,7 +31,11 @@ from ..errors import ConfigError
 from ..spaces.base import LambdaDeriver
 from .budgets import Budget, Measure, _masks, _stats
 
-__all__ = ["min_max_ratio", "wall_clock_latency", "LatencyBudget"]
+__all__ = ["min_max_ratio", "LatencyBudget"]
+
+#: ``latency.model``: ``"table"`` sums the space's per-piece lookup table (:class:`dso_nas.latency.LatencyTable`),
+#: ``"wall_clock"`` times each derived network (:func:`dso_nas.latency.wall_clock_latency`).
+LATENCY_MODELS = ("table", "wall_clock")
 
 
 def min_max_ratio(values: Sequence[np.ndarray]) -> List[np.ndarray]:
@@ -43,43 +46,6 @@ def min_max_ratio(values: Sequence[np.ndarray]) -> List[np.ndarray]:
     if not span > 0:
         return [np.zeros(np.shape(v)) for v in values]
     return [(np.asarray(v, dtype=np.float64) - lo) / span for v in values]
-
-
-def wall_clock_latency(net: Any, input_shape: Any, *, runs: int = 5, warmup: int = 2,
-                       ctx: Optional[mx.Context] = None, blocked: bool = False) -> float:
-    """Mean wall-clock forward time (milliseconds) of an uninitialized network.
-
-    ``net`` is initialized on ``ctx`` (default CPU) with constant weights (no random draw: the
-    search's random streams are untouched) and hybridized with ``static_alloc``; the input,
-    ``input_shape`` of ones (or a list of shapes, one input each), is usually batch 1.
-    ``max(1, warmup)`` untimed forwards (the first one builds the graph), then the mean of
-    ``runs`` timed forwards, each synchronised with ``wait_to_read``. ``blocked`` hands the
-    inputs over in oneDNN's blocked layout (as maps inside a oneDNN network arrive), not as
-    plain NCHW arrays the piece would first convert.
-    """
-    ctx = ctx or mx.cpu()
-    net.initialize(mx.init.Constant(0.01), ctx=ctx)
-    net.hybridize(static_alloc=True)
-    shapes = [tuple(input_shape)] if isinstance(input_shape[0], int) else [tuple(s) for s in input_shape]
-    xs = [mx.nd.ones(shape, ctx=ctx) for shape in shapes]
-    if blocked:
-        from ..ops.layers import to_blocked_layout  # noqa: PLC0415
-
-        xs = [to_blocked_layout(mx.nd, x, x.shape[1]) for x in xs]
-        mx.nd.waitall()
-
-    def forward() -> None:
-        out = net(*xs)
-        (out[0] if isinstance(out, (list, tuple)) else out).wait_to_read()
-
-    for _ in range(max(1, int(warmup))):
-        forward()
-    times = []
-    for _ in range(max(1, int(runs))):
-        start = time.perf_counter()
-        forward()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.mean(times))
 
 
 class LatencyBudget(Budget):

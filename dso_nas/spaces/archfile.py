@@ -2,7 +2,8 @@
 
 Every space writes ``version`` and ``space`` first; the rest is the space's own
 (:meth:`SearchSpace.arch_from_dict`). :func:`load_architecture` reads the ``space`` key and
-hands the mapping to that space, so a derived network is always rebuilt from this file.
+hands the mapping to that space (looked up in :data:`~dso_nas.spaces.table.SPACES`), so a
+derived network is always rebuilt from this file.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import yaml
 
 from ..errors import ArchitectureError, ConfigError
 from ..paths import read_text
+from .table import SPACES
 
 __all__ = ["architecture_yaml", "save_architecture", "load_architecture", "architecture_from_dict",
            "architecture_space", "space_override", "check_file_keys"]
@@ -65,8 +67,6 @@ def save_architecture(arch: Any, path: str) -> None:
 
 def architecture_from_dict(data: Any) -> Any:
     """Build an architecture of the space its ``space`` key names (``ArchitectureError``)."""
-    from . import SPACES  # noqa: PLC0415 - the registry imports every space
-
     if not isinstance(data, dict):
         raise ArchitectureError(f"an architecture must be a mapping of keys, got {type(data).__name__}")
     try:
@@ -102,8 +102,6 @@ def load_architecture(path: str) -> Any:
 
 def architecture_space(arch: Any) -> Any:
     """The registered space an architecture (from :func:`load_architecture`) belongs to."""
-    from . import SPACES  # noqa: PLC0415
-
     return SPACES.get(arch.to_dict()["space"])
 
 

@@ -62,6 +62,11 @@ class LambdaDeriver:
         raise NotImplementedError
 
 
+#: ``retrain.layout``: ``"arch"`` retrains the architecture file's own layout, ``"config"`` lays
+#: its cells on ``model.*`` (:meth:`SearchSpace.on_layout`; transfer, TPAMI Table 2 †).
+LAYOUTS = ("arch", "config")
+
+
 class SearchSpace:
     """Base of the registered search spaces (:data:`dso_nas.spaces.SPACES`)."""
 

@@ -28,8 +28,9 @@ from ..data import check_dataset
 from ..errors import ConfigError, UserError
 from ..paths import check_output
 from ..run.checkpoint import atomic_write_bytes
-from ..run.build import parts_of, retrain_arch
 from ..run.folder import ARCH_FILE, RESULT_FILE, RETRAIN_CKPT, SEARCH_CKPT
+from ..run.nets import retrain_arch
+from ..run.parts import parts_of
 from ..runlog import phase_seconds
 from ..spaces import get_space
 from ..spaces.archfile import load_architecture, save_architecture, space_override

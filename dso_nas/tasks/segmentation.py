@@ -29,9 +29,11 @@ import numpy as np
 from mxnet import gluon
 from mxnet.gluon import HybridBlock, nn
 
+from ..data import dataset_spec
 from ..errors import ConfigError
 from ..models.heads import HeadCost, HeadFactory
 from ..ops import Cost, bn_cost, conv_cost
+from ..spaces import get_space
 from .base import Metric, Task
 
 __all__ = ["Segmentation", "DeepLabV3Head", "FCNAuxHead", "SegmentationMeter", "deeplab_head_cost",
@@ -118,7 +120,7 @@ class FCNAuxHead(HybridBlock):
     def __init__(self, in_channels: int, num_classes: int, out_side: int,
                  bn_kwargs: Optional[Dict[str, float]] = None, **kwargs):
         super().__init__(**kwargs)
-        from gluoncv.model_zoo.fcn import _FCNHead  # noqa: PLC0415
+        from gluoncv.model_zoo.fcn import _FCNHead  # noqa: PLC0415 - defers the slow gluoncv import
 
         if in_channels < 4:
             raise ConfigError(f"the FCN auxiliary head needs a map of at least 4 channels (it narrows to a "
@@ -141,7 +143,7 @@ class SegmentationMeter(Metric):
 
     def _metric(self, num_classes: int) -> Any:
         if self.metric is None:
-            from gluoncv.utils.metrics import SegmentationMetric  # noqa: PLC0415
+            from gluoncv.utils.metrics import SegmentationMetric  # noqa: PLC0415 - defers the slow gluoncv import
 
             self.metric = SegmentationMetric(int(num_classes))
         return self.metric
@@ -203,7 +205,7 @@ class Segmentation(Task):
             raise ConfigError("retrain.label_smoothing is a classification setting; set it to 0 for segmentation")
 
     def loss(self, label_smoothing: float = 0.0) -> gluon.loss.Loss:
-        from gluoncv.loss import MixSoftmaxCrossEntropyLoss  # noqa: PLC0415
+        from gluoncv.loss import MixSoftmaxCrossEntropyLoss  # noqa: PLC0415 - defers the slow gluoncv import
 
         return MixSoftmaxCrossEntropyLoss(aux=False, ignore_label=-1)
 
@@ -213,9 +215,6 @@ class Segmentation(Task):
     @staticmethod
     def sides(cfg: Any) -> Tuple[int, int]:
         """``(feature side, input side)``: the map the head reads and the network input."""
-        from ..data import dataset_spec  # noqa: PLC0415 - the registries import each other lazily
-        from ..spaces import get_space  # noqa: PLC0415
-
         side = int(dataset_spec(cfg.data.name).input_side(cfg))
         stride = int(get_space(cfg.model.space).final_stride(cfg))
         return -(-side // stride), side

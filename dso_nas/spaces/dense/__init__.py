@@ -6,8 +6,9 @@
 * :mod:`~dso_nas.spaces.dense.cell`, :mod:`~dso_nas.spaces.dense.arch` - derived cells and the
   architecture (its file form);
 * :mod:`~dso_nas.spaces.dense.derived` - the retraining network rebuilt from the file;
-* :mod:`~dso_nas.spaces.dense.draw`, :mod:`~dso_nas.spaces.dense.baselines` - drawings (Fig. 6)
-  and the Table-1 baselines.
+* :mod:`~dso_nas.spaces.dense.baselines` - the Table-1 baselines.
+
+Its cells are drawn (Fig. 6) by :mod:`dso_nas.plots.cells`, which reads them as they are.
 
 :class:`DenseSpace` puts them behind the :class:`~dso_nas.spaces.base.SearchSpace` API.
 """
@@ -20,14 +21,15 @@ import numpy as np
 from ...errors import ConfigError
 from ...models.common import reduction_plan, stem_stride
 from ...ops import op_cost
+from ...plots.cells import draw_architecture
 from ..base import BudgetBlock, HeadCost, HeadFactory, LambdaDeriver, SearchSpace
 from .arch import SPACE, SPACE_ALIASES, Architecture, Layout, derive_architecture
 from .baselines import full_architecture, random_architecture
 from .block import SearchBlock
 from .cell import derive_block
 from .derived import DerivedNet, arch_cost
-from .draw import draw_architecture
 from .graph import block_edges, live_edges, num_lambda, op_nodes, output_node
+from .latency import DenseLatencyModel
 from .supernet import SuperNet
 
 __all__ = ["DenseSpace", "edge_op"]
@@ -146,8 +148,6 @@ class DenseSpace(SearchSpace):
         return _CellDeriver(net)
 
     def latency_model(self, net: SuperNet, table: Any, *, build_net, input_shape, backend: str):
-        from .latency import DenseLatencyModel  # noqa: PLC0415 - it imports the search package
-
         shapes = net.block_shapes(tuple(input_shape[2:]))
         return DenseLatencyModel(table, net.layout(), net.scope, shapes, build_net, input_shape, backend)
 

@@ -1,7 +1,7 @@
 """The latency model of the dense space: a derived network's batch-1 latency from a lookup table.
 
 A derived network's forward time is predicted as the sum of its pieces, each measured once
-per device (:class:`~dso_nas.search.latency_table.LatencyTable`) at the shapes the network
+per device (:class:`~dso_nas.latency.LatencyTable`) at the shapes the network
 has at ``latency.input_size``:
 
 * ``fixed`` - the network with every block the identity (stem, reductions, head);
@@ -29,8 +29,8 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import numpy as np
 from mxnet.gluon import HybridBlock, nn
 
+from ...latency import Entry, LatencyTable, Noop
 from ...ops import REFERENCE, BNReLU, build_op, check_backend
-from ...search.latency_table import Entry, LatencyTable, Noop
 from .arch import Architecture, Layout
 from .cell import Cell
 

@@ -32,6 +32,7 @@ from dso_nas.errors import ConfigError
 from dso_nas.models.common import ConvBNReLU, ReductionBlock, Stem, reduction_plan
 from dso_nas.models.heads import Classifier, HeadFactory
 from dso_nas.ops import REFERENCE, BNReLU, Cost, bn_cost, check_backend
+from dso_nas.spaces.dense.arch import Layout
 from dso_nas.spaces.dense.block import AGGREGATIONS, SearchBlock
 from dso_nas.spaces.dense.graph import num_lambda
 
@@ -148,10 +149,8 @@ class SuperNet(HybridBlock):
         for mirror mode (:mod:`dso_nas.engine.mirror`)."""
         return list(self.features) + ([self.final] if self.final is not None else []) + [self.classifier]
 
-    def layout(self):
+    def layout(self) -> Layout:
         """The :class:`~dso_nas.spaces.dense.arch.Layout` this supernet was built from."""
-        from dso_nas.spaces.dense.arch import Layout  # noqa: PLC0415
-
         return Layout(stem=self.stem_kind, in_channels=int(self.in_channels), stem_channels=int(self.stem_channels),
                       channels=tuple(int(c) for c in self.channels), blocks=tuple(int(b) for b in self.blocks),
                       levels=int(self.levels), ops=tuple(self.ops))

@@ -21,6 +21,7 @@ from ...errors import ConfigError
 from ...ops import OPS
 from ..base import BudgetBlock, HeadCost, HeadFactory, LambdaDeriver, SearchSpace, check_plain_arch
 from .arch import SKIP, SPACE, Macro, MobileArchitecture
+from .latency import MobileLatencyModel
 from .net import MobileNet, mobile_cost
 from .supernet import MobileSuperNet
 
@@ -158,15 +159,11 @@ class MobileSpace(SearchSpace):
         return _OpDeriver(net)
 
     def latency_model(self, net: MobileSuperNet, table: Any, *, build_net, input_shape, backend: str):
-        from .latency import MobileLatencyModel  # noqa: PLC0415 - it imports the search package
-
         return MobileLatencyModel(table, net.macro, net.op_names, tuple(input_shape), build_net, backend)
 
     def arch_latency_model(self, arch: MobileArchitecture, table: Any, *, build_net, input_shape, backend: str):
         """The latency model on ``arch``'s own macro with its ops as the candidates (any derived
         or reference net of the space, Table 3)."""
-        from .latency import MobileLatencyModel  # noqa: PLC0415
-
         ops = list(dict.fromkeys(op for op in arch.ops() if op != SKIP))
         return MobileLatencyModel(table, arch.macro, ops, tuple(input_shape), build_net, backend)
 

@@ -1,6 +1,6 @@
 """The mobile space's latency model: a network's batch-1 latency from a lookup table (Eq. 19).
 
-Entries of the :class:`~dso_nas.search.latency_table.LatencyTable`, at the shapes the network
+Entries of the :class:`~dso_nas.latency.LatencyTable`, at the shapes the network
 has at ``latency.input_size``:
 
 * ``fixed:mobile|...`` - the whole derived network with the first candidate op in every block
@@ -21,8 +21,8 @@ from typing import Any, Callable, List, Sequence, Tuple
 import numpy as np
 from mxnet.gluon import HybridBlock
 
+from ...latency import Entry, LatencyTable, Noop
 from ...ops import REFERENCE, check_backend, conv_out_size
-from ...search.latency_table import Entry, LatencyTable, Noop
 from .arch import SKIP, BlockPlan, Macro, MobileArchitecture
 from .net import MobileBlock, stem_cost
 

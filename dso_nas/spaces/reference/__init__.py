@@ -6,7 +6,7 @@
 replaced by the task's head, and its widths are scaled by the global width multiplier with the
 same rounding as the derived nets (``retrain.width_divisor``), so ``retrain.target_params``
 matches it to a searched model's budget. ``dso-nas retrain --arch FILE`` trains it like any
-derived architecture; the study (``tools/study.py``) uses it as the outside anchor.
+derived architecture; the study (``dso-nas study``) uses it as the outside anchor.
 """
 from __future__ import annotations
 

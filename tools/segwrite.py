@@ -9,7 +9,11 @@
 * :func:`write_coco` - COCO 2017 instances (``gluoncv.data.COCOSegmentation``), which keeps
   the categories in its ``CAT_LIST`` (see :func:`coco_category_for_voc_class`).
 
-:func:`paste_items` composes such images from small greyscale pictures (Fashion-MNIST).
+:func:`paste_instances` composes such images from small greyscale pictures (Fashion-MNIST).
+
+Used by ``tools/fashion_mnist_voc.py`` and by the tests (``tests/segfiles.py``), never by the
+package itself, so it lives beside the tools: a script under ``tools/`` imports it as
+``segwrite``, a test through ``segfiles``.
 """
 from __future__ import annotations
 
@@ -260,7 +264,7 @@ def write_coco(root: str, split: str, images: Sequence[Tuple[str, np.ndarray]],
     cats = [{"id": c, "name": names.get(c, f"category_{c}"), "supercategory": "object"} for c in used]
     path = os.path.join(ann_dir, f"instances_{split}.json")
     with open(path, "w") as f:
-        json.dump({"info": {"description": "written by dso_nas.data.segwrite"}, "licenses": [],
+        json.dump({"info": {"description": "written by tools/segwrite.py"}, "licenses": [],
                    "images": records, "annotations": anns, "categories": cats}, f)
     cache = os.path.join(ann_dir, "train_ids.mx" if split == "train2017" else "val_ids.mx")
     if os.path.exists(cache):
@@ -294,7 +298,16 @@ def _dilate(m: np.ndarray, r: int) -> np.ndarray:
 def paste_instances(items: Sequence[Tuple[np.ndarray, int]], side: int, rng: np.random.Generator, *,
                     border: int = 2, threshold: int = 40, scale: Tuple[float, float] = (1.0, 2.0)
                     ) -> Tuple[np.ndarray, np.ndarray, List[Placed]]:
-    """:func:`paste_items`, also returning a :class:`Placed` record per item."""
+    """Paste greyscale pictures onto a ``side x side`` RGB canvas; return it, its class mask and
+    a :class:`Placed` record per item.
+
+    Each ``(picture, class)`` (uint8 HxW, e.g. 28x28) is resized by a random factor in
+    ``scale`` (PIL bilinear, at most ``side``), tinted by a random colour and pasted at a
+    random place, later items on top, over a noisy grey background. Its silhouette (resized
+    picture > ``threshold``) gets its class in the mask, the rest 0, and a ``border``-pixel
+    band around the silhouettes (square dilation, outside every object) gets 255, as VOC's
+    void outlines.
+    """
     level = rng.uniform(15, 90)
     image = level + rng.uniform(-10, 10, 3) + rng.normal(0, rng.uniform(1, 6), (side, side, 3))
     owner = np.full((side, side), -1, np.int32)
@@ -320,19 +333,3 @@ def paste_instances(items: Sequence[Tuple[np.ndarray, int]], side: int, rng: np.
     if border > 0:
         mask[_dilate(owner >= 0, border) & (owner < 0)] = VOID
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), mask, placed
-
-
-def paste_items(items: Sequence[Tuple[np.ndarray, int]], side: int, rng: np.random.Generator, *,
-                border: int = 2, threshold: int = 40, scale: Tuple[float, float] = (1.0, 2.0)
-                ) -> Tuple[np.ndarray, np.ndarray]:
-    """Paste greyscale pictures onto a ``side x side`` RGB canvas; return it and its class mask.
-
-    Each ``(picture, class)`` (uint8 HxW, e.g. 28x28) is resized by a random factor in
-    ``scale`` (PIL bilinear, at most ``side``), tinted by a random colour and pasted at a
-    random place, later items on top, over a noisy grey background. Its silhouette (resized
-    picture > ``threshold``) gets its class in the mask, the rest 0, and a ``border``-pixel
-    band around the silhouettes (square dilation, outside every object) gets 255, as VOC's
-    void outlines.
-    """
-    image, mask, _ = paste_instances(items, side, rng, border=border, threshold=threshold, scale=scale)
-    return image, mask

@@ -3,20 +3,56 @@
 Levels are rows (block input at the top, block output at the bottom), op ``j`` of a
 level sits in column ``j``; only kept ops and kept edges are drawn, edges that skip
 levels are curved so that they do not run through boxes. An identity cell is drawn
-as ``input -> output``. Matplotlib is used through its Agg canvas only (no display,
-no change of the global backend).
+as ``input -> output``.
+
+The space supplies the data, this module draws it: a cell is anything shaped like
+:class:`DrawnCell` and an architecture anything shaped like :class:`DrawnArchitecture` (the
+dense space's :class:`~dso_nas.spaces.dense.cell.Cell` and
+:class:`~dso_nas.spaces.dense.arch.Architecture` are), so the plots never import a space.
 """
 from __future__ import annotations
 
 import logging
 import math
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 
-from .arch import Architecture
-from .cell import Cell
+from .canvas import box_patch, figure, save
 
 log = logging.getLogger(__name__)
+
+__all__ = ["DrawnOp", "DrawnCell", "DrawnArchitecture", "draw_cell", "draw_architecture"]
+
+
+class DrawnOp(Protocol):
+    """A kept op of a cell: its node name, 1-based level (row), index (column) and op name."""
+
+    node: str
+    level: int
+    index: int
+    op: str
+
+
+class DrawnCell(Protocol):
+    """A derived cell (hashable: equal cells are drawn once): its kept ops and kept edges
+    (``(source node, target node)``, with the block's ``"in"`` and ``"out"``); an identity cell
+    keeps neither."""
+
+    ops: Sequence[DrawnOp]
+    is_identity: bool
+
+    def edges(self) -> Sequence[Tuple[str, str]]: ...
+
+
+class DrawnArchitecture(Protocol):
+    """The cells of an architecture: ``share`` scope, one cell for every block; ``full``, one
+    per block; ``levels`` and ``ops`` fix the grid the cells' ops are placed on."""
+
+    scope: str
+    levels: int
+    ops: Sequence[str]
+    cells: Sequence[DrawnCell]
+
 
 _BOX_W, _BOX_H = 0.7, 0.42
 _SKIP_OFFSET = 0.5
@@ -30,7 +66,7 @@ def _color(op: str) -> str:
     return "#dadaeb"
 
 
-def _positions(cell: Cell, levels: int, n_ops: int) -> Dict[str, Tuple[float, float]]:
+def _positions(cell: DrawnCell, levels: int, n_ops: int) -> Dict[str, Tuple[float, float]]:
     """Centre of every drawn node: ``in`` above level 1, ``out`` below level M."""
     mid = (n_ops - 1) / 2.0
     pos = {"in": (mid, 0.0), "out": (mid, -(levels + 1.0))}
@@ -78,20 +114,17 @@ def _edge(ax, src: Tuple[float, float], dst: Tuple[float, float],
 
 
 def _box(ax, xy: Tuple[float, float], label: str, color: str, fontsize: float) -> None:
-    from matplotlib.patches import FancyBboxPatch
-
-    ax.add_patch(FancyBboxPatch((xy[0] - _BOX_W / 2, xy[1] - _BOX_H / 2), _BOX_W, _BOX_H,
-                                boxstyle="round,pad=0.02", facecolor=color, edgecolor="black", lw=0.8,
-                                zorder=3))
+    ax.add_patch(box_patch((xy[0] - _BOX_W / 2, xy[1] - _BOX_H / 2), _BOX_W, _BOX_H,
+                           boxstyle="round,pad=0.02", facecolor=color, edgecolor="black", lw=0.8, zorder=3))
     ax.text(xy[0], xy[1], label, ha="center", va="center", fontsize=fontsize, zorder=4)
 
 
-def draw_cell(cell: Cell, levels: int, n_ops: int, path: str, title: Optional[str] = None) -> str:
+def draw_cell(cell: DrawnCell, levels: int, n_ops: int, path: str, title: Optional[str] = None) -> str:
     """Draw one cell to a PNG file.
 
     Parameters
     ----------
-    cell : Cell
+    cell : DrawnCell
         The derived cell.
     levels, n_ops : int
         M and N of the searched block (fix the grid the ops are placed on).
@@ -105,11 +138,7 @@ def draw_cell(cell: Cell, levels: int, n_ops: int, path: str, title: Optional[st
     str
         ``path``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(1.5 + 1.45 * n_ops, 1.0 + 0.95 * (levels + 2)), dpi=110)
-    FigureCanvasAgg(fig)
+    fig = figure(1.5 + 1.45 * n_ops, 1.0 + 0.95 * (levels + 2))
     ax = fig.add_subplot(1, 1, 1)
     pos = _positions(cell, levels, n_ops)
     edges = cell.edges() if not cell.is_identity else [("in", "out")]
@@ -128,14 +157,11 @@ def draw_cell(cell: Cell, levels: int, n_ops: int, path: str, title: Optional[st
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, format="png")
-    log.debug("drew cell with %d ops to %s", len(cell.ops), path)
-    return path
+    log.debug("drawing a cell with %d ops", len(cell.ops))
+    return save(fig, path)
 
 
-def draw_architecture(arch: Architecture, folder: str) -> List[str]:
+def draw_architecture(arch: DrawnArchitecture, folder: str) -> List[str]:
     """Draw every distinct cell of an architecture.
 
     The ``share`` scope gives ``cell.png``; the ``full`` scope gives ``cell_bNN.png``
@@ -151,7 +177,7 @@ def draw_architecture(arch: Architecture, folder: str) -> List[str]:
     if arch.scope == "share":
         return [draw_cell(arch.cells[0], arch.levels, n_ops, os.path.join(folder, "cell.png"),
                           title=f"DSO-NAS-share cell ({len(arch.cells[0].ops)} ops)")]
-    users: Dict[Cell, List[int]] = {}
+    users: Dict[DrawnCell, List[int]] = {}
     for b, cell in enumerate(arch.cells):
         users.setdefault(cell, []).append(b)
     paths = []

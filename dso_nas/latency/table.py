@@ -18,9 +18,9 @@ from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 import mxnet as mx
 
 from ..errors import UserError
-from ..paths import check_output, write_error
+from ..paths import atomic_write_bytes, check_output, write_error
 from ..runlog import progress
-from .latency import wall_clock_latency
+from .timing import wall_clock_latency
 
 __all__ = ["LatencyTable", "Entry", "Noop", "device_key"]
 
@@ -106,8 +106,6 @@ class LatencyTable:
         return spent
 
     def _save(self) -> None:
-        from ..run.checkpoint import atomic_write_bytes  # noqa: PLC0415 - dso_nas.run imports this module
-
         data = {"version": TABLE_VERSION, "device": self.device, "runs": self.runs, "warmup": self.warmup,
                 "batch": 1, "unit": "ms", "entries": dict(sorted(self.entries.items()))}
         try:

@@ -1,4 +1,4 @@
-"""Plots of a run folder, drawn from its ``log.jsonl``.
+"""Figures of a search or retraining run folder, drawn from its ``log.jsonl``.
 
 * ``sparsity.png``: the fraction (left axis) and count (right axis) of zero λ after each
   search epoch, the λ-sparsity curve of the search.
@@ -10,9 +10,8 @@
   search on D_w and D_λ, retraining on train and test), one column per phase, x = epoch
   within the phase (1-based: the record of epoch ``e`` is written after ``e + 1`` epochs).
 
-Only figures whose data exist are written. Retraining records are read from the run folder
-itself (a standalone retraining run) or else from its ``retrain/`` subfolder (``dso-nas run``).
-Matplotlib is used through its Agg canvas only (no display, no change of the global backend).
+Only figures whose data exist are written; the records come from
+:mod:`~dso_nas.plots.records`, the figures from :mod:`~dso_nas.plots.canvas`.
 """
 from __future__ import annotations
 
@@ -21,22 +20,19 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import yaml
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from .errors import UserError
-from .runlog import CONFIG_NAME, read_jsonl
+from ..errors import UserError
+from .canvas import figure, save
+from .records import PHASES, Record, load_phases, series, stage_sizes
 
 log = logging.getLogger(__name__)
 
-Record = Dict[str, Any]
+__all__ = ["SPARSITY_PNG", "BLOCK_FLOPS_PNG", "CURVES_PNG", "plot_sparsity", "plot_block_flops", "plot_curves",
+           "plot_run", "plot_run_or_warn"]
 
 SPARSITY_PNG = "sparsity.png"
 BLOCK_FLOPS_PNG = "block_flops.png"
 CURVES_PNG = "curves.png"
-PHASES = ("pretrain", "search", "retrain")
-RETRAIN_SUBDIR = "retrain"
 
 # Per phase: (loss key, accuracy key, legend label) of every curve drawn in its column.
 CURVE_KEYS: Dict[str, Tuple[Tuple[str, str, str], ...]] = {
@@ -45,94 +41,6 @@ CURVE_KEYS: Dict[str, Tuple[Tuple[str, str, str], ...]] = {
     "retrain": (("loss", "acc", "train"), ("test_loss", "test_acc", "test"), ("val_loss", "val_acc", "validation")),
 }
 PHASE_TITLES = {"pretrain": "pre-training", "search": "search", "retrain": "retraining"}
-_DPI = 110
-
-
-# --------------------------------------------------------------------------- records
-def _read_phase(run_dir: str, phase: str) -> List[Record]:
-    """The records of one phase in ``run_dir``, sorted by epoch (torn lines are skipped)."""
-    records = read_jsonl(run_dir, phase=phase)
-    return sorted((r for r in records if isinstance(r.get("epoch"), int)), key=lambda r: r["epoch"])
-
-
-def load_phases(run_dir: str) -> Dict[str, List[Record]]:
-    """Epoch records of every phase of a run folder.
-
-    Parameters
-    ----------
-    run_dir : str
-        A search, retraining or ``dso-nas run`` folder.
-
-    Returns
-    -------
-    dict
-        ``phase -> records sorted by epoch``; phases without records are left out. Retraining
-        records come from ``run_dir`` or, when it has none, from ``run_dir/retrain``.
-    """
-    phases = {p: _read_phase(run_dir, p) for p in PHASES}
-    sub = os.path.join(run_dir, RETRAIN_SUBDIR)
-    if not phases["retrain"] and os.path.isdir(sub):
-        phases["retrain"] = _read_phase(sub, "retrain")
-    return {p: recs for p, recs in phases.items() if recs}
-
-
-def series(records: Sequence[Record], key: str) -> Tuple[np.ndarray, np.ndarray]:
-    """1-based epochs and values of ``key`` over the records that carry a number for it.
-
-    Parameters
-    ----------
-    records : sequence of dict
-        Epoch records of one phase.
-    key : str
-        The record field.
-
-    Returns
-    -------
-    (numpy.ndarray, numpy.ndarray)
-        Epochs (``epoch + 1``) and float values; both empty when no record has the key.
-    """
-    pairs = [(r["epoch"] + 1, float(r[key])) for r in records
-             if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
-    if not pairs:
-        return np.zeros(0, dtype=int), np.zeros(0)
-    epochs, values = zip(*pairs)
-    return np.asarray(epochs, dtype=int), np.asarray(values, dtype=float)
-
-
-def stage_sizes(run_dir: str, n_blocks: int) -> Optional[List[int]]:
-    """Search blocks per stage from the run's ``config.yaml`` (``model.blocks``).
-
-    Returns
-    -------
-    list of int or None
-        The sizes when the config exists and they add up to ``n_blocks``; otherwise ``None``
-        (the stage marks are decoration, so an unreadable config only drops them).
-    """
-    path = os.path.join(run_dir, CONFIG_NAME)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            blocks = (yaml.safe_load(f) or {}).get("model", {}).get("blocks")
-        sizes = [int(b) for b in blocks]
-    except (yaml.YAMLError, AttributeError, TypeError, ValueError) as err:
-        log.debug("no stage sizes from %s: %s", path, err)
-        return None
-    return sizes if sum(sizes) == n_blocks and all(s > 0 for s in sizes) else None
-
-
-# --------------------------------------------------------------------------- figures
-def _figure(width: float, height: float) -> Figure:
-    """A figure attached to an Agg canvas."""
-    fig = Figure(figsize=(width, height), dpi=_DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: str) -> str:
-    fig.savefig(path, format="png")
-    log.debug("wrote %s", path)
-    return path
 
 
 def plot_sparsity(search: Sequence[Record], path: str) -> Optional[str]:
@@ -160,7 +68,7 @@ def plot_sparsity(search: Sequence[Record], path: str) -> Optional[str]:
     frac = zero / np.array([r["num_lambda"] for r in rows], dtype=float)
     flips = [r.get("support_flips") for r in rows]
     with_flips = all(isinstance(f, int) for f in flips)
-    fig = _figure(6.4, 5.4 if with_flips else 3.8)
+    fig = figure(6.4, 5.4 if with_flips else 3.8)
     ax = fig.add_subplot(2, 1, 1) if with_flips else fig.add_subplot(1, 1, 1)
     ax.plot(epochs, frac, marker="o" if len(rows) <= 30 else None, ms=3, color="#2b6cb0")
     ax.set_ylim(-0.02, 1.02)
@@ -179,7 +87,7 @@ def plot_sparsity(search: Sequence[Record], path: str) -> Optional[str]:
         low.grid(alpha=0.3, axis="y")
         ax.set_xlabel("")
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _flops_matrix(search: Sequence[Record]) -> Tuple[np.ndarray, np.ndarray]:
@@ -240,7 +148,7 @@ def plot_block_flops(search: Sequence[Record], path: str, stages: Optional[Seque
     n_blocks = flops.shape[1]
     scale, unit = _flops_unit(float(flops.max()))
     blocks = np.arange(n_blocks)
-    fig = _figure(max(7.4, 0.32 * n_blocks + 3.2), 6.6)
+    fig = figure(max(7.4, 0.32 * n_blocks + 3.2), 6.6)
     bars = fig.add_subplot(2, 1, 1)
     if len(epochs) > 1:
         bars.bar(blocks, flops[0] / scale, width=0.8, color="#d0d7e1", label=f"search epoch {epochs[0]}")
@@ -267,7 +175,7 @@ def plot_block_flops(search: Sequence[Record], path: str, stages: Optional[Seque
     _mark_stages(heat, stages, horizontal=True, label=False, color="white")
     fig.colorbar(image, ax=heat, label=unit, pad=0.02)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _draw_phase(loss_ax: Any, acc_ax: Any, phase: str, records: Sequence[Record]) -> None:
@@ -307,13 +215,13 @@ def plot_curves(phases: Dict[str, Sequence[Record]], path: str) -> Optional[str]
                                         for keys in CURVE_KEYS[p] for k in keys[:2])]
     if not present:
         return None
-    fig = _figure(4.2 * len(present) + 0.6, 6.0)
+    fig = figure(4.2 * len(present) + 0.6, 6.0)
     for col, phase in enumerate(present):
         loss_ax = fig.add_subplot(2, len(present), col + 1)
         acc_ax = fig.add_subplot(2, len(present), len(present) + col + 1, sharex=loss_ax)
         _draw_phase(loss_ax, acc_ax, phase, phases[phase])
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_run(run_dir: str) -> List[str]:
@@ -351,3 +259,11 @@ def plot_run(run_dir: str) -> List[str]:
     else:
         log.info("no epoch records in %s: nothing to plot", run_dir)
     return paths
+
+
+def plot_run_or_warn(run_dir: str) -> None:
+    """:func:`plot_run` after a finished phase: a failure is a warning, never the run's failure."""
+    try:
+        plot_run(run_dir)
+    except UserError as e:  # a finished run must not fail on its figures
+        log.warning("plots not written: %s", e)
