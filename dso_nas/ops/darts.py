@@ -90,11 +90,14 @@ class Zero(HybridBlock):
     ----------
     stride : int
         Subsampling of the height and width.
+    backend : {"onednn", "reference"}
+        Accepted for the uniform constructor; both forms compute the same graph.
     """
 
-    def __init__(self, stride: int = 1, **kwargs):
+    def __init__(self, stride: int = 1, backend: str = "reference", **kwargs):
         super().__init__(**kwargs)
         self.stride = stride
+        self.backend = check_backend(backend)
 
     def hybrid_forward(self, F, x):
         if self.stride != 1:
@@ -104,7 +107,17 @@ class Zero(HybridBlock):
 
 class Identity(HybridBlock):
     """``skip_connect`` at stride 1: a copy of ``x`` (a hybridized graph whose output is its
-    input does not back-propagate in MXNet 1.9)."""
+    input does not back-propagate in MXNet 1.9).
+
+    Parameters
+    ----------
+    backend : {"onednn", "reference"}
+        Accepted for the uniform constructor; both forms compute the same graph.
+    """
+
+    def __init__(self, backend: str = "reference", **kwargs):
+        super().__init__(**kwargs)
+        self.backend = check_backend(backend)
 
     def hybrid_forward(self, F, x):
         return F.identity(x)
@@ -361,11 +374,11 @@ def _skip_stride(stride: int) -> int:
 def _forms(name: str) -> Tuple[Builder, Coster, bool]:
     """``(builder, coster, changes_width)`` of the op ``name`` in the op table's conventions."""
     if name == NONE:
-        return (lambda ci, co, s, a, eps, mom, backend, d, **kw: Zero(s, **kw),
+        return (lambda ci, co, s, a, eps, mom, backend, d, **kw: Zero(s, backend, **kw),
                 lambda ci, co, h, w, s, a: Cost.zero(), False)
     if name == SKIP:
         return (lambda ci, co, s, a, eps, mom, backend, d, **kw: (
-                    Identity(**kw) if _skip_stride(s) == 1 else FactorizedReduce(ci, co, a, eps, mom, backend, **kw)),
+                    Identity(backend, **kw) if _skip_stride(s) == 1 else FactorizedReduce(ci, co, a, eps, mom, backend, **kw)),
                 lambda ci, co, h, w, s, a: (
                     Cost.zero() if _skip_stride(s) == 1 else factorized_reduce_cost(ci, co, h, w, a)), False)
     kind, _, size = name.rpartition("_")

@@ -58,9 +58,6 @@ class DartsSpace(SearchSpace):
                 raise ConfigError(f"model.darts.{kind}_ops lists an op twice: {list(ops)}")
             if not [o for o in ops if o != NONE]:
                 raise ConfigError(f"the {kind} cell needs an op other than 'none' (model.darts.{kind}_ops)")
-        if cfg.train.mirror:
-            raise ConfigError("the darts space has no mirror mode yet (its cells read two inputs, mirror mode "
-                              "needs a chain of one-input layers): set train.mirror=false")
         if cfg.search.budget == "latency":
             raise ConfigError("the darts space has no latency model yet: use search.budget=flops, mac or none")
         if cfg.retrain.aux_weight > 0:
@@ -110,7 +107,7 @@ class DartsSpace(SearchSpace):
                 for kind, lam in zip(CELL_KINDS, lambdas)]
 
     def drop_pruned(self, net: DartsSuperNet, keep: Sequence[np.ndarray]) -> bool:
-        return any([cell.drop_pruned(keep[net.lambda_index(cell)]) for cell in net.search_cells()])
+        return net.drop_pruned(keep)
 
     def search_report(self, net: DartsSuperNet, input_hw, lambdas) -> Dict[str, Any]:
         masks = [np.asarray(lam) != 0 for lam in lambdas]
