@@ -120,7 +120,6 @@ def test_a_pruned_cell_computes_the_same_without_its_pruned_ops():
 
 
 @pytest.mark.parametrize("over, message", [
-    (["train.mirror=true"], "no mirror mode"),
     (["search.budget=latency", "latency.model=table"], "no latency model"),
     (["model.darts.normal_ops=[none]"], "needs an op other than 'none'"),
     (["model.darts.reduce_ops=[skip_connect,skip_connect]"], "lists an op twice"),
@@ -194,6 +193,20 @@ def test_search_resumes_exactly_then_retrains_and_exports(tmp_path):
     done = export(arch_path, os.path.join(str(tmp_path / "retrain"), "retrain.ckpt"), None, TINY,
                   str(tmp_path / "export"), formats=("mxnet",))
     assert os.path.exists(os.path.join(str(tmp_path / "export"), "model-symbol.json")) and done
+
+
+def test_search_runs_in_mirror_mode(tmp_path, caplog):
+    """``train.mirror=true`` searches the DARTS space through its links (the gradients equal plain
+    Gluon's: tests/test_mirror.py) and derives its cells; a prune rebuilds the executors."""
+    from dso_nas.run.search import search
+
+    args = TINY + ["data.limit=128", "data.test_limit=64", "train.batch_size=32", "pretrain.epochs=0",
+                   "search.epochs=2", "search.until=epochs", "search.gamma=0.05", "search.prune_every=1",
+                   "progress=false", "data.augment=false", "train.mirror=true", f"output_dir={tmp_path}"]
+    with caplog.at_level("INFO"):
+        run = search(None, args)
+    assert any("mirror" in r.getMessage() for r in caplog.records)
+    assert isinstance(load_architecture(os.path.join(run, "architecture.yaml")), DartsArchitecture)
 
 
 def test_cell_refuses_a_dead_node_that_is_read():

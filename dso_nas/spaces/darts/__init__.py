@@ -25,8 +25,8 @@ from ...ops.darts import NONE
 from ..base import BudgetBlock, HeadCost, HeadFactory, LambdaDeriver, SearchSpace
 from .arch import CELL_KINDS, SPACE, Cell, DartsArchitecture
 from .derive import derive_cell, live_entries
-from .net import DartsNet, darts_cost, net_plans
-from .plan import aux_index, cell_input_sizes, edges
+from .net import DartsNet, darts_cost
+from .plan import edges
 from .stem import cell_output_hw, stem_output_hw
 from .supernet import DartsSuperNet
 
@@ -72,11 +72,10 @@ class DartsSpace(SearchSpace):
         from ...data import DATASETS  # noqa: PLC0415 - defers the datasets' imports (only an aux head asks)
 
         side = int(DATASETS.get(cfg.data.name).input_side(cfg))
-        d = cfg.model.darts
-        plans = net_plans(_uniform(d.steps), d.eval_channels, d.eval_layers, d.stem_multiplier)
-        k = aux_index(d.eval_layers)
-        return cell_output_hw(cell_input_sizes(plans, stem_output_hw((side, side), d.stem_stride))[k][1],
-                              plans[k].reduction)[0]
+        hw = stem_output_hw((side, side), cfg.model.darts.stem_stride)
+        for _ in range(2):  # the head reads the second reduction cell's output (plan.aux_index)
+            hw = cell_output_hw(hw, True)
+        return hw[0]
 
     def final_stride(self, cfg: Any) -> int:
         """The stem's stride times the two reduction cells' 4."""
@@ -206,9 +205,3 @@ class DartsSpace(SearchSpace):
                 nodes[j - 2].append((o, i))
             cells.append(Cell(tuple(tuple(sorted(nd, key=lambda e: e[1])) for nd in nodes), tuple(range(2, steps + 2))))
         return DartsArchitecture(cells[0], cells[1], int(cfg.model.in_channels), {"baseline": kind, "seed": seed})
-
-
-def _uniform(steps: int) -> DartsArchitecture:
-    """A cell of ``steps`` nodes concatenating them all (only its widths are read)."""
-    cell = Cell(tuple(((("skip_connect", 0),),) * steps), tuple(range(2, steps + 2)))
-    return DartsArchitecture(cell, cell)

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -80,8 +80,3 @@ def derive_cell(lam: np.ndarray, steps: int, ops: Sequence[str], rule: str, kind
         nodes[0] = [(ops[k], 1)]
         live = (2,)
     return Cell(tuple(tuple(n) for n in nodes), live)
-
-
-def kept_counts(cell: Cell) -> Dict[str, int]:
-    """Entries and live nodes of a cell."""
-    return {"entries": len(cell.entries()), "nodes": len(cell.concat)}

@@ -156,7 +156,7 @@ class DenseSpace(SearchSpace):
         return DenseLatencyModel(table, net.layout(), net.scope, shapes, build_net, input_shape, backend)
 
     def supernet_info(self, net: SuperNet, cfg: Any) -> Dict[str, Any]:
-        return {"lambda_per_block": num_lambda(cfg.model.levels, len(cfg.model.ops)),
+        return {"scope": cfg.model.scope, "lambda_per_block": num_lambda(cfg.model.levels, len(cfg.model.ops)),
                 "num_lambda": int(sum(int(np.prod(p.shape)) for p in net.lambda_params())),
                 "blocks": len(net.search_blocks()), "stages": cfg.model.stages, "channels": list(cfg.model.channels)}
 
