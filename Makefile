@@ -20,7 +20,7 @@ FMNIST_REC ?= runs/imagenet_fmnist/rec
 ARCH ?=
 RUN ?=
 
-.PHONY: install check-cuda-wheels data search search-check study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro architecture clean help
+.PHONY: install check-cuda-wheels data search search-check study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro darts-search darts-retrain darts-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro architecture clean help
 
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
@@ -35,6 +35,9 @@ help:
 	@echo "make mobile-search IMAGENET_ROOT=DIR TARGET=cpu|gpu   DSO-NAS on the ProxylessNAS space (Table 3)"
 	@echo "make mobile-retrain IMAGENET_ROOT=DIR ARCH=FILE       retrain a mobile-space architecture"
 	@echo "make mobile-micro  the mobile pipeline end to end on Fashion-MNIST RecordIO here (docs/mobile.md)"
+	@echo "make darts-search CIFAR_ROOT=DIR                   DSO-NAS on the DARTS cell space at DARTS' search scale (GPU)"
+	@echo "make darts-retrain CIFAR_ROOT=DIR ARCH=FILE         DARTS' CIFAR-10 recipe for a DARTS-space architecture (experiments/darts/reference/)"
+	@echo "make darts-micro   the DARTS-space chain on Fashion-MNIST here (search, derive, retrain), then the reference genotypes"
 	@echo "make install       create .venv with the pinned CPU requirements (GPU=1: mxnet-cu112)"
 	@echo "make data          install Debian's dataset-fashion-mnist (as root)"
 	@echo "make search-check  the planted check: real ops beside decoys over 3 seeds (dso-nas search-check)"
@@ -152,6 +155,23 @@ mobile-micro: install data
 	$(DSO) export --arch $(MOBILE_RUN)/search/architecture.yaml --config experiments/mobile/micro_retrain.yaml \
 	  --checkpoint $(MOBILE_RUN)/retrain/retrain.ckpt --out $(MOBILE_RUN)/export data.root=$(FMNIST_REC)
 	$(DSO) report $(MOBILE_RUN)/retrain
+
+# The DARTS cell space (docs/darts.md): DSO-NAS's search at DARTS' scale, DARTS' retraining recipe.
+darts-search: install
+	$(DSO) search --config $(or $(CONFIG),experiments/darts/search.yaml) \
+	  $(if $(CIFAR_ROOT),data.root=$(CIFAR_ROOT)) $(ARGS)
+
+darts-retrain: install
+	@test -n "$(ARCH)" || { echo "make: set ARCH=path/to/architecture.yaml (e.g. experiments/darts/reference/darts_v2.yaml)"; exit 2; }
+	$(DSO) retrain --config $(or $(CONFIG),experiments/darts/retrain.yaml) --arch $(ARCH) \
+	  $(if $(CIFAR_ROOT),data.root=$(CIFAR_ROOT)) $(ARGS)
+
+# Search, derive, retrain, evaluate and report at micro scale on Fashion-MNIST, then the
+# reference genotypes at DARTS' CIFAR-10 evaluation size (their parameter counts).
+DARTS_RUN ?= runs/darts_micro
+darts-micro: install data
+	$(DSO) run --config experiments/darts/micro_search.yaml output_dir=$(DARTS_RUN) $(ARGS)
+	for f in experiments/darts/reference/*.yaml; do $(DSO) info --arch $$f || exit 1; done
 
 # PASCAL VOC (TPAMI §4.4). The ImageNet stages run when IMAGENET_ROOT is given; the retraining
 # runs COCO+SBD+VOC (with COCO_ROOT), SBD+VOC (when VOC_ROOT holds VOCaug/), then VOC, each

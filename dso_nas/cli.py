@@ -18,6 +18,8 @@ Every subcommand takes ``--config FILE`` and trailing ``KEY=VALUE`` overrides::
     dso-nas lambda-noise runs/fashion_mnist/search                     # the λ gradient's noise
     dso-nas baseline --config experiments/cifar/search.yaml --kind full --out runs/full.yaml
     dso-nas plot     runs/fashion_mnist/search                         # sparsity, FLOPs, curves
+    dso-nas import-genotype "Genotype(normal=[...], ...)" --out cell.yaml  # DARTS' notation -> file
+    dso-nas export-genotype runs/darts_micro/architecture.yaml         # file -> DARTS' notation
 
 The subcommands are a table (:data:`dso_nas.commands.COMMANDS`); this module reads the command
 line, applies the process settings and runs the command under the shared ending

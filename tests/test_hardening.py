@@ -567,7 +567,11 @@ class _Inputs:
                       "pack": {"src": src, "out": os.path.join(root, "packed")},
                       "study": {"study": os.path.join(ROOT, "experiments", "study", "smoke.yaml")},
                       "lambda-noise": {"run": os.path.dirname(config)},  # not a run: only --out is tried
-                      "baseline": {"config": config, "out": os.path.join(root, "baseline.yaml")}}
+                      "baseline": {"config": config, "out": os.path.join(root, "baseline.yaml")},
+                      "import-genotype": {"genotype": "Genotype(normal=[('skip_connect', 0), ('sep_conv_3x3', 1)], "
+                                                      "normal_concat=[2], reduce=[('max_pool_3x3', 0), "
+                                                      "('skip_connect', 1)], reduce_concat=[2])",
+                                          "out": os.path.join(root, "genotype.yaml")}}
         self.extra = {"export": ["--format", "mxnet"], "pack": ["--workers", "1"],
                       "launch": ["--workers", "1", "--", "true"], "baseline": ["--kind", "full"],
                       "study": ["--summary"], "search-check": ["--summary"]}  # read only: nothing trains

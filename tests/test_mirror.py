@@ -31,6 +31,20 @@ def _supernet(scope="full", ctx=None, prefix="net_", backend="onednn"):
     return net
 
 
+def _darts(prefix="darts_"):
+    """A small DARTS search network: 5 cells (reductions at 1 and 3, so a factorized-reduce
+    preprocessing too), 2 nodes, ops of every kind."""
+    from dso_nas.spaces.darts.supernet import DartsSuperNet  # noqa: PLC0415 - only the darts cases need it
+    mx.random.seed(5)
+    ops = ["none", "sep_conv_3x3", "max_pool_3x3", "skip_connect", "dil_conv_3x3"]
+    net = DartsSuperNet(in_channels=3, channels=4, layers=5, steps=2, stem_multiplier=3, normal_ops=ops,
+                        reduce_ops=ops, num_classes=10, prefix=prefix)
+    net.initialize(mx.init.Xavier())
+    _perturb(net)
+    net.hybridize(static_alloc=True)
+    return net
+
+
 def _toy(prefix="toy_"):
     """conv-BN-ReLU layers (learnable γ) and a classifier, as a HybridSequential."""
     mx.random.seed(2)
@@ -77,7 +91,7 @@ def _state(net, what="data", ctx=None):
 def _rtol() -> float:
     """The mirror path recomputes the same ops, but several OpenMP threads may split a sum
     differently from one run to the next: the rounding bound of the larger of the two nets."""
-    return max(net_rtol(build(), (BATCH, 3, HW, HW)) for build in (_supernet, _toy))
+    return max(net_rtol(build(), (BATCH, 3, HW, HW)) for build in (_supernet, _toy, _darts))
 
 
 def _assert_same(a, b, rtol=None):
@@ -164,7 +178,7 @@ def test_plan_rejects_non_cut_candidates_and_recomputed_dropout():
 # ----------------------------------------------------------------------------- mirror == plain
 
 
-@pytest.mark.parametrize("build", [_supernet, _toy], ids=["supernet", "conv_bn_relu"])
+@pytest.mark.parametrize("build", [_supernet, _toy, _darts], ids=["supernet", "conv_bn_relu", "darts"])
 def test_mirror_matches_gluon(build):
     plain, mirror = build(), build()
     x, y = _batch()
@@ -242,12 +256,12 @@ def test_rejects_a_network_that_is_not_a_sequence():
         MirrorExecutor(net, (2, 3), mx.cpu(), loss=gluon.loss.SoftmaxCrossEntropyLoss())
 
 
-def _pruned_supernet():
-    """The full-scope supernet with a prune's masks applied: half the λ of every block at zero (and
-    the edges of the ops that dies with them), the dead parts out of the graph."""
+def _pruned_supernet(space_name):
+    """A supernet with a prune's masks applied: half the λ at zero (and the entries that die with
+    them), the dead parts out of the graph (the dense full-scope supernet, or the DARTS one)."""
     from dso_nas.spaces import get_space  # noqa: PLC0415 - only this test needs the space seam
-    net = _supernet()
-    space = get_space("dense")
+    net = _supernet() if space_name == "dense" else _darts()
+    space = get_space(space_name)
     rng = np.random.RandomState(7)
     lams = [p.data().asnumpy() * (rng.rand(*p.shape) > 0.5) for p in net.lambda_params()]
     keep = space.live_lambda(net, lams)
@@ -258,10 +272,11 @@ def _pruned_supernet():
     return net
 
 
-def test_mirror_of_a_pruned_supernet_matches_gluon():
+@pytest.mark.parametrize("space_name", ["dense", "darts"])
+def test_mirror_of_a_pruned_supernet_matches_gluon(space_name):
     """After a prune the mirror executors are rebuilt on the smaller graph; they still compute what
     plain Gluon computes, and the dead ops' weights get no gradient in either."""
-    plain, mirror = _pruned_supernet(), _pruned_supernet()
+    plain, mirror = _pruned_supernet(space_name), _pruned_supernet(space_name)
     x, y = _batch()
     exe = MirrorExecutor(mirror, x.shape, mx.cpu(), loss=gluon.loss.SoftmaxCrossEntropyLoss(), segments=3)
     loss, logits, grads = _plain_step(plain, x, y, _trainer(plain))

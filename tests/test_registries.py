@@ -24,16 +24,14 @@ from dso_nas.tasks import TASKS
 
 HW = 8
 SPACE_TASK_OPS = [(s, t, o) for s in SPACES.names() if SPACES.get(s).searchable
-                  for t in TASKS.names() for o in OPS.names()
-                  if SPACES.get(s).op_family in (None, OPS.get(o).family)]
+                  for t in TASKS.names() for o in OPS.names() if SPACES.get(s).accepts_op(OPS.get(o))]
 
 
 def _partner(space, op):
-    """A second op of the space's family, so every supernet block has two ops."""
-    family = SPACES.get(space).op_family
-    if family is None:
+    """A second op the space accepts, so every supernet block has two ops."""
+    if SPACES.get(space).op_family is None:
         return ["avg_pool_3x3", op] if op != "avg_pool_3x3" else [op]
-    other = next(n for n in OPS.names() if n != op and family in (None, OPS.get(n).family))
+    other = next(n for n in OPS.names() if n != op and SPACES.get(space).accepts_op(OPS.get(n)))
     return [other, op]
 
 
@@ -42,12 +40,14 @@ DATA_FOR = {task: next(n for n, spec in DATASETS.items() if spec.task == task) f
 
 
 def _cfg(space, task, ops):
-    return load_config(None, [f"model.space={space}", f"task.name={task}", f"model.ops={list(ops)}",
+    return load_config(None, [f"model.space={space}", f"task.name={task}", *SPACES.get(space).search_ops_overrides(ops),
                               f"data.name={DATA_FOR[task]}", f"data.image_size={HW}",
                               "model.mobile.first_conv=4", "model.mobile.first_block=4",
                               "model.mobile.widths=[4, 8]", "model.mobile.depths=[2, 1]",
                               "model.mobile.strides=[1, 2]", "model.mobile.last_conv=8",
                               "model.in_channels=1", "model.stem_channels=4",
+                              "model.darts.channels=4", "model.darts.layers=3", "model.darts.steps=2",
+                              "model.darts.eval_channels=4", "model.darts.eval_layers=3",
                               "model.stages=2", "model.blocks=[1, 1]", "model.channels=[4, 8]", "model.levels=2",
                               "model.num_classes=3", "retrain.dropout=0", "retrain.drop_path=0",
                               "retrain.aux_weight=0"])
@@ -94,6 +94,7 @@ def test_every_op_builds_and_costs_at_any_stride_and_width(name, stride):
     spec = OPS.get(name)
     c_out = 6 if spec.changes_width else 4
     x = mx.nd.random.uniform(shape=(2, 4, 7, 7))
+    x.attach_grad()  # a parameter-free op (pooling, identity, zeros) is differentiable only through its input
     for backend in BACKENDS:
         block = spec.build(4, stride, affine=True, c_out=c_out, backend=backend)
         block.initialize()

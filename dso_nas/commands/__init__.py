@@ -9,13 +9,14 @@
   (report, plot), :mod:`~dso_nas.commands.pack`, :mod:`~dso_nas.commands.launch`,
   :mod:`~dso_nas.commands.doctor`, :mod:`~dso_nas.commands.baseline`,
   :mod:`~dso_nas.commands.study`, :mod:`~dso_nas.commands.search_check`,
-  :mod:`~dso_nas.commands.lambda_noise`.
+  :mod:`~dso_nas.commands.lambda_noise`, :mod:`~dso_nas.commands.genotype`
+  (import-genotype, export-genotype).
 
 A new subcommand is a ``Command`` in one of these modules (or a new one) and one ``register``
 line below; ``dso-nas --help`` lists the commands in the order they are registered. Every
 module here is light to import: a command's work imports what it needs (MXNet) when it runs.
 """
-from . import baseline, doctor, folders, lambda_noise, launch, nets, pack, search_check, study, training
+from . import baseline, doctor, folders, genotype, lambda_noise, launch, nets, pack, search_check, study, training
 from .table import COMMANDS, Command, add_config_args, register
 
 __all__ = ["COMMANDS", "Command", "register", "add_config_args"]
@@ -36,3 +37,5 @@ register(search_check.SEARCH_CHECK)
 register(lambda_noise.LAMBDA_NOISE)
 register(baseline.BASELINE)
 register(folders.PLOT)
+register(genotype.IMPORT_GENOTYPE)
+register(genotype.EXPORT_GENOTYPE)

@@ -47,6 +47,17 @@ _C.model.mobile.depths = [4, 4, 4, 4, 4, 1]  # searchable blocks per stage
 _C.model.mobile.strides = [2, 2, 2, 1, 2, 1]  # stride of each stage's first block
 _C.model.mobile.last_conv = 1280  # width of the 1x1 conv before the pooling and the classifier
 _C.model.mobile.one_op = True  # stop the search once every block keeps at most one op (§4.3); search.epochs caps it
+_C.model.darts = CfgNode()  # the DARTS cell space (model.space=darts; DARTS, Liu et al. 2019; NASP)
+_C.model.darts.channels = 16  # C of the search network's first cells (DARTS: 16)
+_C.model.darts.layers = 8  # cells of the search network (DARTS: 8; reductions at 1/3 and 2/3 of the depth)
+_C.model.darts.steps = 4  # intermediate nodes per cell (DARTS: 4, so 14 edges)
+_C.model.darts.stem_multiplier = 3  # the stem's width is stem_multiplier x C (DARTS: 3)
+_C.model.darts.stem_stride = 1  # stride of the stem's 3x3 conv (DARTS CIFAR: 1; 2 quarters the cost of small-image micro runs)
+_C.model.darts.normal_ops = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]  # candidate ops of the normal cell (DARTS' eight)
+_C.model.darts.reduce_ops = []  # candidate ops of the reduction cell ([] = normal_ops; NASP's 12-op space differs)
+_C.model.darts.derive = "nonzero"  # "nonzero": DSO-NAS keeps every non-zero λ; "darts": per node the 2 strongest edges, per edge its strongest op
+_C.model.darts.eval_channels = 36  # C of the evaluation (retraining) network (DARTS CIFAR-10: 36), times retrain.width_mult
+_C.model.darts.eval_layers = 20  # cells of the evaluation network (DARTS CIFAR-10: 20)
 _C.model.output_stride = 0  # stride of the last map: 0 = every reduction strided; 16 = DeepLabv3's atrous backbone (§4.4)
 _C.model.first_shortcut = "identity"  # shortcut of each stage's first derived block: "identity" (paper) or "conv" (release)
 _C.model.final_bn = True  # dense space: BN + ReLU on the last stage's output before the head (release: final_bn, final_relu)
@@ -181,6 +192,9 @@ CHOICES: Dict[str, Callable[[], Tuple]] = {
     "latency.model": _owned("search.latency", "LATENCY_MODELS"),
     "retrain.schedule": _owned("engine.schedules", "SCHEDULES"),
     "retrain.layout": _owned("spaces.base", "LAYOUTS"),
+    "model.darts.normal_ops": _owned("ops.darts", "DARTS_OP_NAMES"),
+    "model.darts.reduce_ops": _owned("ops.darts", "DARTS_OP_NAMES"),
+    "model.darts.derive": _owned("spaces.darts.derive", "DERIVE_RULES"),
 }
 
 #: Numeric ranges checked when a config is resolved: ``key -> (low, high)``; ``"[a"`` / ``"(a"``
@@ -189,6 +203,9 @@ RANGES: Dict[str, Tuple] = {
     "seed": ("[0", None),
     "model.in_channels": ("[1", None), "model.stem_channels": ("[1", None), "model.stages": ("[1", None),
     "model.blocks": ("[0", None), "model.channels": ("[1", None), "model.levels": ("[1", None),
+    "model.darts.channels": ("[1", None), "model.darts.layers": ("[3", None), "model.darts.steps": ("[1", None),
+    "model.darts.stem_multiplier": ("[1", None), "model.darts.stem_stride": ("[1", "2]"), "model.darts.eval_channels": ("[1", None),
+    "model.darts.eval_layers": ("[3", None),
     "model.num_classes": ("[2", None), "model.bn_eps": ("(0", None), "model.bn_momentum": ("[0", "1)"),
     "data.limit": ("[0", None), "data.weight_fraction": ("(0", "1)"), "data.cutout": ("[0", None),
     "data.test_limit": ("[0", None), "data.image_size": ("[1", None), "data.resize": ("[0", None),

@@ -19,6 +19,16 @@ Operations of the mobile space (ProxylessNAS, :mod:`dso_nas.ops.mbconv`):
 
 * ``mbconv_kxk_eE``: MBConv with depthwise kernel ``k`` in 3, 5, 7 and expansion ``E`` in 3, 6;
   ``mbconv_3x3_e1`` (no expand conv) is the fixed first block of the mobile macro.
+
+Operations of the DARTS cell space and NASP's larger one (:mod:`dso_nas.ops.darts`), keyed
+``darts_`` + DARTS' name, family ``"darts"``:
+
+* ``darts_none``, ``darts_skip_connect`` (identity; FactorizedReduce at stride 2);
+* ``darts_avg_pool_3x3``, ``darts_max_pool_kxk`` (k = 3, 5, 7): bare pooling, no BN;
+* ``darts_sep_conv_kxk`` (k = 3, 5, 7): (ReLU, depthwise, pointwise, BN) twice;
+* ``darts_dil_conv_kxk`` (k = 3, 5): ReLU, depthwise with dilation 2, pointwise, BN;
+* ``darts_conv_1x1``, ``darts_conv_3x3``, ``darts_conv_3x1_1x3``, ``darts_conv_7x1_1x7``: ReLU,
+  conv(s), BN.
 """
 from __future__ import annotations
 
@@ -27,14 +37,16 @@ from typing import Callable, Iterable, Optional
 
 from mxnet.gluon import HybridBlock, nn
 
+from ..errors import ConfigError
 from ..registry import Registry
 from .backends import REFERENCE, check_backend
 from .cost import Cost, bn_cost, conv_cost, conv_out_size, pool_cost
+from .darts import DARTS_OP_NAMES, PREFIX, darts_specs
 from .layers import BNReLU, DepthwiseConv, pool2d
 from .mbconv import MBConv, mbconv_cost
 
 __all__ = ["OpSpec", "OPS", "SepConv", "PoolBNReLU", "sep_conv_cost", "pool_bn_relu_cost",
-           "build_op", "op_cost", "check_ops"]
+           "build_op", "op_cost", "check_ops", "darts_op"]
 
 
 class SepConv(HybridBlock):
@@ -145,6 +157,9 @@ class OpSpec:
         Width expansion inside the op (1 for the dense space's ops; MBConv's ratio).
     changes_width : bool
         Whether ``c_out`` may differ from ``c_in``.
+    exclusive : bool
+        Built only by the space whose ``op_family`` is this op's family (DARTS' ops, whose
+        forms are those of its cells); a space of any family does not search it.
     """
 
     name: str
@@ -153,6 +168,7 @@ class OpSpec:
     coster: Callable[..., Cost]
     expansion: float = 1.0
     changes_width: bool = True
+    exclusive: bool = False
 
     def _c_out(self, c_in: int, c_out: Optional[int]) -> int:
         c_out = c_in if c_out is None else int(c_out)
@@ -210,6 +226,9 @@ for _spec in (_sep_conv(3), _sep_conv(5), _pool("avg"), _pool("max"), _sep_conv(
 #: The mobile space's six MBConv ops (kernel 3, 5, 7 x expansion 3, 6) and its fixed e=1 block.
 for _spec in (*(_mbconv(k, e) for k in (3, 5, 7) for e in (3, 6)), _mbconv(3, 1)):
     OPS.register(_spec.name, _spec)
+#: The DARTS cell space's ops and NASP's (:data:`dso_nas.ops.darts.DARTS_OP_NAMES`), as ``darts_<name>``.
+for _spec in darts_specs(OpSpec):
+    OPS.register(_spec.name, _spec)
 
 
 def build_op(name: str, c_in: int, stride: int = 1, affine: bool = True, bn_eps: float = 2e-5,
@@ -228,3 +247,13 @@ def check_ops(names: Iterable[str]) -> None:
     """Raise ``ConfigError`` (the registry's, listing the valid names) if a name is not in :data:`OPS`."""
     for name in names:
         OPS.get(name)
+
+
+def darts_op(name: str) -> OpSpec:
+    """The op table's entry of the DARTS op ``name`` (bare, e.g. ``"sep_conv_3x3"``): ``OPS.get("darts_" + name)``.
+
+    Raises :class:`~dso_nas.errors.ConfigError` (one line, listing the valid names) for an unknown name.
+    """
+    if name not in DARTS_OP_NAMES:
+        raise ConfigError(f"unknown DARTS operation {name!r}; valid: {', '.join(DARTS_OP_NAMES)}")
+    return OPS.get(PREFIX + name)

@@ -43,6 +43,6 @@ def info(config_path: Optional[str], overrides: Sequence[str] = (), arch_path: O
         return out
     net = build_supernet(cfg, parts)
     cost = net.cost(hw)
-    out.update({"model": "supernet", "space": parts.space.name, "scope": cfg.model.scope, **cost["total"].as_dict(),
+    out.update({"model": "supernet", "space": parts.space.name, **cost["total"].as_dict(),
                 **parts.space.supernet_info(net, cfg)})
     return out

@@ -265,8 +265,8 @@ def _derive(run: SearchRun) -> Any:
                         **{f"epoch{e}_param{i}": lam for e, lams in enumerate(run.history) for i, lam in enumerate(lams)})
     drawings = run.space.draw(arch, run.run_dir)
     cost = run.space.net_cost(arch, cfg, 1.0, run.shape[1:], run.task.head_cost(cfg))
-    LOG.info("derived %s: %d params, %.2fM FLOPs at search width; drawing: %s",
-             os.path.join(run.run_dir, ARCH_FILE), cost["total"].params, cost["total"].flops / 1e6, ", ".join(drawings))
+    LOG.info("derived %s: %d params, %.2fM FLOPs at search width%s", os.path.join(run.run_dir, ARCH_FILE),
+             cost["total"].params, cost["total"].flops / 1e6, f"; drawing: {', '.join(drawings)}" if drawings else "")
     return arch
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from .base import BudgetBlock, HeadCost, HeadFactory, LambdaDeriver, SearchSpace
+from .darts import DartsSpace
 from .dense import DenseSpace
 from .mobile import MobileSpace
 from .reference import CifarResNetSpace
@@ -22,3 +23,4 @@ __all__ = ["SPACES", "SearchSpace", "BudgetBlock", "LambdaDeriver", "HeadFactory
 SPACES.register(DenseSpace.name, DenseSpace(), aliases=DenseSpace.aliases)
 SPACES.register(CifarResNetSpace.name, CifarResNetSpace())
 SPACES.register(MobileSpace.name, MobileSpace(), aliases=MobileSpace.aliases)
+SPACES.register(DartsSpace.name, DartsSpace())

@@ -25,26 +25,36 @@ class _FlowDict(dict):
     """A mapping written on one line in the architecture file."""
 
 
+class _FlowList(list):
+    """A list written on one line in the architecture file."""
+
+
 class _Dumper(yaml.SafeDumper):
     pass
 
 
 _Dumper.add_representer(
     _FlowDict, lambda dumper, v: dumper.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True))
+_Dumper.add_representer(
+    _FlowList, lambda dumper, v: dumper.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
 
 
-def _flow(value: Any) -> Any:
-    """Lists of lists of mappings (cells of op entries) are written one entry per line."""
+def _flow(value: Any, depth: int = 0) -> Any:
+    """One line per entry: a mapping two lists deep (an op entry of a dense cell), or a list of
+    lists of scalars (a DARTS node's ``[op, input]`` entries). ``depth``: enclosing lists."""
+    if isinstance(value, dict):
+        items = {k: _flow(v) for k, v in value.items()}
+        return _FlowDict(items) if depth >= 2 else items
     if isinstance(value, list):
-        return [_FlowDict(v) if isinstance(v, dict) else _flow(v) for v in value]
+        if value and all(isinstance(v, list) and not any(isinstance(x, (list, dict)) for x in v) for v in value):
+            return _FlowList(value)
+        return [_flow(v, depth + 1) for v in value]
     return value
 
 
 def architecture_yaml(arch: Any) -> str:
-    """The architecture file's text (``arch.to_dict()``; its ``cells`` entries one per line)."""
-    d = arch.to_dict()
-    if "cells" in d:
-        d["cells"] = _flow(d["cells"])
+    """The architecture file's text (``arch.to_dict()``, an op entry or a node per line)."""
+    d = {k: _flow(v) for k, v in arch.to_dict().items()}
     return yaml.dump(d, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=120,
                      allow_unicode=True)
 

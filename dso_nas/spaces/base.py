@@ -83,6 +83,15 @@ class SearchSpace:
     def check_config(self, cfg: Any) -> None:
         """Space-specific cross-key checks of a resolved config (``ConfigError``)."""
 
+    def accepts_op(self, spec: Any) -> bool:
+        """Whether the space searches the op table's entry ``spec``: one of its family where it
+        has one, else any op that is not reserved to another space (``OpSpec.exclusive``)."""
+        return spec.family == self.op_family if self.op_family else not getattr(spec, "exclusive", False)
+
+    def search_ops_overrides(self, ops: Sequence[str]) -> List[str]:
+        """``KEY=VALUE`` settings that make the space search the op table's entries ``ops``."""
+        return [f"model.ops={list(ops)}".replace(" ", "")]
+
     # -- search --------------------------------------------------------------------------
     def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory]) -> HybridBlock:
         """The supernet of ``cfg`` in op form ``backend``, with the task's head.

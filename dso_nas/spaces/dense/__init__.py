@@ -20,7 +20,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...models.common import reduction_plan, stem_stride
-from ...ops import op_cost
+from ...ops import OPS, op_cost
 from ...plots.cells import draw_architecture
 from ..base import BudgetBlock, HeadCost, HeadFactory, LambdaDeriver, SearchSpace
 from .arch import SPACE, SPACE_ALIASES, Architecture, Layout, derive_architecture
@@ -80,6 +80,10 @@ class DenseSpace(SearchSpace):
             raise ConfigError("model.levels must be >= 1 and model.ops must name at least one op")
         if len(set(m.ops)) != len(m.ops):
             raise ConfigError(f"model.ops lists an op twice: {m.ops}")
+        foreign = [o for o in m.ops if not self.accepts_op(OPS.get(o))]
+        if foreign:
+            raise ConfigError(f"model.ops has {foreign}, ops of another space's cells "
+                              f"(family {OPS.get(foreign[0]).family!r}); the dense space does not search them")
         reduction_plan(m.stem, m.stages - 1, m.output_stride)  # ConfigError for a stride it cannot give
 
     def final_stride(self, cfg: Any) -> int:
@@ -152,7 +156,7 @@ class DenseSpace(SearchSpace):
         return DenseLatencyModel(table, net.layout(), net.scope, shapes, build_net, input_shape, backend)
 
     def supernet_info(self, net: SuperNet, cfg: Any) -> Dict[str, Any]:
-        return {"lambda_per_block": num_lambda(cfg.model.levels, len(cfg.model.ops)),
+        return {"scope": cfg.model.scope, "lambda_per_block": num_lambda(cfg.model.levels, len(cfg.model.ops)),
                 "num_lambda": int(sum(int(np.prod(p.shape)) for p in net.lambda_params())),
                 "blocks": len(net.search_blocks()), "stages": cfg.model.stages, "channels": list(cfg.model.channels)}
 
