@@ -96,7 +96,8 @@ class DenseSpace(SearchSpace):
         return Layout.from_config(cfg.model)
 
     # -- search --------------------------------------------------------------------------
-    def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory]) -> SuperNet:
+    def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory],
+                       weighting: str = "linear") -> SuperNet:  # linear only (supernet_forms)
         m = cfg.model
         return SuperNet(stem=m.stem, in_channels=m.in_channels, stem_channels=m.stem_channels,
                         channels=m.channels, blocks=m.blocks, levels=m.levels, ops=m.ops, scope=m.scope,
