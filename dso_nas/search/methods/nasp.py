@@ -18,6 +18,7 @@ The cells are the code's ``genotype()``: DARTS' rule on the softmax of α.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
 import mxnet as mx
@@ -111,8 +112,10 @@ class NaspSteps(SearchSteps):
         self._set(bar)
         mark_stale(self.w_trainer)  # the α step's backward wrote every weight's gradient: not this step's
         try:
-            return train_step(self.twin, self.w_trainer, self.task, self.loss_fn, data, label, self.ctxs,
-                              before_update=self.clip, ignore_stale_grad=True)
+            with warnings.catch_warnings():  # the unselected ops' Parameters are left out on purpose
+                warnings.filterwarnings("ignore", message=r"Parameter .* is not used by any computation")
+                return train_step(self.twin, self.w_trainer, self.task, self.loss_fn, data, label, self.ctxs,
+                                  before_update=self.clip, ignore_stale_grad=True)
         finally:
             self._set(alpha)
 
