@@ -20,7 +20,7 @@ FMNIST_REC ?= runs/imagenet_fmnist/rec
 ARCH ?=
 RUN ?=
 
-.PHONY: install check-cuda-wheels data search search-check study test compare bench bench-methods bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro darts-search darts-retrain darts-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro architecture clean help
+.PHONY: install check-cuda-wheels data search search-check study test compare compare-check bench bench-methods bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro darts-search darts-retrain darts-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro architecture clean help
 
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
@@ -43,6 +43,7 @@ help:
 	@echo "make search-check  the planted check: real ops beside decoys over 3 seeds (dso-nas search-check)"
 	@echo "make study         the paper's claims over 3 seeds on Fashion-MNIST (dso-nas study; docs/study.md)"
 	@echo "make compare       DSO-NAS, NASP, DARTS and random cells like for like on the DARTS space (docs/compare.md)"
+	@echo "make compare-check the planted decoy check of each search method on the DARTS space"
 	@echo "make bench         search-step speed and memory (tools/bench_step.py; see BENCHMARKS.md)"
 	@echo "make bench-methods each search method's architecture and weight step on the DARTS search network"
 	@echo "make bench-data    ImageNet loader: decoded + augmented images/s at 224x224 (tools/bench_data.py)"
@@ -98,6 +99,11 @@ study: install data
 # DSO-NAS, NASP, DARTS and random cells like for like on the DARTS space (docs/compare.md); rerun to continue.
 compare: install data
 	$(DSO) study experiments/study/darts_methods.yaml $(ARGS)
+
+# The planted check (decoy ops) for each search method on the DARTS space; rerun to continue.
+compare-check: install data
+	for m in dso nasp darts; do $(DSO) search-check --config experiments/darts/$$( [ $$m = dso ] && echo micro_search || echo micro_$$m ).yaml \
+	  --real darts_sep_conv_3x3 darts_max_pool_3x3 --output-dir runs/compare_check/$$m $(ARGS) || exit 1; done
 
 test: install data
 	$(PY) -m pytest -q tests

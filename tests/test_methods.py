@@ -20,7 +20,7 @@ from dso_nas.spaces.darts.supernet import DartsSuperNet
 from dso_nas.tasks import TASKS
 from tolerance import assert_close_rel, net_rtol
 
-OPS = ("none", "sep_conv_3x3", "max_pool_3x3", "skip_connect", "dil_conv_3x3")
+OPS = ("avg_pool_3x3", "sep_conv_3x3", "max_pool_3x3", "skip_connect", "dil_conv_3x3")  # NASP: no "none"
 STEPS = 2  # nodes per cell: 5 edges
 SHAPE = (4, 1, 8, 8)
 TINY = ["model.space=darts", "data.name=fashion_mnist", "model.in_channels=1", "model.num_classes=10",
@@ -232,6 +232,7 @@ def test_global_norm_clip_scales_the_batch_mean_gradient():
     (["model.space=dense", "model.in_channels=1", "search.method=nasp"], r"searches the spaces \['darts'\]"),
     (["search.method=darts", "search.budget=flops"], "has no budget: set search.budget=none"),
     (["search.method=nasp", "train.mirror=true"], "no mirror mode"),
+    (["search.method=nasp", "model.darts.normal_ops=[none,sep_conv_3x3]"], "ops without 'none'"),
     (["search.method=prox"], r"'search.method' must be one of \['dso', 'nasp', 'darts'\]"),
 ])
 def test_the_config_refuses_in_one_line(over, message):
@@ -271,3 +272,6 @@ def test_search_resumes_exactly_and_refuses_another_method(method, tmp_path):
             np.testing.assert_array_equal(x, y)
     same = [open(os.path.join(run, "architecture.yaml")).read().split("meta:")[0] for run in (killed, straight)]
     assert same[0] == same[1]
+    from dso_nas.run.report import report
+    text, data = report(straight)  # NASP's Table 2 beside a DARTS-space run
+    assert "NASP Table 2: NASP (12 ops)" in text and "DSO-NAS-share" not in text and data["search_method"] == method

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import signal
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -157,6 +157,10 @@ class SearchSteps:
         self.task, self.ctxs, self.executors = task, list(ctxs), executors
         self.loss_fn = task.loss()
         self.clip_norm = float(clip_norm)
+
+    def stats(self) -> Dict[str, Any]:
+        """Figures of the steps since the last call, for the epoch's log record (none here)."""
+        return {}
 
     def clip(self, count: int) -> None:
         """``before_update`` of a weight step: the global-norm clip, if any."""

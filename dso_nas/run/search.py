@@ -224,6 +224,7 @@ def _run_search(run: SearchRun, stop: StopFlag) -> bool:
                                       before_lambda_step=refresh, steps=steps)
         if res is None:
             return False
+        step_stats = steps.stats()
         lambdas = run.lambdas()
         prune = run.method.sparse and cfg.search.prune_every and (run.epoch + 1) % cfg.search.prune_every == 0
         pruned = _prune(run) if prune else None
@@ -231,15 +232,17 @@ def _run_search(run: SearchRun, stop: StopFlag) -> bool:
             lambdas = run.lambdas()
             steps = None  # the graph changed
         support = run.method.support(run.space, cfg, lambdas)
-        flips = (sum(lam.size - len(s) for lam, s in zip(lambdas, support)) if run.support is None  # from λ = 1
-                 else int(sum(np.setxor1d(a, b).size for a, b in zip(support, run.support))))
+        if run.support is None:  # a sparse method's support starts full (λ = 1), another's empty
+            flips = sum(lam.size - len(s) if run.method.sparse else len(s) for lam, s in zip(lambdas, support))
+        else:
+            flips = int(sum(np.setxor1d(a, b).size for a, b in zip(support, run.support)))
         run.unchanged = run.unchanged + 1 if support == run.support else 0
         run.support = support
         run.history.append(lambdas)
         report = run.space.search_report(run.net, run.shape[1:], lambdas)
         run.log({"phase": "search", "epoch": run.epoch,
                  **{f"{k}_{m}": v for k, d in res.metrics.items() for m, v in d.items()},
-                 **report, "support_flips": flips, **({"pruned_lambda": pruned} if pruned is not None else {}),
+                 **report, **step_stats, "support_flips": flips, **({"pruned_lambda": pruned} if pruned is not None else {}),
                  "gamma": budget.summary(), "seconds": run.elapsed["search"]})
         LOG.info("search epoch %d/%d: D_w %s | D_λ %s | zero λ %d/%d | support flips %d | FLOPs %.1fM", run.epoch + 1,
                  cfg.search.epochs, run.task.summary(res.metrics["weights"]), run.task.summary(res.metrics["lambda"]),

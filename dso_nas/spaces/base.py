@@ -213,6 +213,11 @@ class SearchSpace:
         searched architecture ``like``, a random one keeps as many connections as it does."""
         raise NotImplementedError
 
+    def planted_blocks(self, arch: Any) -> List[Tuple[List[str], int]]:
+        """Per searched block of ``arch``: the op names it kept, and how many slots each candidate
+        op had in it (the planted check, :mod:`dso_nas.study.planted`)."""
+        raise NotImplementedError(f"the {self.name} space has no planted check")
+
     def kept_rate(self, arch: Any) -> float:
         """Fraction of the supernet's λ connections an architecture keeps."""
         raise NotImplementedError

@@ -28,6 +28,7 @@ from mxnet import gluon
 from ...engine.distributed import Distributed
 from ...engine.loops import SearchSteps, mark_stale, train_step
 from ...ops import darts_op
+from ...errors import ConfigError
 from .base import SearchMethod
 from .darts import adam_trainer, edge_softmax
 
@@ -73,6 +74,7 @@ class NaspSteps(SearchSteps):
         super().__init__(net, w_trainer, arch_trainer, task=task, ctxs=ctxs, clip_norm=clip_norm)
         self.twin, self.n_steps, self.ops, self.eta, self.rank = twin, steps, [tuple(o) for o in ops], eta, rank
         self.burden = size_burden(self.ops[0])
+        self.rebuilds = 0  # the twin's graph rebuilt for a new selection, since the last stats()
 
     # -- α and ᾱ -------------------------------------------------------------------------
     def _alpha(self) -> List[np.ndarray]:
@@ -84,6 +86,11 @@ class NaspSteps(SearchSteps):
 
     def _binary(self, alpha: Sequence[np.ndarray]) -> List[np.ndarray]:
         return [binarize(a, self.n_steps, len(o)) for a, o in zip(alpha, self.ops)]
+
+    def stats(self) -> Dict[str, Any]:
+        """How often the selection changed (the twin's graph was rebuilt) since the last call."""
+        out, self.rebuilds = {"selection_changes": self.rebuilds}, 0
+        return out
 
     # -- the two steps -------------------------------------------------------------------
     def arch(self, data, label):
@@ -109,6 +116,7 @@ class NaspSteps(SearchSteps):
         bar = self._binary(alpha)
         if self.twin.select([b != 0 for b in bar]):
             self.twin.hybridize(static_alloc=True)
+            self.rebuilds += 1
         self._set(bar)
         mark_stale(self.w_trainer)  # the α step's backward wrote every weight's gradient: not this step's
         try:
@@ -128,6 +136,15 @@ class NaspMethod(SearchMethod):
     needs = ("linear", "selected")
     weight_optimizer = "sgd"
     mirror = False
+
+    def check_config(self, cfg: Any, space: Any, fitting: Sequence[str]) -> None:
+        """Also: no ``none`` among the ops (NASP's spaces have none; at α = 0.5 the first op wins
+        every edge, and a selected ``none`` trains nothing)."""
+        super().check_config(cfg, space, fitting)
+        for ops in space.cell_ops(cfg):
+            if "none" in ops:
+                raise ConfigError("search.method=nasp searches ops without 'none' (NASP's 7 or 12): drop it from "
+                                  "model.darts.normal_ops / reduce_ops (experiments/darts/nasp7_ops.yaml)")
 
     def init_arch(self, net: Any, cfg: Any) -> None:
         """0.5 everywhere (the code's ``torch.ones(k, num_ops) / 2``)."""

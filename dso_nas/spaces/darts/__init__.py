@@ -193,6 +193,11 @@ class DartsSpace(SearchSpace):
         return {kind: {"entries": len(arch.cell(kind).entries()), "nodes": list(arch.cell(kind).concat),
                        "ops": [op for _, op, _ in arch.cell(kind).entries()]} for kind in CELL_KINDS}
 
+    def planted_blocks(self, arch: DartsArchitecture) -> List[Tuple[List[str], int]]:
+        """Per cell kind its entries' ops; each candidate op has one slot an edge."""
+        return [([op for _, op, _ in arch.cell(kind).entries()], len(edges(arch.cell(kind).steps)))
+                for kind in CELL_KINDS]
+
     def kept_rate(self, arch: DartsArchitecture) -> float:
         """Entries kept over the supernet's ``(edge, op)`` pairs of DARTS' seven non-none ops."""
         total = 2 * len(edges(arch.normal.steps)) * 7

@@ -220,6 +220,10 @@ class DenseSpace(SearchSpace):
             keep_rate = self.kept_rate(like)
         return random_architecture(self.layout(cfg), scope=scope, keep_rate=keep_rate, seed=seed, counts=counts)
 
+    def planted_blocks(self, arch: Architecture) -> List[Tuple[List[str], int]]:
+        """Per block cell its kept ops; each candidate op has one slot a level."""
+        return [([k.op for k in cell.ops], arch.levels) for cell in arch.block_cells()]
+
     def kept_rate(self, arch: Architecture) -> float:
         kept = sum(int(cell.mask(arch.levels, len(arch.ops)).sum()) for cell in arch.cells)
         return kept / float(num_lambda(arch.levels, len(arch.ops)) * len(arch.cells))
