@@ -20,7 +20,7 @@ FMNIST_REC ?= runs/imagenet_fmnist/rec
 ARCH ?=
 RUN ?=
 
-.PHONY: install check-cuda-wheels data search search-check study test bench bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro darts-search darts-retrain darts-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro architecture clean help
+.PHONY: install check-cuda-wheels data search search-check study test compare compare-check bench bench-methods bench-data cifar-search cifar-retrain imagenet-search imagenet-retrain imagenet-fmnist mobile-search mobile-retrain mobile-micro darts-search darts-retrain darts-micro voc-search voc-retrain voc-fmnist voc-micro dist-micro architecture clean help
 
 help:
 	@echo "make search        embedded default (Fashion-MNIST): pre-train, search, derive, retrain, evaluate, report"
@@ -42,7 +42,10 @@ help:
 	@echo "make data          install Debian's dataset-fashion-mnist (as root)"
 	@echo "make search-check  the planted check: real ops beside decoys over 3 seeds (dso-nas search-check)"
 	@echo "make study         the paper's claims over 3 seeds on Fashion-MNIST (dso-nas study; docs/study.md)"
+	@echo "make compare       DSO-NAS, NASP, DARTS and random cells like for like on the DARTS space (docs/compare.md)"
+	@echo "make compare-check the planted decoy check of each search method on the DARTS space"
 	@echo "make bench         search-step speed and memory (tools/bench_step.py; see BENCHMARKS.md)"
+	@echo "make bench-methods each search method's architecture and weight step on the DARTS search network"
 	@echo "make bench-data    ImageNet loader: decoded + augmented images/s at 224x224 (tools/bench_data.py)"
 	@echo "make voc-search COCO_ROOT=DIR [IMAGENET_ROOT=DIR]      segmentation search under DeepLabv3 (Table 4)"
 	@echo "make voc-retrain VOC_ROOT=DIR ARCH=FILE [COCO_ROOT=DIR] [IMAGENET_ROOT=DIR]  segmentation retraining stages"
@@ -93,6 +96,15 @@ STUDY ?= experiments/study/fashion_mnist.yaml
 study: install data
 	$(DSO) study $(STUDY) $(ARGS)
 
+# DSO-NAS, NASP, DARTS and random cells like for like on the DARTS space (docs/compare.md); rerun to continue.
+compare: install data
+	$(DSO) study experiments/study/darts_methods.yaml $(ARGS)
+
+# The planted check (decoy ops) for each search method on the DARTS space; rerun to continue.
+compare-check: install data
+	for m in dso nasp darts; do $(DSO) search-check --config experiments/darts/$$( [ $$m = dso ] && echo micro_search || echo micro_$$m ).yaml \
+	  --real darts_sep_conv_3x3 darts_max_pool_3x3 --output-dir runs/compare_check/$$m $(ARGS) || exit 1; done
+
 test: install data
 	$(PY) -m pytest -q tests
 
@@ -102,6 +114,10 @@ architecture: install
 
 bench: install
 	$(PY) tools/bench_step.py $(ARGS)
+
+# Each search method's architecture and weight step on the DARTS search network (tools/bench_methods.py).
+bench-methods: install
+	$(PY) tools/bench_methods.py $(ARGS)
 
 # The ImageNet loader's decode + augmentation rate (tools/bench_data.py; see BENCHMARKS.md).
 bench-data: install data

@@ -72,3 +72,33 @@ def test_the_target():
     assert search_check.meets_target(0.9, 0.25) and search_check.meets_target(0.6, 0.19)
     assert not search_check.meets_target(0.6, 0.21)  # over a third of the real rate
     assert not search_check.meets_target(0.9, 0.26)  # under a third of the real rate, over 25 % of the slots
+
+
+def test_darts_space_decoys_and_a_seed_read_back(tmp_path):
+    """A DARTS op's decoy joins the DARTS family (``darts_decoy_X``: the space's ``decoy_X``, a
+    name ``model.darts.normal_ops`` accepts in this process); a DARTS-space seed is read per cell
+    kind, a slot per edge and op, its support flips from ``log.jsonl``."""
+    from dso_nas.config import load_config
+    from dso_nas.spaces.archfile import save_architecture
+    from dso_nas.spaces.darts.arch import Cell, DartsArchitecture
+
+    real = ["darts_sep_conv_3x3", "darts_max_pool_3x3"]
+    decoys = search_check.register_decoys(real)
+    assert decoys == search_check.decoy_names(real) == ["darts_decoy_sep_conv_3x3", "darts_decoy_max_pool_3x3"]
+    assert all(OPS.get(d).family == "darts" and OPS.get(d).exclusive for d in decoys)
+    cfg = load_config(None, ["model.space=darts", "data.name=fashion_mnist", "model.in_channels=1",
+                             "model.darts.normal_ops=[sep_conv_3x3,max_pool_3x3,decoy_sep_conv_3x3,decoy_max_pool_3x3]",
+                             "search.budget=none", "retrain.aux_weight=0"])
+    assert "decoy_max_pool_3x3" in cfg.model.darts.normal_ops
+    normal = Cell(((("sep_conv_3x3", 0), ("decoy_max_pool_3x3", 1)), (("max_pool_3x3", 0), ("sep_conv_3x3", 2))), (2, 3))
+    reduce = Cell(((("decoy_sep_conv_3x3", 0), ("decoy_max_pool_3x3", 1)), (("max_pool_3x3", 1), ("max_pool_3x3", 2))),
+                  (2, 3))
+    save_architecture(DartsArchitecture(normal, reduce, 1, {}), str(tmp_path / "architecture.yaml"))
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in (
+        {"phase": "pretrain", "epoch": 0}, {"phase": "search", "epoch": 0, "support_flips": 12},
+        {"phase": "search", "epoch": 1, "support_flips": 3, "zero_lambda": 0, "num_lambda": 40})) + "\n")
+    seed = search_check.read_seed(str(tmp_path), 2, 2)
+    assert seed["blocks"] == [{"real": 3, "decoy": 1}, {"real": 2, "decoy": 2}]
+    assert seed["slots"] == {"real": 10, "decoy": 10}  # 5 edges of 2 nodes, one slot per edge and op
+    assert seed["real_rate"] == 5 / 20 and seed["decoy_rate"] == 3 / 20 and seed["flips_per_epoch"] == [12, 3]
+    assert seed["meets_target"] == search_check.meets_target(5 / 20, 3 / 20)

@@ -163,10 +163,9 @@ def _one_process(cfg):
 
 def _trainers(net, cfg, with_lambda: bool):
     """The search phase's two Trainers, as the pipeline builds them (λ: ``None`` for the floor)."""
-    from dso_nas.run.trainers import lambda_trainer, nag_trainer
+    from dso_nas.run.trainers import lambda_trainer, search_weight_trainer
 
-    s = cfg.search
-    weights = nag_trainer(net.weight_params(), s.lr, s.momentum, s.wd, cfg.train.clip_gradient, _one_process(cfg))
+    weights = search_weight_trainer(net.weight_params(), cfg, _one_process(cfg))
     return weights, (lambda_trainer(net, cfg, _one_process(cfg)) if with_lambda else None)
 
 

@@ -201,12 +201,14 @@ def validate(cfg: CfgNode) -> None:
     """Choices (:data:`CHOICES`) and ranges (:data:`RANGES`) of single keys, then the cross-key
     checks they cannot express (the search space and the task check their own sections)."""
     from ..data import dataset_spec  # noqa: PLC0415 - defers the slow MXNet import (the registries import it)
-    from ..spaces import get_space  # noqa: PLC0415 - defers the slow MXNet import
+    from ..search.methods import check_method  # noqa: PLC0415 - defers the slow MXNet import
+    from ..spaces import SPACES, get_space  # noqa: PLC0415 - defers the slow MXNet import
     from ..tasks import get_task  # noqa: PLC0415 - defers the slow MXNet import
 
     _check_choices(cfg)
     _check_ranges(cfg)
     get_space(cfg.model.space).check_config(cfg)
+    check_method(cfg, SPACES)
     task = get_task(cfg.task.name)
     task.check_config(cfg)
     labels_for = dataset_spec(cfg.data.name).task  # a dataset's labels are for one task

@@ -98,13 +98,17 @@ _C.pretrain.momentum = 0.9  # NAG momentum (release: 0.9)
 _C.pretrain.wd = 3e-4  # weight decay (paper: 3e-4)
 
 _C.search = CfgNode()
+_C.search.method = "dso"  # the search method: "dso" (DSO-NAS: ℓ1 on λ by APG-NAG), "nasp" (NASP, proximal iterations), "darts" (first-order DARTS); nasp and darts search the darts space
 _C.search.epochs = 120  # maximum search epochs (paper: about 120 until convergence)
 _C.search.until = "converged"  # "converged": stop once the λ support is unchanged for search.patience epochs; "epochs": run them all (paper: until convergence)
 _C.search.patience = 10  # epochs in a row without a support change that end a search.until=converged search
 _C.search.split = True  # λ on D_λ and weights on D_w; false = joint training on one set (Table 7)
 _C.search.ratio = [1, 1]  # x:y weight steps to λ steps (paper: 1:1 CIFAR, 4:1 ImageNet)
-_C.search.lr = 0.1  # weights' constant learning rate during search (paper: 0.1)
-_C.search.momentum = 0.9  # weights' NAG momentum (release: 0.9)
+_C.search.lr = 0.1  # weights' learning rate during search (paper: 0.1, constant; NASP and DARTS: 0.025, cosine)
+_C.search.lr_schedule = "constant"  # weights' rate over the search epochs: "constant" or "cosine" (to search.lr_min, NASP's and DARTS')
+_C.search.lr_min = 0.001  # the cosine schedule's last rate (NASP, DARTS: 0.001)
+_C.search.clip_norm = 0.0  # clip the weights' gradient to this global L2 norm before each weight step (0 = off; NASP, DARTS: 5)
+_C.search.momentum = 0.9  # weights' momentum (release: 0.9; NAG for dso, heavy-ball SGD for nasp and darts)
 _C.search.wd = 3e-4  # weights' weight decay (paper: 3e-4; release 1e-4)
 _C.search.lambda_lr = 0.1  # λ learning rate η of APG-NAG (release: 0.1)
 _C.search.lambda_momentum = 0.9  # λ momentum μ of APG-NAG (release: 0.9)
@@ -115,6 +119,13 @@ _C.search.budget = "flops"  # γ adaptation: "none", "flops" (Eq. 17), "mac" (Eq
 _C.search.budget_every = 1  # refresh the FLOPs/MAC γ multipliers every this many λ steps
 _C.search.gamma0 = 0.0  # γ_0, the base weight of adaptive latency (Eq. 19)
 _C.search.latency_every = 1  # re-measure connection latencies every this many epochs (Eq. 19)
+_C.search.arch = CfgNode()  # the architecture parameters α of nasp and darts (Adam, as both papers' code)
+_C.search.arch.lr = 3e-4  # Adam's learning rate (NASP, DARTS: 3e-4)
+_C.search.arch.beta1 = 0.5  # Adam's β1 (NASP, DARTS: 0.5)
+_C.search.arch.beta2 = 0.999  # Adam's β2 (NASP, DARTS: 0.999)
+_C.search.arch.wd = 1e-3  # Adam's weight decay on α (NASP, DARTS: 1e-3)
+_C.search.nasp = CfgNode()
+_C.search.nasp.eta = 0.0  # η of NASP's parameter-size regulariser R(A) = Σ_i (p_i / p̄)·||ā_i||² (main results: 0)
 
 _C.latency = CfgNode()
 _C.latency.runs = 5  # timed runs averaged per measurement (paper: 5)
@@ -162,9 +173,20 @@ def _datasets():
     return DATASETS
 
 
+def _methods():
+    from ..search.methods import METHODS  # noqa: PLC0415 - defers the slow MXNet import
+    return METHODS
+
+
 def _ops():
     from ..ops import OPS  # noqa: PLC0415 - defers the slow MXNet import
     return OPS
+
+
+def _darts_ops() -> Tuple:
+    """The DARTS space's op names: the op table's ``darts`` family, without its prefix."""
+    ops = _ops()
+    return tuple(n[len("darts_"):] for n in ops.names() if ops.get(n).family == "darts")
 
 
 def _owned(module: str, name: str) -> Callable[[], Tuple]:
@@ -188,12 +210,14 @@ CHOICES: Dict[str, Callable[[], Tuple]] = {
     "model.first_shortcut": _owned("spaces.dense.derived", "SHORTCUTS"),
     "search.budget": _owned("search.budget_kinds", "BUDGET_KINDS"),
     "search.until": _owned("search.stop", "STOP_RULES"),
+    "search.method": lambda: _methods().choices(),
+    "search.lr_schedule": _owned("search.schedule", "SEARCH_LR_SCHEDULES"),
     "train.kvstore": _owned("engine.distributed", "KVSTORES"),
     "latency.model": _owned("search.latency", "LATENCY_MODELS"),
     "retrain.schedule": _owned("engine.schedules", "SCHEDULES"),
     "retrain.layout": _owned("spaces.base", "LAYOUTS"),
-    "model.darts.normal_ops": _owned("ops.darts", "DARTS_OP_NAMES"),
-    "model.darts.reduce_ops": _owned("ops.darts", "DARTS_OP_NAMES"),
+    "model.darts.normal_ops": lambda: _darts_ops(),
+    "model.darts.reduce_ops": lambda: _darts_ops(),
     "model.darts.derive": _owned("spaces.darts.derive", "DERIVE_RULES"),
 }
 
@@ -215,7 +239,9 @@ RANGES: Dict[str, Tuple] = {
     "pretrain.epochs": ("[0", None), "pretrain.lr": ("(0", None), "pretrain.momentum": ("[0", "1)"),
     "pretrain.wd": ("[0", None),
     "search.epochs": ("[0", None), "search.patience": ("[1", None), "search.prune_every": ("[0", None), "search.ratio": ("[1", None),
-    "search.lr": ("(0", None), "search.momentum": ("[0", "1)"), "search.wd": ("[0", None),
+    "search.lr": ("(0", None), "search.momentum": ("[0", "1)"), "search.wd": ("[0", None), "search.lr_min": ("[0", None), "search.clip_norm": ("[0", None),
+    "search.arch.lr": ("(0", None), "search.arch.beta1": ("[0", "1)"), "search.arch.beta2": ("[0", "1)"),
+    "search.arch.wd": ("[0", None), "search.nasp.eta": ("[0", None),
     "search.lambda_lr": ("(0", None), "search.lambda_momentum": ("[0", "1)"), "search.gamma": ("[0", None),
     "search.budget_every": ("[1", None), "search.gamma0": ("[0", None), "search.latency_every": ("[1", None),
     "latency.runs": ("[1", None), "latency.warmup": ("[0", None), "latency.input_size": ("[1", None),

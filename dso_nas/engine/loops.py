@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import signal
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -91,22 +91,27 @@ def _split(data: mx.nd.NDArray, ctxs: Sequence[Context]) -> List[mx.nd.NDArray]:
 
 
 def train_step(net: gluon.Block, trainer: gluon.Trainer, task: Task, loss_fn: gluon.loss.Loss, data, label,
-               ctxs: Sequence[Context], aux_weight: float = 0.0, executors: Optional[Sequence] = None) -> Metric:
+               ctxs: Sequence[Context], aux_weight: float = 0.0, executors: Optional[Sequence] = None, *,
+               before_update: Optional[Callable[[int], None]] = None, ignore_stale_grad: bool = False) -> Metric:
     """One forward/backward/update on a batch split over ``ctxs``; returns its metric.
 
     With ``executors`` (:func:`dso_nas.engine.mirror.make_executors`, ``train.mirror=true``) the
     forward/backward recomputes segments instead of storing every activation.
+    ``before_update(count)`` runs between the backward pass and ``trainer.step(count)`` (a search
+    method's gradient hooks); ``ignore_stale_grad`` skips the Parameters the graph did not reach.
     """
     ys = _split(label, ctxs)
     count = task.step_count(data.shape[0], len(ys))  # what the summed gradient is divided by
     if executors is not None:
-        pairs = mirror_step(executors, data, label, trainer, count)
+        pairs = mirror_step(executors, data, label, None, count)
     else:
         xs = _split(data, ctxs)
         with autograd.record():
             pairs = [task.objective(loss_fn, net(x), y, aux_weight) for x, y in zip(xs, ys)]
         autograd.backward([loss for loss, _ in pairs])
-        trainer.step(count)
+    if before_update is not None:
+        before_update(count)
+    trainer.step(count, ignore_stale_grad=ignore_stale_grad)
     meter = task.metric()
     for (loss, out), y in zip(pairs, ys):
         loss_sum = float(loss.sum().asscalar())
@@ -114,6 +119,63 @@ def train_step(net: gluon.Block, trainer: gluon.Trainer, task: Task, loss_fn: gl
             raise DivergedError("the loss became NaN/inf; the run stopped and the last good checkpoint is kept")
         meter.update(loss_sum, out, y)
     return meter
+
+
+def fresh_grads(trainer: gluon.Trainer) -> List[mx.nd.NDArray]:
+    """The gradient arrays of ``trainer``'s Parameters that a backward pass wrote since the last
+    step (MXNet keeps that flag on the data array, as ``Trainer.step`` reads it)."""
+    return [g for p in trainer._params if p.grad_req != "null"  # noqa: SLF001 - the Trainer's own list
+            for d, g in zip(p.list_data(), p.list_grad()) if d._fresh_grad]  # noqa: SLF001
+
+
+def mark_stale(trainer: gluon.Trainer) -> None:
+    """Mark every gradient of ``trainer``'s Parameters as not written by a backward pass: a step
+    with ``ignore_stale_grad`` then leaves alone those the next backward does not reach."""
+    for p in trainer._params:  # noqa: SLF001 - the Trainer's own list
+        if p.grad_req != "null":
+            for d in p.list_data():
+                d._fresh_grad = False  # noqa: SLF001 - MXNet's "written since the last step" flag
+
+
+def clip_global_norm(trainer: gluon.Trainer, max_norm: float, count: int) -> None:
+    """Scale the fresh gradients so that the L2 norm of their batch mean is at most ``max_norm``
+    (PyTorch's ``clip_grad_norm_`` of NASP and DARTS; the arrays hold sums over ``count`` samples)."""
+    grads = fresh_grads(trainer)
+    if grads and max_norm > 0:
+        gluon.utils.clip_global_norm(grads, max_norm * count, check_isfinite=False)
+
+
+class SearchSteps:
+    """The two steps of a search round (a search method's, :mod:`dso_nas.search.methods`): the
+    architecture step on a D_λ batch and the weight step on a D_w batch. These plain steps are
+    one forward/backward/update of ``net`` each (DSO-NAS's and DARTS'); ``clip_norm`` > 0 clips
+    the weights' gradient to that global norm first (``search.clip_norm``)."""
+
+    def __init__(self, net: gluon.Block, w_trainer: gluon.Trainer, arch_trainer: gluon.Trainer, *, task: Task,
+                 ctxs: Sequence[Context], executors: Optional[Sequence] = None, clip_norm: float = 0.0):
+        self.net, self.w_trainer, self.arch_trainer = net, w_trainer, arch_trainer
+        self.task, self.ctxs, self.executors = task, list(ctxs), executors
+        self.loss_fn = task.loss()
+        self.clip_norm = float(clip_norm)
+
+    def stats(self) -> Dict[str, Any]:
+        """Figures of the steps since the last call, for the epoch's log record (none here)."""
+        return {}
+
+    def clip(self, count: int) -> None:
+        """``before_update`` of a weight step: the global-norm clip, if any."""
+        if self.clip_norm > 0:
+            clip_global_norm(self.w_trainer, self.clip_norm, count)
+
+    def arch(self, data, label) -> Metric:
+        """One step of the architecture parameters on a D_λ batch."""
+        return train_step(self.net, self.arch_trainer, self.task, self.loss_fn, data, label, self.ctxs,
+                          executors=self.executors)
+
+    def weights(self, data, label) -> Metric:
+        """One step of the network weights on a D_w batch."""
+        return train_step(self.net, self.w_trainer, self.task, self.loss_fn, data, label, self.ctxs,
+                          executors=self.executors, before_update=self.clip)
 
 
 def train_epoch(net: gluon.Block, loader, trainer: gluon.Trainer, *, task: Task, epoch: int, start: int = 0,
@@ -149,8 +211,12 @@ def search_epoch(net: gluon.Block, w_loader, lam_loader, w_trainer: gluon.Traine
                  task: Task, epoch: int, start: int = 0, ratio: Sequence[int], ctxs: Sequence[Context], seed: int,
                  before_lambda_step: Optional[Callable[[int], None]] = None,
                  stop: Optional[StopFlag] = None, show_progress: bool = True,
-                 executors: Optional[Sequence] = None, rank: int = 0) -> EpochResult:
+                 executors: Optional[Sequence] = None, rank: int = 0,
+                 steps: Optional[SearchSteps] = None) -> EpochResult:
     """One epoch of Algorithm 1: rounds of ``y`` λ steps on D_λ then ``x`` weight steps on D_w.
+
+    ``steps`` are the search method's (default: the plain :class:`SearchSteps` of ``net`` and the
+    two trainers).
 
     An epoch is one pass over D_w. The λ loader runs on across epochs: the global λ step
     ``g`` reads batch ``g % len(lam_loader)`` of its epoch ``g // len(lam_loader)``, and
@@ -158,7 +224,7 @@ def search_epoch(net: gluon.Block, w_loader, lam_loader, w_trainer: gluon.Traine
     ``before_lambda_step(g)`` runs before each λ step (the budget's γ refresh).
     """
     x, y = int(ratio[0]), int(ratio[1])
-    loss_fn = task.loss()
+    steps = steps or SearchSteps(net, w_trainer, lam_trainer, task=task, ctxs=ctxs, executors=executors)
     w_meter, lam_meter = task.metric(), task.metric()
     n_w, n_lam = len(w_loader), len(lam_loader)
     rounds = search_rounds(n_w, ratio)
@@ -175,13 +241,13 @@ def search_epoch(net: gluon.Block, w_loader, lam_loader, w_trainer: gluon.Traine
             if before_lambda_step is not None:
                 before_lambda_step(g)
             mx.random.seed(step_seed(seed, epoch, r * (x + y) + j, 1, rank))
-            lam_meter.merge(train_step(net, lam_trainer, task, loss_fn, data, label, ctxs, executors=executors))
+            lam_meter.merge(steps.arch(data, label))
         for i in range(x):
             if r * x + i >= n_w:
                 break
             data, label = next(w_iter)
             mx.random.seed(step_seed(seed, epoch, r * (x + y) + y + i, 2, rank))
-            w_meter.merge(train_step(net, w_trainer, task, loss_fn, data, label, ctxs, executors=executors))
+            w_meter.merge(steps.weights(data, label))
         position = r + 1
         if stop is not None and stop.requested and position < rounds:
             return EpochResult({"weights": w_meter, "lambda": lam_meter}, position, finished=False)

@@ -8,6 +8,7 @@ from ..config import CfgNode
 from ..errors import ArchitectureError
 from ..models.width import find_width_multiplier
 from ..spaces.archfile import architecture_space
+from ..search.methods import get_method
 from .parts import Parts
 
 __all__ = ["build_supernet", "check_arch_space", "retrain_arch", "build_derived", "inference_config", "width_for"]
@@ -15,9 +16,10 @@ __all__ = ["build_supernet", "check_arch_space", "retrain_arch", "build_derived"
 
 def build_supernet(cfg: CfgNode, parts: Parts) -> Any:
     """The supernet of the config's space with the task's head (BN γ fixed unless
-    ``train.fix_gamma`` is off), in ``parts.backend``."""
+    ``train.fix_gamma`` is off), in ``parts.backend``, weighing its ops as the search method does."""
     head = parts.task.head(cfg, parts.backend)
-    return parts.space.build_supernet(cfg, backend=parts.backend, head=head)
+    return parts.space.build_supernet(cfg, backend=parts.backend, head=head,
+                                      weighting=get_method(cfg.search.method).weighting)
 
 
 def check_arch_space(arch: Any, parts: Parts) -> None:

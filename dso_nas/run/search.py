@@ -20,8 +20,11 @@ from ..engine import EpochResult, StopFlag, search_epoch, train_epoch
 from ..engine.mirror import make_executors
 from ..errors import UserError
 from ..runlog import write_jsonl
+from ..search.methods import get_method
 from ..search.pruning import prune_lambdas
+from ..search.schedule import search_rate
 from ..search.budget_kinds import make_budget
+from ..search.budgets import NoPenalty
 from ..search.stop import converged
 from ..latency import LatencyTable
 from ..plots import plot_run_or_warn as plot
@@ -33,7 +36,7 @@ from .loaders import load_data
 from .nets import build_derived, build_supernet, inference_config
 from .parts import Parts, parts_of
 from .payloads import SearchPayload, save_payload
-from .trainers import lambda_trainer, lambda_values, nag_trainer
+from .trainers import lambda_trainer, nag_trainer, search_weight_trainer
 
 __all__ = ["SearchRun", "search", "search_in"]
 
@@ -49,14 +52,15 @@ class SearchRun:
         self.parts = parts = parts or parts_of(cfg)  # the run folder's (open_run), else built here
         self.space, self.task, self.ctxs = parts.space, parts.task, parts.ctxs
         self.loaders, self.shape = load_data(cfg, retrain=False, dist=parts.dist)
+        self.method = get_method(cfg.search.method)
         self.net = build_supernet(cfg, parts)
         initialize(self.net, self.ctxs, cfg.seed)
+        self.method.init_arch(self.net, cfg)
         self.net.hybridize(static_alloc=True)
         dist = parts.dist
         self.pre_trainer = nag_trainer(self.net.weight_params(), cfg.pretrain.lr, cfg.pretrain.momentum,
                                        cfg.pretrain.wd, cfg.train.clip_gradient, dist)
-        self.w_trainer = nag_trainer(self.net.weight_params(), cfg.search.lr, cfg.search.momentum, cfg.search.wd,
-                                     cfg.train.clip_gradient, dist)
+        self.w_trainer = search_weight_trainer(self.net.weight_params(), cfg, dist)
         self.lam_trainer = lambda_trainer(self.net, cfg, dist)
         self.phase, self.epoch, self.position = "pretrain", 0, 0
         self.history: List[List[np.ndarray]] = []
@@ -77,7 +81,7 @@ class SearchRun:
         deployed = inference_config(cfg)  # the latency probe times the net without its training extras
         latency_net = lambda arch: build_derived(arch, deployed, 1.0, parts)  # noqa: E731
         measure = self._latency_table(latency_net) if cfg.search.budget == "latency" and dist.is_writer else None
-        self.budget = make_budget(cfg.search.budget, space=self.space, net=self.net, trainer=self.lam_trainer,
+        self.budget = NoPenalty() if not self.method.sparse else make_budget(cfg.search.budget, space=self.space, net=self.net, trainer=self.lam_trainer,
                                   input_shape=self.shape, gamma=cfg.search.gamma, gamma0=cfg.search.gamma0,
                                   latency_runs=cfg.latency.runs, latency_warmup=cfg.latency.warmup,
                                   latency_input=cfg.latency.input_size, latency_every=cfg.search.latency_every,
@@ -87,6 +91,8 @@ class SearchRun:
     def drop_pruned(self) -> bool:
         """Leave the pruned λ's dead parts out of the computation (the space's
         :meth:`~dso_nas.spaces.base.SearchSpace.drop_pruned`) and rebuild the cached graphs."""
+        if not self.method.sparse:  # nothing is pruned
+            return False
         opt = self.lam_trainer.optimizer
         keep = []
         for param in self.net.lambda_params():
@@ -165,8 +171,13 @@ class SearchRun:
         return None
 
     def lambdas(self) -> List[np.ndarray]:
-        """The current λ iterates, one array per λ parameter."""
-        return lambda_values(self.net, self.lam_trainer)
+        """The current λ iterates (α for NASP and DARTS), one array per parameter."""
+        return self.method.arch_values(self.net, self.lam_trainer)
+
+    def search_steps(self):
+        """The method's two steps of a round (built on the current graph: after a prune, again)."""
+        return self.method.steps(self.net, self.w_trainer, self.lam_trainer, cfg=self.cfg, task=self.task,
+                                 ctxs=self.ctxs, executors=self.executors, rank=self.parts.dist.rank)
 
     def log(self, record: dict) -> None:
         """Append one epoch record to ``log.jsonl`` (the writer process only)."""
@@ -199,30 +210,39 @@ def _run_search(run: SearchRun, stop: StopFlag) -> bool:
         if g % every == 0:
             budget.refresh(run.lambdas())
 
+    steps = None
     while run.phase == "search" and run.epoch < cfg.search.epochs:
         t0 = time.time()
         budget.start_epoch(run.epoch, run.lambdas())
-        run.elapsed["search"] += time.time() - t0  # latency refreshes count as search time
+        if cfg.search.lr_schedule != "constant":
+            run.w_trainer.set_learning_rate(search_rate(cfg.search, run.epoch))
+        steps = steps or run.search_steps()
+        run.elapsed["search"] += time.time() - t0  # latency refreshes, the twin's build count as search time
         res = run.epoch_from_position("search", search_epoch, stop, w_loader=run.loaders.weights,
                                       lam_loader=run.loaders.lambdas, w_trainer=run.w_trainer,
                                       lam_trainer=run.lam_trainer, ratio=cfg.search.ratio,
-                                      before_lambda_step=refresh)
+                                      before_lambda_step=refresh, steps=steps)
         if res is None:
             return False
+        step_stats = steps.stats()
         lambdas = run.lambdas()
-        pruned = _prune(run) if cfg.search.prune_every and (run.epoch + 1) % cfg.search.prune_every == 0 else None
+        prune = run.method.sparse and cfg.search.prune_every and (run.epoch + 1) % cfg.search.prune_every == 0
+        pruned = _prune(run) if prune else None
         if pruned is not None:
             lambdas = run.lambdas()
-        support = [np.flatnonzero(lam).tolist() for lam in lambdas]
-        flips = (sum(lam.size - len(s) for lam, s in zip(lambdas, support)) if run.support is None  # from λ = 1
-                 else int(sum(np.setxor1d(a, b).size for a, b in zip(support, run.support))))
+            steps = None  # the graph changed
+        support = run.method.support(run.space, cfg, lambdas)
+        if run.support is None:  # a sparse method's support starts full (λ = 1), another's empty
+            flips = sum(lam.size - len(s) if run.method.sparse else len(s) for lam, s in zip(lambdas, support))
+        else:
+            flips = int(sum(np.setxor1d(a, b).size for a, b in zip(support, run.support)))
         run.unchanged = run.unchanged + 1 if support == run.support else 0
         run.support = support
         run.history.append(lambdas)
         report = run.space.search_report(run.net, run.shape[1:], lambdas)
         run.log({"phase": "search", "epoch": run.epoch,
                  **{f"{k}_{m}": v for k, d in res.metrics.items() for m, v in d.items()},
-                 **report, "support_flips": flips, **({"pruned_lambda": pruned} if pruned is not None else {}),
+                 **report, **step_stats, "support_flips": flips, **({"pruned_lambda": pruned} if pruned is not None else {}),
                  "gamma": budget.summary(), "seconds": run.elapsed["search"]})
         LOG.info("search epoch %d/%d: D_w %s | D_λ %s | zero λ %d/%d | support flips %d | FLOPs %.1fM", run.epoch + 1,
                  cfg.search.epochs, run.task.summary(res.metrics["weights"]), run.task.summary(res.metrics["lambda"]),
@@ -257,7 +277,7 @@ def _derive(run: SearchRun) -> Any:
     meta = {"run": os.path.abspath(run.run_dir)}
     if cfg.task.name != "classification":  # the file's meta.task: the task searched on (absent: classification)
         meta["task"] = cfg.task.name
-    arch = run.space.derive(cfg, run.lambdas(), meta)
+    arch = run.method.derive(run.space, cfg, run.lambdas(), meta)
     if not run.parts.dist.is_writer:
         return arch
     save_architecture(arch, os.path.join(run.run_dir, ARCH_FILE))

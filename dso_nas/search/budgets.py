@@ -144,6 +144,22 @@ def _stats(arrays: Sequence[np.ndarray]) -> Dict[str, float]:
             "max": round(float(flat.max()), 6)}
 
 
+class NoPenalty:
+    """What a search method without the ℓ1 penalty (NASP, DARTS) has in a budget's place."""
+
+    kind = "none"
+
+    def start_epoch(self, epoch: int, lambdas: Sequence[np.ndarray]) -> None:
+        """Nothing to adapt."""
+
+    def refresh(self, lambdas: Sequence[np.ndarray]) -> None:
+        """Nothing to adapt."""
+
+    def summary(self) -> Dict[str, Any]:
+        """``{"kind": "none"}``."""
+        return {"kind": self.kind}
+
+
 class Budget:
     """Budget ``"none"`` and the base of the others: every multiplier 1.
 

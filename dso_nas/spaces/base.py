@@ -78,6 +78,10 @@ class SearchSpace:
     searchable: bool = True
     #: The op family (:attr:`~dso_nas.ops.OpSpec.family`) ``model.ops`` must come from; ``None``: any.
     op_family: Optional[str] = None
+    #: Supernet forms a search method may ask for (:mod:`dso_nas.search.methods`): ``linear``
+    #: (ops weighed by λ), ``softmax`` (by the softmax of an edge's entries), ``selected`` (a
+    #: twin network computing only selected entries, ``twin()`` and ``select(masks)``).
+    supernet_forms: Tuple[str, ...] = ("linear",)
 
     # -- config --------------------------------------------------------------------------
     def check_config(self, cfg: Any) -> None:
@@ -93,11 +97,14 @@ class SearchSpace:
         return [f"model.ops={list(ops)}".replace(" ", "")]
 
     # -- search --------------------------------------------------------------------------
-    def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory]) -> HybridBlock:
+    def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory],
+                       weighting: str = "linear") -> HybridBlock:
         """The supernet of ``cfg`` in op form ``backend``, with the task's head.
 
         It has ``lambda_params()``, ``weight_params()``, ``cost(input_hw, masks)`` and
-        ``sequential_layers()`` (for mirror mode).
+        ``sequential_layers()`` (for mirror mode). ``weighting`` (one of
+        :attr:`supernet_forms`) is how the architecture parameters weigh the ops: ``linear``
+        (λ itself) or ``softmax`` (per edge, DARTS).
         """
         raise NotImplementedError
 
@@ -205,6 +212,11 @@ class SearchSpace:
         """A Table-1 baseline architecture of ``kind`` (one of :attr:`baseline_kinds`); given a
         searched architecture ``like``, a random one keeps as many connections as it does."""
         raise NotImplementedError
+
+    def planted_blocks(self, arch: Any) -> List[Tuple[List[str], int]]:
+        """Per searched block of ``arch``: the op names it kept, and how many slots each candidate
+        op had in it (the planted check, :mod:`dso_nas.study.planted`)."""
+        raise NotImplementedError(f"the {self.name} space has no planted check")
 
     def kept_rate(self, arch: Any) -> float:
         """Fraction of the supernet's λ connections an architecture keeps."""

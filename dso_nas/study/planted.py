@@ -22,13 +22,14 @@ import logging
 import os
 from typing import Any, Dict, List, Sequence
 
-import numpy as np
 from mxnet.gluon import HybridBlock
 
 from .. import run
 from ..errors import UserError
 from ..ops import OPS, OpSpec
-from ..spaces.archfile import load_architecture
+from ..config import load_config
+from ..spaces import get_space
+from ..spaces.archfile import architecture_space, load_architecture
 
 __all__ = ["DECOY", "MAX_RATIO", "MAX_DECOY_RATE", "SUMMARY", "DEFAULT_CONFIG", "decoy_names", "register_decoys",
            "read_seed", "meets_target", "table", "run_seed", "search_check"]
@@ -62,7 +63,7 @@ class Decoy(HybridBlock):
 def decoy_names(real: Sequence[str]) -> List[str]:
     """The names of the decoys of the real ops ``real`` (``ConfigError`` for an unknown op);
     nothing is registered."""
-    return [DECOY + OPS.get(name).name for name in real]
+    return [_decoy_name(OPS.get(name)) for name in real]
 
 
 def register_decoys(real: Sequence[str]) -> List[str]:
@@ -72,38 +73,48 @@ def register_decoys(real: Sequence[str]) -> List[str]:
     names = []
     for name in real:
         spec = OPS.get(name)
-        decoy = DECOY + spec.name
+        decoy = _decoy_name(spec)
         if decoy not in OPS:
             OPS.register(decoy, OpSpec(
-                name=decoy, family="decoy", expansion=spec.expansion, changes_width=spec.changes_width,
+                name=decoy, family=spec.family if spec.exclusive else "decoy", expansion=spec.expansion,
+                changes_width=spec.changes_width, exclusive=spec.exclusive,
                 builder=lambda *args, spec=spec, **kw: Decoy(spec.builder(*args), **kw),
                 coster=spec.coster))
         names.append(decoy)
     return names
 
 
-def read_seed(run_dir: str) -> Dict[str, Any]:
-    """The real and decoy op slots a finished search kept, per block, and its support flips."""
+def _decoy_name(spec: OpSpec) -> str:
+    """``decoy_X``; an op of a space's own family keeps its family prefix (``darts_decoy_X``, the
+    DARTS space's ``decoy_X``)."""
+    prefix = spec.family + "_"
+    if spec.exclusive and spec.name.startswith(prefix):
+        return prefix + DECOY + spec.name[len(prefix):]
+    return DECOY + spec.name
+
+
+def _is_decoy(op: str) -> bool:
+    return DECOY in op
+
+
+def read_seed(run_dir: str, n_real: int, n_decoy: int) -> Dict[str, Any]:
+    """The real and decoy op slots a finished search kept, per block (``n_real`` / ``n_decoy``:
+    the candidate ops of each kind), and its support flips per search epoch (``log.jsonl``)."""
     arch = load_architecture(os.path.join(run_dir, "architecture.yaml"))
-    real = [op for op in arch.ops if not op.startswith(DECOY)]
-    decoys = [op for op in arch.ops if op.startswith(DECOY)]
-    blocks = []
-    for cell in arch.block_cells():
-        kept = [k.op for k in cell.ops]
-        blocks.append({"real": sum(not op.startswith(DECOY) for op in kept),
-                       "decoy": sum(op.startswith(DECOY) for op in kept)})
-    slots_real, slots_decoy = arch.levels * len(real), arch.levels * len(decoys)
-    history = np.load(os.path.join(run_dir, "lambda_history.npz"))
-    epochs = sorted({int(k.split("_")[0][len("epoch"):]) for k in history.files})
-    supports = [np.concatenate([history[k] for k in sorted(history.files, key=lambda k: int(k.split("param")[1]))
-                                if k.startswith(f"epoch{e}_")]) != 0 for e in epochs]
-    supports.insert(0, np.ones_like(supports[0]))  # λ = 1 on every edge when the search starts
-    flips = [int((a != b).sum()) for a, b in zip(supports, supports[1:])]  # one per search epoch
+    blocks, slots = [], 0
+    for kept, per_op in architecture_space(arch).planted_blocks(arch):
+        blocks.append({"real": sum(not _is_decoy(op) for op in kept), "decoy": sum(_is_decoy(op) for op in kept)})
+        slots = per_op
+    slots_real, slots_decoy = slots * n_real, slots * n_decoy
+    with open(os.path.join(run_dir, "log.jsonl"), encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    flips = [int(r["support_flips"]) for r in records if r.get("phase") == "search"]
+    last = next((r for r in reversed(records) if r.get("phase") == "search"), {})
     real_rate = sum(b["real"] for b in blocks) / float(slots_real * len(blocks))
     decoy_rate = sum(b["decoy"] for b in blocks) / float(slots_decoy * len(blocks))
     return {"blocks": blocks, "slots": {"real": slots_real, "decoy": slots_decoy},
             "real_rate": real_rate, "decoy_rate": decoy_rate,
-            "zero_lambda": int(sum((~s).sum() for s in supports[-1:])), "num_lambda": int(supports[-1].size),
+            "zero_lambda": int(last.get("zero_lambda", 0)), "num_lambda": int(last.get("num_lambda", 0)),
             "flips_per_epoch": flips, "meets_target": meets_target(real_rate, decoy_rate)}
 
 
@@ -130,8 +141,8 @@ def run_seed(config: str, seed: int, ops: Sequence[str], out: str, overrides: Se
         return out
     if os.path.exists(os.path.join(out, "search.ckpt")):
         return run.search(None, [], resume=out)
-    ops_value = "[" + ", ".join(ops) + "]"
-    return run.search(config, [f"seed={seed}", f"model.ops={ops_value}", f"output_dir={out}", *overrides])
+    space = get_space(load_config(config, list(overrides)).model.space)
+    return run.search(config, [f"seed={seed}", *space.search_ops_overrides(ops), f"output_dir={out}", *overrides])
 
 
 def search_check(config: str, seeds: Sequence[int], real: Sequence[str], output_dir: str,
@@ -171,7 +182,7 @@ def search_check(config: str, seeds: Sequence[int], real: Sequence[str], output_
         if not summary:
             run_seed(config, seed, list(real) + decoys, out, overrides)
         if finished(out):
-            body["seeds"][str(seed)] = read_seed(out)
+            body["seeds"][str(seed)] = read_seed(out, len(real), len(decoys))
     if not body["seeds"]:
         raise UserError(f"no finished search under {output_dir}")
     body["meets_target"] = all(r["meets_target"] for r in body["seeds"].values())

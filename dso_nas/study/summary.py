@@ -59,6 +59,7 @@ def arm_rows(body: Dict[str, Any]) -> List[Dict[str, Any]]:
                      "error_std": float(np.std(err, ddof=1)) if len(err) > 1 else float("nan"),
                      "params": float(np.mean([r["params"] for r in runs])),
                      "flops": float(np.mean([r["flops"] for r in runs])),
+                     "search_seconds": float(np.mean([r.get("search_seconds", 0.0) for r in runs])),
                      "paper": body.get("paper", {}).get(arm["name"])})
     return rows
 
@@ -90,10 +91,12 @@ def _pm(mean: float, std: float = float("nan")) -> str:
 
 def table_markdown(body: Dict[str, Any]) -> str:
     """The study's tables (arms, then claims) as Markdown."""
-    lines = ["| arm | n | params | MFLOPs | test error % | paper (CIFAR-10) error % |", "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| arm | n | params | MFLOPs | search min | test error % | paper (CIFAR-10) error % |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for r in arm_rows(body):
         paper = _pm(*r["paper"]) if r["paper"] else "-"
-        lines.append(f"| {r['label']} | {r['n']} | {r['params'] / 1e3:.1f}k | {r['flops'] / 1e6:.2f} | "
+        search = f"{r['search_seconds'] / 60:.1f}" if r["search_seconds"] else "-"
+        lines.append(f"| {r['label']} | {r['n']} | {r['params'] / 1e3:.1f}k | {r['flops'] / 1e6:.2f} | {search} | "
                      f"{_pm(r['error_mean'], r['error_std'])} | {paper} |")
     claims = claim_rows(body)
     if claims:

@@ -24,7 +24,7 @@ from ...ops import darts_op
 from ...ops.darts import NONE
 from ..base import BudgetBlock, HeadCost, HeadFactory, LambdaDeriver, SearchSpace
 from .arch import CELL_KINDS, SPACE, Cell, DartsArchitecture
-from .derive import derive_cell, live_entries
+from .derive import darts_rule_mask, derive_cell, live_entries
 from .net import DartsNet, darts_cost
 from .plan import edges
 from .stem import cell_output_hw, stem_output_hw
@@ -49,6 +49,7 @@ class DartsSpace(SearchSpace):
     aliases: Tuple[str, ...] = ()
     baseline_kinds: Tuple[str, ...] = ("random",)
     op_family = "darts"
+    supernet_forms: Tuple[str, ...] = ("linear", "softmax", "selected")
 
     # -- config --------------------------------------------------------------------------
     def check_config(self, cfg: Any) -> None:
@@ -87,18 +88,31 @@ class DartsSpace(SearchSpace):
         return [f"model.darts.normal_ops={bare}".replace(" ", ""), "model.darts.reduce_ops=[]"]
 
     # -- search --------------------------------------------------------------------------
-    def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory]) -> DartsSuperNet:
+    def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory],
+                       weighting: str = "linear") -> DartsSuperNet:
         m, d = cfg.model, cfg.model.darts
         return DartsSuperNet(in_channels=m.in_channels, channels=d.channels, layers=d.layers, steps=d.steps,
                              stem_multiplier=d.stem_multiplier, stem_stride=d.stem_stride, normal_ops=_ops(cfg, "normal"),
                              reduce_ops=_ops(cfg, "reduce"), num_classes=m.num_classes,
                              affine=not cfg.train.fix_gamma, bn_eps=m.bn_eps, bn_momentum=m.bn_momentum,
-                             backend=backend, head=head)
+                             backend=backend, head=head, weighting=weighting)
 
-    def derive(self, cfg: Any, lambdas: Sequence[np.ndarray], meta: Dict[str, Any]) -> DartsArchitecture:
+    def derive(self, cfg: Any, lambdas: Sequence[np.ndarray], meta: Dict[str, Any],
+               rule: Optional[str] = None) -> DartsArchitecture:
+        """The cells of ``lambdas`` under ``rule`` (default ``model.darts.derive``; a search method
+        may name its own, as NASP and DARTS derive by DARTS' rule)."""
         d = cfg.model.darts
-        cells = [derive_cell(lam, d.steps, _ops(cfg, kind), d.derive, kind) for kind, lam in zip(CELL_KINDS, lambdas)]
-        return DartsArchitecture(cells[0], cells[1], int(cfg.model.in_channels), {**meta, "derive": d.derive})
+        rule = rule or d.derive
+        cells = [derive_cell(lam, d.steps, _ops(cfg, kind), rule, kind) for kind, lam in zip(CELL_KINDS, lambdas)]
+        return DartsArchitecture(cells[0], cells[1], int(cfg.model.in_channels), {**meta, "derive": rule})
+
+    def cell_ops(self, cfg: Any) -> List[Tuple[str, ...]]:
+        """The op set of each λ parameter (normal, reduce)."""
+        return [_ops(cfg, kind) for kind in CELL_KINDS]
+
+    def rule_masks(self, cfg: Any, lambdas: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """Per cell kind, the entries DARTS' rule keeps (flat booleans, edge-major)."""
+        return [darts_rule_mask(lam, cfg.model.darts.steps, _ops(cfg, kind)) for kind, lam in zip(CELL_KINDS, lambdas)]
 
     def live_lambda(self, net: DartsSuperNet, lambdas: Sequence[np.ndarray]) -> List[np.ndarray]:
         """Non-zero, not ``none``, and not reading or feeding a dead node."""
@@ -178,6 +192,11 @@ class DartsSpace(SearchSpace):
     def arch_info(self, arch: DartsArchitecture) -> Dict[str, Any]:
         return {kind: {"entries": len(arch.cell(kind).entries()), "nodes": list(arch.cell(kind).concat),
                        "ops": [op for _, op, _ in arch.cell(kind).entries()]} for kind in CELL_KINDS}
+
+    def planted_blocks(self, arch: DartsArchitecture) -> List[Tuple[List[str], int]]:
+        """Per cell kind its entries' ops; each candidate op has one slot an edge."""
+        return [([op for _, op, _ in arch.cell(kind).entries()], len(edges(arch.cell(kind).steps)))
+                for kind in CELL_KINDS]
 
     def kept_rate(self, arch: DartsArchitecture) -> float:
         """Entries kept over the supernet's ``(edge, op)`` pairs of DARTS' seven non-none ops."""

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ...errors import ArchitectureError
-from ...ops.darts import DARTS_OP_NAMES, NONE
+from ...ops import OPS
+from ...ops.darts import NONE, PREFIX
 from ..archfile import check_file_keys
 
 __all__ = ["SPACE", "VERSION", "Cell", "DartsArchitecture", "CELL_KINDS"]
@@ -26,6 +27,11 @@ _KEYS = {"version", "space", "in_channels", "normal", "reduce", "meta"}
 _CELL_KEYS = {"nodes", "concat"}
 
 Entry = Tuple[str, int]
+
+
+def _op_names() -> list:
+    """The DARTS space's ops: the op table's ``darts`` family, bare (a check's decoys included)."""
+    return [n[len(PREFIX):] for n in OPS.names() if OPS.get(n).family == "darts"]
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,9 @@ class Cell:
             raise ArchitectureError(f"{kind} cell: no intermediate node")
         for j, node in enumerate(self.nodes, start=2):
             for op, i in node:
-                if op not in DARTS_OP_NAMES or op == NONE:
-                    valid = [n for n in DARTS_OP_NAMES if n != NONE]
+                names = _op_names()
+                if op not in names or op == NONE:
+                    valid = [n for n in names if n != NONE]
                     raise ArchitectureError(f"{kind} cell node {j}: op {op!r} is not an op of the DARTS space; "
                                             f"valid: {valid}")
                 if not 0 <= i < j:

@@ -20,7 +20,7 @@ from ...ops.darts import NONE
 from .arch import Cell
 from .plan import edges
 
-__all__ = ["DERIVE_RULES", "derive_cell", "live_entries"]
+__all__ = ["DERIVE_RULES", "darts_rule_mask", "derive_cell", "live_entries"]
 
 LOG = logging.getLogger("dso_nas")
 #: ``model.darts.derive``.
@@ -52,18 +52,31 @@ def live_entries(keep: np.ndarray, steps: int, ops: Sequence[str]) -> np.ndarray
             return keep.reshape(-1)
 
 
+def darts_rule_mask(lam: np.ndarray, steps: int, ops: Sequence[str]) -> np.ndarray:
+    """The entries DARTS' rule keeps (``(edges · ops,)`` booleans, edge-major): per node the two
+    incoming edges whose strongest non-``none`` ``|λ|`` is largest, per such edge that op (ties,
+    all zero, go to the first edges and the first real op)."""
+    plan = edges(steps)
+    w = _weights(lam, steps, ops)
+    keep = np.zeros(w.shape, bool)
+    real = [k for k, name in enumerate(ops) if name != NONE]
+    for j in range(2, steps + 2):
+        incoming = [e for e, (jj, _) in enumerate(plan) if jj == j]
+        for e in sorted(incoming, key=lambda e: -w[e].max())[:2]:
+            keep[e, real[int(np.argmax(w[e, real]))]] = True
+    return keep.reshape(-1)
+
+
 def derive_cell(lam: np.ndarray, steps: int, ops: Sequence[str], rule: str, kind: str = "normal") -> Cell:
     """The cell ``lam`` (one cell kind's λ, edge-major) derives to under ``rule``."""
     plan = edges(steps)
     w = _weights(lam, steps, ops)
     nodes: List[List[Tuple[str, int]]] = [[] for _ in range(steps)]
     if rule == "darts":
-        for j in range(2, steps + 2):
-            incoming = [(e, i) for e, (jj, i) in enumerate(plan) if jj == j]
-            best = sorted(incoming, key=lambda ei: -w[ei[0]].max())[:2]
-            real = [k for k, name in enumerate(ops) if name != NONE]
-            for e, i in sorted(best, key=lambda ei: ei[1]):  # ties (all zero) go to the first real op
-                nodes[j - 2].append((ops[real[int(np.argmax(w[e, real]))]], i))
+        keep = darts_rule_mask(lam, steps, ops).reshape(w.shape)
+        for e, (j, i) in enumerate(plan):  # per node its edges in input order
+            for k in np.flatnonzero(keep[e]):
+                nodes[j - 2].append((ops[int(k)], i))
         return Cell(tuple(tuple(n) for n in nodes), tuple(range(2, steps + 2)))
     if rule != "nonzero":
         raise ValueError(f"unknown derivation rule {rule!r}; valid: {DERIVE_RULES}")

@@ -29,7 +29,10 @@ from ...ops.darts import NONE, DartsBN, FactorizedReduce, ReLUConvBN, darts_bn_c
 from .plan import CellPlan, cell_input_sizes, cell_plans, edges
 from .stem import DartsStem, cell_output_hw, preprocess_cost, stem_cost, stem_output_hw
 
-__all__ = ["SearchCell", "DartsSuperNet"]
+__all__ = ["SearchCell", "DartsSuperNet", "WEIGHTINGS"]
+
+#: How the architecture parameters weigh an edge's ops (:class:`SearchCell`).
+WEIGHTINGS = ("linear", "softmax")
 
 
 def _is_pool(name: str) -> bool:
@@ -51,13 +54,19 @@ class SearchCell(HybridBlock):
         The λ of this cell's kind, ``(edges · ops,)``.
     affine, bn_eps, bn_momentum, backend
         BatchNorm settings and op form of every layer.
+    weighting : {"linear", "softmax"}
+        An op's weight on its edge: its λ entry (DSO-NAS, NASP), or the softmax of its edge's
+        entries (DARTS).
     """
 
     def __init__(self, plan: CellPlan, ops: Sequence[str], steps: int, lam: gluon.Parameter, *,
                  affine: bool = False, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
-                 backend: str = REFERENCE, **kwargs):
+                 backend: str = REFERENCE, weighting: str = "linear", **kwargs):
         super().__init__(**kwargs)
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown edge weighting {weighting!r}; valid: {WEIGHTINGS}")
         self.plan, self.op_names, self.steps, self.affine = plan, tuple(ops), steps, affine
+        self.weighting = weighting
         self.edges = edges(steps)
         self.backend = check_backend(backend)
         n = len(self.op_names)
@@ -88,6 +97,7 @@ class SearchCell(HybridBlock):
                     self.register_child(op, tag)
                     self._ops[(e, k)] = op
         self.kept: Tuple[Tuple[int, int], ...] = tuple(sorted(self._ops))
+        self.selected: Optional[frozenset] = None  # NASP's weight step: compute only these (edge, op)
 
     def drop_pruned(self, keep: np.ndarray) -> bool:
         """Stop computing the ops whose λ entry is pruned for good (``keep`` False, edge-major);
@@ -111,7 +121,9 @@ class SearchCell(HybridBlock):
         is their concatenation)."""
         states = [p0, p1]
         n = len(self.op_names)
-        live = set(self.kept)
+        live = set(self.computed())
+        if self.weighting == "softmax":  # DARTS: each edge's op weights are the softmax of its entries
+            lam = F.reshape(F.softmax(F.reshape(lam, (len(self.edges), n)), axis=1), (-1,))
         e = 0
         for j in range(2, self.steps + 2):
             terms = []
@@ -132,9 +144,24 @@ class SearchCell(HybridBlock):
                 states.append(F.broadcast_mul(ref, F.reshape(F.sum(lam) * 0, (1, 1, 1, 1))))
         return states[2:]
 
+    def computed(self) -> Tuple[Tuple[int, int], ...]:
+        """The ``(edge, op)`` pairs the cell computes: not pruned, and selected when a selection is set."""
+        return self.kept if self.selected is None else tuple(k for k in self.kept if k in self.selected)
+
+    def select(self, mask: Optional[np.ndarray]) -> bool:
+        """Compute only the ``(edge, op)`` entries ``mask`` holds (edge-major; ``None``: all that are
+        not pruned). Parameters are not touched: an unselected op just leaves the graph (NASP's
+        weight step). Whether the computation changed (hybridize again)."""
+        chosen = None if mask is None else frozenset(
+            (int(e), int(k)) for e, k in zip(*np.nonzero(np.asarray(mask, bool).reshape(len(self.edges), -1))))
+        if chosen == self.selected:
+            return False
+        self.selected = chosen
+        return True
+
     def ops(self) -> List[HybridBlock]:
-        """The op blocks this cell computes (those not pruned), edge-major."""
-        return [self._ops[key] for key in self.kept]
+        """The op blocks this cell computes, edge-major."""
+        return [self._ops[key] for key in self.computed()]
 
     def entry_mac(self, hw1: Tuple[int, int]) -> np.ndarray:
         """Per λ entry (edge-major), the MAC of the op it scales on inputs of ``hw1`` (Eq. 18)."""
@@ -262,8 +289,13 @@ class DartsSuperNet(HybridBlock):
     def __init__(self, *, in_channels: int, channels: int, layers: int, steps: int, stem_multiplier: int,
                  stem_stride: int = 1, normal_ops: Sequence[str], reduce_ops: Sequence[str], num_classes: int, affine: bool = False,
                  bn_eps: float = 2e-5, bn_momentum: float = 0.9, backend: str = REFERENCE,
-                 head: Optional[HeadFactory] = None, **kwargs):
+                 head: Optional[HeadFactory] = None, weighting: str = "linear", **kwargs):
         super().__init__(**kwargs)
+        self._args = dict(in_channels=in_channels, channels=channels, layers=layers, steps=steps,
+                          stem_multiplier=stem_multiplier, stem_stride=stem_stride, normal_ops=tuple(normal_ops),
+                          reduce_ops=tuple(reduce_ops), num_classes=num_classes, affine=affine, bn_eps=bn_eps,
+                          bn_momentum=bn_momentum, backend=backend, head=head, weighting=weighting)
+        self.weighting = weighting
         self.in_channels, self.channels, self.layers, self.steps = in_channels, channels, layers, steps
         self.stem_multiplier, self.stem_stride = stem_multiplier, stem_stride
         self.ops = {"normal": tuple(normal_ops), "reduce": tuple(reduce_ops)}
@@ -280,7 +312,7 @@ class DartsSuperNet(HybridBlock):
             for p in self.plans:
                 self.cells.add(SearchCell(p, self.ops[p.kind], steps, self._lambdas[p.kind], affine=affine,
                                           bn_eps=bn_eps, bn_momentum=bn_momentum, backend=self.backend,
-                                          prefix=f"cell{p.index}_"))
+                                          weighting=weighting, prefix=f"cell{p.index}_"))
             c_last = steps * self.plans[-1].channels
             self.classifier = (Classifier(c_last, num_classes, 0.0, self.backend, prefix="classifier_")
                                if head is None else head(c_last, "classifier_"))
@@ -305,6 +337,21 @@ class DartsSuperNet(HybridBlock):
         """The layers the network applies in sequence (the stem's and the cells' links, the head),
         for mirror mode (:mod:`dso_nas.engine.mirror`)."""
         return [*self._chain.links, self.classifier]
+
+    def twin(self) -> "DartsSuperNet":
+        """A second network on this one's Parameters (the same names, the same arrays), for a
+        computation with another graph beside this one's (NASP's selected-op weight step)."""
+        return DartsSuperNet(**self._args, prefix=self.prefix, params=self.collect_params())
+
+    def select(self, masks: Optional[Sequence[np.ndarray]]) -> bool:
+        """Compute only the entries of the two masks (normal, reduce; ``None``: every entry not
+        pruned) in every cell of their kind (:meth:`SearchCell.select`). Whether the computation
+        changed (hybridize again)."""
+        changed = any([cell.select(None if masks is None else masks[self.lambda_index(cell)])
+                       for cell in self.search_cells()])
+        if changed:
+            self._relink()
+        return changed
 
     def drop_pruned(self, keep: Sequence[np.ndarray]) -> bool:
         """Stop computing the ops pruned for good (``keep``: per λ, edge-major, ``False`` =

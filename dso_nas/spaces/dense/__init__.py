@@ -96,7 +96,8 @@ class DenseSpace(SearchSpace):
         return Layout.from_config(cfg.model)
 
     # -- search --------------------------------------------------------------------------
-    def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory]) -> SuperNet:
+    def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory],
+                       weighting: str = "linear") -> SuperNet:  # linear only (supernet_forms)
         m = cfg.model
         return SuperNet(stem=m.stem, in_channels=m.in_channels, stem_channels=m.stem_channels,
                         channels=m.channels, blocks=m.blocks, levels=m.levels, ops=m.ops, scope=m.scope,
@@ -218,6 +219,10 @@ class DenseSpace(SearchSpace):
             counts = kept if scope == like.scope == "full" else [mean] * (1 if scope == "share" else len(kept))
             keep_rate = self.kept_rate(like)
         return random_architecture(self.layout(cfg), scope=scope, keep_rate=keep_rate, seed=seed, counts=counts)
+
+    def planted_blocks(self, arch: Architecture) -> List[Tuple[List[str], int]]:
+        """Per block cell its kept ops; each candidate op has one slot a level."""
+        return [([k.op for k in cell.ops], arch.levels) for cell in arch.block_cells()]
 
     def kept_rate(self, arch: Architecture) -> float:
         kept = sum(int(cell.mask(arch.levels, len(arch.ops)).sum()) for cell in arch.cells)

@@ -118,7 +118,8 @@ class MobileSpace(SearchSpace):
         return stride
 
     # -- search --------------------------------------------------------------------------
-    def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory]) -> MobileSuperNet:
+    def build_supernet(self, cfg: Any, *, backend: str, head: Optional[HeadFactory],
+                       weighting: str = "linear") -> MobileSuperNet:  # linear only (supernet_forms)
         m = cfg.model
         return MobileSuperNet(Macro.from_config(m), m.ops, m.num_classes, affine=not cfg.train.fix_gamma,
                               bn_eps=m.bn_eps, bn_momentum=m.bn_momentum, backend=backend, head=head)
