@@ -18,11 +18,11 @@ import errno
 import os
 import shutil
 import tempfile
-from typing import Iterator, List, Optional, Sequence, Type
+from typing import Any, Iterator, List, Optional, Sequence, Type
 
 from .errors import UserError
 
-__all__ = ["read_text", "check_output", "first_existing", "writable", "staged_folder", "write_error",
+__all__ = ["read_text", "read_yaml", "check_output", "first_existing", "writable", "staged_folder", "write_error",
            "atomic_write_bytes"]
 
 #: ``errno`` values of a place that cannot be written (read-only filesystem, permissions, full disk).
@@ -56,6 +56,22 @@ def read_text(path: str, what: str, error: Type[UserError] = UserError) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise error(f"{what} {path} is not UTF-8 text (byte {e.start} cannot be decoded)") from None
+
+
+
+def read_yaml(path: str, what: str, error: Type[UserError] = UserError) -> Any:
+    """The YAML of file ``path`` (:func:`read_text`), or ``error``: one line naming ``what``,
+    ``path``, the line and the problem when it is not valid YAML."""
+    import yaml  # noqa: PLC0415 - PyYAML only for the callers that read YAML
+
+    text = read_text(path, what, error)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = str(getattr(e, "problem", None) or e).splitlines()[0]
+        raise error(f"{what} {path}{where} is not valid YAML: {problem}") from None
 
 
 def first_existing(path: str) -> str:

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ..errors import ArchitectureError
-from ..paths import check_output, read_text, write_error
+from ..paths import check_output, read_text, read_yaml, write_error
 from .table import Command
 
 __all__ = ["IMPORT_GENOTYPE", "EXPORT_GENOTYPE", "read_genotype_text", "load_darts_architecture"]
@@ -33,18 +33,9 @@ def _where(source: str) -> str:
 def load_darts_architecture(path: str) -> Any:
     """The ``space: darts`` architecture of file ``path``; ``ArchitectureError`` (one line naming the
     file) for a file of another space, a missing or malformed file."""
-    import yaml  # noqa: PLC0415 - defers the slow PyYAML import
-
     from ..spaces.darts.arch import SPACE, DartsArchitecture  # noqa: PLC0415 - defers the slow MXNet import
 
-    text = read_text(path, "architecture file", ArchitectureError)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = str(getattr(e, "problem", None) or e).splitlines()[0]
-        raise ArchitectureError(f"architecture file {path}{where} is not valid YAML: {problem}") from None
+    data = read_yaml(path, "architecture file", ArchitectureError)
     if not isinstance(data, dict):
         raise ArchitectureError(f"architecture file {path} is not a mapping of keys")
     space = data.get("space")

@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterable, List, Optional
 import yaml
 
 from ..errors import ConfigError
-from ..paths import read_text
+from ..paths import read_yaml
 from .defaults import CHOICES, RANGES, _C
 from .node import CfgNode
 
@@ -147,14 +147,7 @@ def _read_yaml(path: str, seen: Optional[List[str]] = None) -> Dict[str, Any]:
     path = os.path.abspath(path)
     if path in seen:
         raise ConfigError(f"config file {path} includes itself through _base_")
-    text = read_text(path, "config file", ConfigError)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = str(getattr(e, "problem", None) or e).splitlines()[0]
-        raise ConfigError(f"config file {path}{where} is not valid YAML: {problem}") from None
+    data = read_yaml(path, "config file", ConfigError)
     if data is None:
         return {}
     if not isinstance(data, dict):

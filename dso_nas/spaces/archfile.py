@@ -14,7 +14,7 @@ from typing import Any, Dict, Set
 import yaml
 
 from ..errors import ArchitectureError, ConfigError
-from ..paths import read_text
+from ..paths import read_yaml
 from .table import SPACES
 
 __all__ = ["architecture_yaml", "save_architecture", "load_architecture", "architecture_from_dict",
@@ -96,14 +96,7 @@ def load_architecture(path: str) -> Any:
         When the file is missing, unreadable, not YAML, or describes no valid architecture;
         the one-line message names the file and the problem.
     """
-    text = read_text(path, "architecture file", ArchitectureError)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = str(getattr(e, "problem", None) or e).splitlines()[0]
-        raise ArchitectureError(f"architecture file {path}{where} is not valid YAML: {problem}") from None
+    data = read_yaml(path, "architecture file", ArchitectureError)
     try:
         return architecture_from_dict(data)
     except ArchitectureError as e:
