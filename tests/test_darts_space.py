@@ -155,10 +155,7 @@ def test_random_baseline_has_the_size_it_is_asked():
 def test_search_resumes_exactly_then_retrains_and_exports(tmp_path):
     """A search stopped by SIGTERM after its first search epoch resumes to the straight run's λ
     and cells; the cells retrain and export."""
-    import signal
-
-    import yaml
-    from test_pipeline import _cli, _final_lambdas, _spawn, _wait_for_search_epoch
+    from test_pipeline import sigterm_resume_matches_straight
 
     from dso_nas.run.export import export
     from dso_nas.run.retrain import retrain
@@ -166,25 +163,7 @@ def test_search_resumes_exactly_then_retrains_and_exports(tmp_path):
     args = TINY + ["data.limit=512", "data.test_limit=128", "train.batch_size=32", "pretrain.epochs=1",
                    "search.epochs=3", "search.until=epochs", "search.gamma=0.05", "search.prune_every=1",
                    "progress=false", "data.augment=false"]
-    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    rc, err = _cli(["search", *args, f"output_dir={straight}"])
-    assert rc == 0, err[-1000:]
-    proc = _spawn(["search", *args, f"output_dir={killed}"])
-    _wait_for_search_epoch(killed, proc)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
-    assert proc.returncode == 2, "the run finished before the signal: nothing was tested"
-    rc, err = _cli(["search", "--resume", killed])
-    assert rc == 0, err[-1000:]
-    for a, b in zip(_final_lambdas(killed), _final_lambdas(straight)):
-        for x, y in zip(a, b):
-            np.testing.assert_array_equal(x, y)
-
-    def cells(run):
-        with open(os.path.join(run, "architecture.yaml")) as f:
-            data = yaml.safe_load(f)
-        return data["normal"], data["reduce"]
-    assert cells(killed) == cells(straight)
+    straight, _ = sigterm_resume_matches_straight(args, tmp_path)
     arch_path = os.path.join(straight, "architecture.yaml")
     assert isinstance(load_architecture(arch_path), DartsArchitecture)
     out = retrain(None, TINY + [f"output_dir={tmp_path / 'retrain'}", "data.limit=256", "data.test_limit=128",

@@ -1,7 +1,5 @@
 """The search-method seam (``search.method``): the registry, NASP's proximal steps and DARTS'
 softmax edges checked numerically, the config's refusals, and exact resume of each method."""
-import os
-import signal
 
 import mxnet as mx
 import numpy as np
@@ -249,29 +247,18 @@ def test_the_config_refuses_in_one_line(over, message):
 def test_search_resumes_exactly_and_refuses_another_method(method, tmp_path):
     """A search stopped by SIGTERM after its first search epoch resumes to the straight run's α
     and cells; a checkpoint of one method is not resumed under another."""
-    from test_pipeline import _cli, _final_lambdas, _spawn, _wait_for_search_epoch
+    from test_pipeline import _cli, sigterm_resume_matches_straight
 
     args = TINY + [f"search.method={method}", "data.limit=256", "data.test_limit=64", "train.batch_size=32",
                    "pretrain.epochs=0", "search.epochs=3", "search.until=epochs", "search.lr=0.025",
                    "search.lr_schedule=cosine", "search.clip_norm=5", "progress=false", "data.augment=false"]
-    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    rc, err = _cli(["search", *args, f"output_dir={straight}"])
-    assert rc == 0, err[-1000:]
-    proc = _spawn(["search", *args, f"output_dir={killed}"])
-    _wait_for_search_epoch(killed, proc)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
-    assert proc.returncode == 2, "the run finished before the signal: nothing was tested"
     other = "darts" if method == "nasp" else "nasp"
-    rc, err = _cli(["search", "--resume", killed, f"search.method={other}"])
-    assert rc == 2 and "search.method" in err, err[-500:]
-    rc, err = _cli(["search", "--resume", killed])
-    assert rc == 0, err[-1000:]
-    for a, b in zip(_final_lambdas(killed), _final_lambdas(straight)):
-        for x, y in zip(a, b):
-            np.testing.assert_array_equal(x, y)
-    same = [open(os.path.join(run, "architecture.yaml")).read().split("meta:")[0] for run in (killed, straight)]
-    assert same[0] == same[1]
+
+    def refuses_another_method(killed):
+        rc, err = _cli(["search", "--resume", killed, f"search.method={other}"])
+        assert rc == 2 and "search.method" in err, err[-500:]
+
+    straight, _ = sigterm_resume_matches_straight(args, tmp_path, before_resume=refuses_another_method)
     from dso_nas.run.report import report
     text, data = report(straight)  # NASP's Table 2 beside a DARTS-space run
     assert "NASP Table 2: NASP (12 ops)" in text and "DSO-NAS-share" not in text and data["search_method"] == method

@@ -47,8 +47,11 @@ def _micro(fmnist, out, *extra):
 
 
 def _cells(run_dir):
+    """The architecture file without its ``meta`` (which names the run folder)."""
     with open(os.path.join(run_dir, "architecture.yaml")) as f:
-        return yaml.safe_load(f)["cells"]
+        data = yaml.safe_load(f)
+    data.pop("meta", None)
+    return data
 
 
 def _final_lambdas(run_dir):
@@ -145,9 +148,10 @@ def test_kill_and_resume_equals_uninterrupted(fmnist, tmp_path, sig):
     resume_and_compare(killed, straight)
 
 
-def sigterm_resume_matches_straight(args, tmp_path):
+def sigterm_resume_matches_straight(args, tmp_path, before_resume=None):
     """Search with ``args`` straight, and again stopped by SIGTERM after its first search epoch;
-    the resumed run must end with the straight run's architecture and λ."""
+    the resumed run must end with the straight run's architecture and λ. ``before_resume(killed)``
+    runs between the stop and the resume; returns the two run folders."""
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     rc, err = _cli(["search", *args, f"output_dir={straight}"])
     assert rc == 0, err[-1000:]
@@ -156,7 +160,10 @@ def sigterm_resume_matches_straight(args, tmp_path):
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     assert proc.returncode == 2, "the run finished before the signal: nothing was tested"
+    if before_resume is not None:
+        before_resume(killed)
     resume_and_compare(killed, straight)
+    return straight, killed
 
 
 def resume_and_compare(killed, straight):

@@ -1,5 +1,9 @@
 """The operations of the DARTS cell space (Liu et al. 2019) and of NASP's larger space.
 
+One job, one family: each op's block and its analytic cost side by side (as :mod:`.table` keeps
+the dense family's), so that a form and its count change together; over 400 lines because the
+family has 15 ops in 8 forms.
+
 Every op is registered in :data:`dso_nas.ops.table.OPS` under ``"darts_" + name`` with family
 ``"darts"``; :func:`dso_nas.ops.table.darts_op` looks one up by its bare name. The forms (as DARTS' and NASP's
 published operations):

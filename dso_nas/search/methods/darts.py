@@ -17,7 +17,7 @@ from mxnet import gluon
 from ...engine.distributed import Distributed
 from .base import SearchMethod
 
-__all__ = ["DartsMethod", "adam_trainer", "edge_softmax"]
+__all__ = ["DartsMethod", "SoftmaxRuleMethod", "adam_trainer", "edge_softmax"]
 
 
 def adam_trainer(net: Any, cfg: Any, dist: Distributed) -> gluon.Trainer:
@@ -34,7 +34,23 @@ def edge_softmax(values: np.ndarray, n_ops: int) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).reshape(-1)
 
 
-class DartsMethod(SearchMethod):
+class SoftmaxRuleMethod(SearchMethod):
+    """A method whose cells are DARTS' ``genotype()``: DARTS' rule on the per-edge softmax of α
+    (DARTS, and NASP's code). Its support is the entries that rule keeps."""
+
+    def derive(self, space: Any, cfg: Any, values: Sequence[np.ndarray], meta: Dict[str, Any]) -> Any:
+        """DARTS' rule on the softmax weights."""
+        return space.derive(cfg, self._softmax(space, cfg, values), {**meta, "method": self.name}, rule="darts")
+
+    def support(self, space: Any, cfg: Any, values: Sequence[np.ndarray]) -> List[List[int]]:
+        return [np.flatnonzero(m).tolist() for m in space.rule_masks(cfg, self._softmax(space, cfg, values))]
+
+    @staticmethod
+    def _softmax(space: Any, cfg: Any, values: Sequence[np.ndarray]) -> List[np.ndarray]:
+        return [edge_softmax(v, len(ops)) for v, ops in zip(values, space.cell_ops(cfg))]
+
+
+class DartsMethod(SoftmaxRuleMethod):
     """First-order DARTS."""
 
     name = "darts"
@@ -51,21 +67,3 @@ class DartsMethod(SearchMethod):
 
     def arch_trainer(self, net: Any, cfg: Any, dist: Distributed) -> gluon.Trainer:
         return adam_trainer(net, cfg, dist)
-
-    def derive(self, space: Any, cfg: Any, values: Sequence[np.ndarray], meta: Dict[str, Any]) -> Any:
-        """DARTS' rule on the softmax weights."""
-        return space.derive(cfg, self._weights(net_ops(space, cfg), values), {**meta, "method": self.name},
-                            rule="darts")
-
-    def support(self, space: Any, cfg: Any, values: Sequence[np.ndarray]) -> List[List[int]]:
-        masks = space.rule_masks(cfg, self._weights(net_ops(space, cfg), values))
-        return [np.flatnonzero(m).tolist() for m in masks]
-
-    @staticmethod
-    def _weights(ops: Sequence[Sequence[str]], values: Sequence[np.ndarray]) -> List[np.ndarray]:
-        return [edge_softmax(v, len(o)) for v, o in zip(values, ops)]
-
-
-def net_ops(space: Any, cfg: Any) -> List[Sequence[str]]:
-    """The op set of each architecture parameter (the DARTS space: normal, reduce)."""
-    return space.cell_ops(cfg)

@@ -29,8 +29,7 @@ from ...engine.distributed import Distributed
 from ...engine.loops import SearchSteps, mark_stale, train_step
 from ...ops import darts_op
 from ...errors import ConfigError
-from .base import SearchMethod
-from .darts import adam_trainer, edge_softmax
+from .darts import SoftmaxRuleMethod, adam_trainer
 
 __all__ = ["NaspMethod", "NaspSteps", "binarize", "size_burden"]
 
@@ -128,7 +127,7 @@ class NaspSteps(SearchSteps):
             self._set(alpha)
 
 
-class NaspMethod(SearchMethod):
+class NaspMethod(SoftmaxRuleMethod):
     """NASP."""
 
     name = "nasp"
@@ -161,12 +160,3 @@ class NaspMethod(SearchMethod):
         ops = [net.ops["normal"], net.ops["reduce"]]
         return NaspSteps(net, twin, w_trainer, arch_trainer, task=task, ctxs=ctxs, steps=net.steps, ops=ops,
                          eta=cfg.search.nasp.eta, clip_norm=cfg.search.clip_norm, rank=rank)
-
-    def derive(self, space: Any, cfg: Any, values: Sequence[np.ndarray], meta: Dict[str, Any]) -> Any:
-        """The code's ``genotype()``: DARTS' rule on the softmax of α."""
-        probs = [edge_softmax(v, len(o)) for v, o in zip(values, space.cell_ops(cfg))]
-        return space.derive(cfg, probs, {**meta, "method": self.name}, rule="darts")
-
-    def support(self, space: Any, cfg: Any, values: Sequence[np.ndarray]) -> List[List[int]]:
-        probs = [edge_softmax(v, len(o)) for v, o in zip(values, space.cell_ops(cfg))]
-        return [np.flatnonzero(m).tolist() for m in space.rule_masks(cfg, probs)]

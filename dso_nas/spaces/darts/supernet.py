@@ -27,6 +27,7 @@ from ...ops import REFERENCE, Cost, check_backend, sum_cost
 from ...ops import darts_op
 from ...ops.darts import NONE, DartsBN, FactorizedReduce, ReLUConvBN, darts_bn_cost
 from .plan import CellPlan, cell_input_sizes, cell_plans, edges
+from .links import CellLink, StemLink, Unregistered
 from .stem import DartsStem, cell_output_hw, preprocess_cost, stem_cost, stem_output_hw
 
 __all__ = ["SearchCell", "DartsSuperNet", "WEIGHTINGS"]
@@ -203,62 +204,6 @@ class SearchCell(HybridBlock):
 
 
 
-class _Unregistered:
-    """Holds blocks outside Gluon's child registry (an attribute that is a Block, or a list of
-    them, would be registered or warned about)."""
-
-    def __init__(self, **items) -> None:
-        self.__dict__.update(items)
-
-
-class _StemLink(HybridBlock):
-    """Mirror-mode link 0: the stem, and the first cell's preprocessing of its output, packed
-    ``concat(pre0(s), s)`` along the channels (see :class:`_CellLink`)."""
-
-    def __init__(self, stem: HybridBlock, first: SearchCell, **kwargs):
-        super().__init__(**kwargs)
-        self.stem, self.next_pre0 = stem, first.pre0  # registered: the link's children
-
-    def hybrid_forward(self, F, x):
-        s = self.stem(x)
-        return F.concat(self.next_pre0(s), s, dim=1)
-
-
-class _CellLink(HybridBlock):
-    """Mirror-mode link of one cell: a one-input, one-output layer over the cell's blocks.
-
-    A cell reads two states, the two previous cells' outputs; mirror mode
-    (:mod:`dso_nas.engine.mirror`) recomputes a chain of one-input layers. The link reads
-    ``concat(pre0(s0), s1)`` - the cell's first input already preprocessed (it has the size of
-    the cell's output, whatever ``s0``'s size) beside its second - and writes
-    ``concat(pre0'(s1), out)`` for the next cell (``pre0'`` the next cell's preprocessing), or
-    ``out`` after the last cell. Every block is the cell's own (the same Parameters, the same
-    structural names in checkpoints); only the blocks the link computes are its children, so
-    each Parameter belongs to the link that reads it.
-    """
-
-    def __init__(self, cell: SearchCell, nxt: Optional[SearchCell], **kwargs):
-        super().__init__(**kwargs)
-        self._ref = _Unregistered(cell=cell)  # the cell computes, its blocks below are the children
-        self._split = cell.plan.channels
-        with self.name_scope():
-            self.lam = cell.lam
-            self.params.update({cell.lam.name: cell.lam})
-        self.register_child(cell.pre1, "pre1")
-        for k, op in enumerate(cell.ops()):
-            self.register_child(op, f"op{k}")
-        self.next_pre0 = nxt.pre0 if nxt is not None else None
-
-    def hybrid_forward(self, F, x, lam):
-        p0 = F.slice_axis(x, axis=1, begin=0, end=self._split)
-        s1 = F.slice_axis(x, axis=1, begin=self._split, end=None)
-        cell = self._ref.cell
-        nodes = cell.nodes(F, p0, cell.pre1(s1), lam)
-        if self.next_pre0 is None:
-            return F.concat(*nodes, dim=1)
-        return F.concat(self.next_pre0(s1), *nodes, dim=1)
-
-
 class DartsSuperNet(HybridBlock):
     """DARTS' search network (stem, ``layers`` search cells, the task's head) with two λ.
 
@@ -316,16 +261,16 @@ class DartsSuperNet(HybridBlock):
             c_last = steps * self.plans[-1].channels
             self.classifier = (Classifier(c_last, num_classes, 0.0, self.backend, prefix="classifier_")
                                if head is None else head(c_last, "classifier_"))
-        self._chain = _Unregistered(links=[])
+        self._chain = Unregistered(links=[])
         self._relink()
 
     def _relink(self) -> None:
-        """Build the chain of links the network runs (:class:`_CellLink`), after a prune too
+        """Build the chain of links the network runs (:class:`~dso_nas.spaces.darts.links.CellLink`), after a prune too
         (a link's children are the blocks it computes). Not children of the network: the
         structural names, and so the checkpoints, are those of ``stem``, ``cells``, ``classifier``."""
         cells = list(self.cells)
-        self._chain.links = [_StemLink(self.stem, cells[0], prefix=f"{self.stem.prefix}link_")]
-        self._chain.links += [_CellLink(cell, cells[i + 1] if i + 1 < len(cells) else None, prefix=f"{cell.prefix}link_")
+        self._chain.links = [StemLink(self.stem, cells[0], prefix=f"{self.stem.prefix}link_")]
+        self._chain.links += [CellLink(cell, cells[i + 1] if i + 1 < len(cells) else None, prefix=f"{cell.prefix}link_")
                         for i, cell in enumerate(cells)]
 
     def hybrid_forward(self, F, x):
