@@ -97,12 +97,14 @@ study: install data
 	$(DSO) study $(STUDY) $(ARGS)
 
 # DSO-NAS, NASP, DARTS and random cells like for like on the DARTS space (docs/compare.md); rerun to continue.
+# One OpenMP thread unless OMP_NUM_THREADS is set: the micro networks' ops are too small for two
+# (a DARTS search epoch took 52 s on one thread, 103 s on two; BENCHMARKS.md).
 compare: install data
-	$(DSO) study experiments/study/darts_methods.yaml $(ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(DSO) study experiments/study/darts_methods.yaml $(ARGS)
 
 # The planted check (decoy ops) for each search method on the DARTS space; rerun to continue.
 compare-check: install data
-	for m in dso nasp darts; do $(DSO) search-check --config experiments/darts/$$( [ $$m = dso ] && echo micro_search || echo micro_$$m ).yaml \
+	for m in dso nasp darts; do OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(DSO) search-check --config experiments/darts/$$( [ $$m = dso ] && echo micro_search || echo micro_$$m ).yaml \
 	  --real darts_sep_conv_3x3 darts_max_pool_3x3 --output-dir runs/compare_check/$$m $(ARGS) || exit 1; done
 
 test: install data

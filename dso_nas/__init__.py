@@ -26,8 +26,10 @@ def use_all_cores() -> None:
     """Give MXNet one OpenMP thread per core unless ``OMP_NUM_THREADS`` is set.
 
     MXNet 1.9.1 otherwise runs CPU operators on one thread here (measured: two threads make a
-    search step ~30 % faster on a 2-core machine). MXNet reads the variable when it is first
-    imported, so call this before that.
+    paper-config search step ~30 % faster on a 2-core machine). The micro DARTS-space networks
+    are the exception: their ops are too small to share, and one thread ran their search
+    epochs 1.8-2x faster (BENCHMARKS.md), so ``make compare`` sets ``OMP_NUM_THREADS=1``.
+    MXNet reads the variable when it is first imported, so call this before that.
     """
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 

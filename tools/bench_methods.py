@@ -25,6 +25,8 @@ from typing import Dict, List, Optional, Sequence
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from toolentry import program, run_tool  # noqa: E402 - after the path
+
 CONFIGS = {"dso": "experiments/darts/search.yaml", "nasp": "experiments/darts/nasp_search.yaml",
            "darts": "experiments/darts/darts1_search.yaml"}
 #: NASP's Table 6 (7 ops): seconds of the weight update (forward + backward) and the first-order α update.
@@ -111,28 +113,41 @@ def table(result: Dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--methods", default="dso,nasp,darts", help="comma-separated search methods")
-    parser.add_argument("--batch", type=int, default=64, help="images a step (NASP, DARTS: 64)")
-    parser.add_argument("--steps", type=int, default=2, help="timed rounds per method")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
-    parser.add_argument("--interleave", action="store_true", help="a round of each method in turn (3x the memory)")
-    parser.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides for every method")
-    args = parser.parse_args(argv)
+def parser() -> argparse.ArgumentParser:
+    """The tool's arguments."""
+    p = argparse.ArgumentParser(prog="bench_methods", description=__doc__.split("\n\n")[0])
+    p.add_argument("--methods", default="dso,nasp,darts", help="comma-separated search methods")
+    p.add_argument("--batch", type=int, default=64, help="images a step (NASP, DARTS: 64)")
+    p.add_argument("--steps", type=int, default=2, help="timed rounds per method")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    p.add_argument("--interleave", action="store_true", help="a round of each method in turn (3x the memory)")
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides for every method")
+    return p
+
+
+def work(args: argparse.Namespace) -> int:
+    """Time the methods; one JSON line each (with the OpenMP threads), then the table."""
+    from dso_nas.errors import UserError
+
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in CONFIGS]
-    if unknown or args.batch < 1 or args.steps < 1 or args.warmup < 0:
-        print(f"bench_methods: bad arguments ({'unknown method ' + unknown[0] if unknown else 'counts'})",
-              file=sys.stderr)
-        return 2
+    if unknown:
+        raise UserError(f"unknown method {unknown[0]!r} (known: {', '.join(CONFIGS)})")
+    if args.batch < 1 or args.steps < 1 or args.warmup < 0:
+        raise UserError("--batch and --steps must be at least 1, --warmup at least 0")
     result = bench(methods, args.batch, args.steps, args.warmup, args.overrides, args.interleave)
+    threads = os.environ.get("OMP_NUM_THREADS", "")
     for m, r in result.items():
-        print(json.dumps({"method": m, "batch": args.batch, **r}))
+        print(json.dumps({"method": m, "batch": args.batch, "omp_threads": threads, **r}))
     print(table(result))
     return 0
 
 
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point (the process settings of ``dso-nas``: one OpenMP thread per core unless
+    ``OMP_NUM_THREADS`` is set); returns the exit status."""
+    return run_tool("bench_methods", parser(), work, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    program(main)
