@@ -34,11 +34,11 @@ from mxnet.gluon import HybridBlock, nn
 from ..errors import ConfigError
 from .backends import REFERENCE, check_backend
 from .cost import Cost, conv_cost, conv_out_size, pool_cost
-from .layers import DepthwiseConv, pool2d
+from .layers import DepthwiseConv, Pool2D, pool2d
 
 
 __all__ = ["PREFIX", "NONE", "SKIP", "DARTS_OP_NAMES", "DARTS_V1_OPS", "NASP_7_OPS", "NASP_12_NORMAL",
-           "NASP_12_REDUCE", "DartsBN", "Zero", "Identity", "FactorizedReduce", "BarePool", "DartsSepConv",
+           "NASP_12_REDUCE", "DartsBN", "Zero", "Identity", "FactorizedReduce", "DartsSepConv",
            "DilConv", "ReLUConvBN", "AsymConv", "darts_bn_cost", "factorized_reduce_cost", "darts_sep_conv_cost",
            "dil_conv_cost", "relu_conv_bn_cost", "asym_conv_cost", "darts_specs"]
 
@@ -167,33 +167,6 @@ def factorized_reduce_cost(c_in: int, c_out: int, height: int, width: int, affin
     c_half = c_out // 2
     return (conv_cost(c_in, c_half, 1, height, width, 2) + conv_cost(c_in, c_out - c_half, 1, height, width, 2)
             + darts_bn_cost(c_out, affine))
-
-
-class BarePool(HybridBlock):
-    """``k x k`` max or average pooling, pad ``k // 2``, no BN (average excludes the padding).
-
-    Parameters
-    ----------
-    pool_type : {"max", "avg"}
-        Pooling kind.
-    channels : int
-        Input (and output) channels.
-    kernel, stride : int
-        Window and stride.
-    backend : {"onednn", "reference"}
-        Form of the pooling (:func:`~dso_nas.ops.layers.pool2d`).
-    """
-
-    def __init__(self, pool_type: str, channels: int, kernel: int = 3, stride: int = 1,
-                 backend: str = REFERENCE, **kwargs):
-        super().__init__(**kwargs)
-        if pool_type not in ("max", "avg"):
-            raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
-        self.pool_type, self.channels, self.kernel, self.stride = pool_type, channels, kernel, stride
-        self.backend = check_backend(backend)
-
-    def hybrid_forward(self, F, x):
-        return pool2d(F, x, self.pool_type, self.channels, self.kernel, self.stride, self.backend)
 
 
 class DartsSepConv(HybridBlock):
@@ -389,7 +362,7 @@ def _forms(name: str) -> Tuple[Builder, Coster, bool]:
     kernel = int(size.partition("x")[0])
     if kind in ("max_pool", "avg_pool"):
         pool_type = kind[:3]
-        return (lambda ci, co, s, a, eps, mom, backend, d, **kw: BarePool(pool_type, ci, kernel, s, backend, **kw),
+        return (lambda ci, co, s, a, eps, mom, backend, d, **kw: Pool2D(pool_type, ci, kernel, s, backend, **kw),
                 lambda ci, co, h, w, s, a: pool_cost(ci, kernel, h, w, s), False)
     if kind == "sep_conv":
         return (lambda ci, co, s, a, eps, mom, backend, d, **kw: DartsSepConv(ci, co, kernel, s, a, eps, mom, backend,

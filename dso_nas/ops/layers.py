@@ -5,7 +5,7 @@
   wider than 3 as a sum of ``k x 3`` ones (:func:`depthwise_column_split`), whose weight
   gradient oneDNN computes with its depthwise kernel instead of an im2col GEMM
   (``5 x 5``: about 1.6x faster);
-* :func:`pool2d` - ``k x k`` pooling; ``"onednn"`` reads its input through
+* :func:`pool2d` (and its block :class:`Pool2D`) - ``k x k`` pooling; ``"onednn"`` reads its input through
   :func:`to_blocked_layout` (an exact ``1 x 1`` depthwise identity convolution), so oneDNN
   pools in its blocked layout with its vectorized kernel instead of its reference kernel
   for plain NCHW maps (3-8x faster forward+backward, see BENCHMARKS.md);
@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from typing import Dict
 
-from mxnet.gluon import nn
+from mxnet.gluon import HybridBlock, nn
 
 from .backends import ONEDNN, REFERENCE, check_backend
 
-__all__ = ["BNReLU", "DepthwiseConv", "depthwise_column_split", "to_blocked_layout", "pool2d",
+__all__ = ["BNReLU", "DepthwiseConv", "depthwise_column_split", "to_blocked_layout", "pool2d", "Pool2D",
            "global_avg_pool"]
 
 
@@ -192,6 +192,33 @@ def pool2d(F, x, pool_type: str, channels: int, kernel: int = 3, stride: int = 1
     if backend == REFERENCE:
         return F.Pooling(x, **kwargs)
     return F.Pooling(to_blocked_layout(F, x, channels), **kwargs)
+
+
+class Pool2D(HybridBlock):
+    """:func:`pool2d` as a block: ``k x k`` max or average pooling, pad ``k // 2`` (average excludes the padding).
+
+    Parameters
+    ----------
+    pool_type : {"max", "avg"}
+        Pooling kind.
+    channels : int
+        Input (and output) channels.
+    kernel, stride : int
+        Window and stride.
+    backend : {"onednn", "reference"}
+        Form of the pooling (:func:`~dso_nas.ops.layers.pool2d`).
+    """
+
+    def __init__(self, pool_type: str, channels: int, kernel: int = 3, stride: int = 1,
+                 backend: str = REFERENCE, **kwargs):
+        super().__init__(**kwargs)
+        if pool_type not in ("max", "avg"):
+            raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
+        self.pool_type, self.channels, self.kernel, self.stride = pool_type, channels, kernel, stride
+        self.backend = check_backend(backend)
+
+    def hybrid_forward(self, F, x):
+        return pool2d(F, x, self.pool_type, self.channels, self.kernel, self.stride, self.backend)
 
 
 def global_avg_pool(F, x, backend: str = ONEDNN):

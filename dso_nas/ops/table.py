@@ -42,7 +42,7 @@ from ..registry import Registry
 from .backends import REFERENCE, check_backend
 from .cost import Cost, bn_cost, conv_cost, conv_out_size, pool_cost
 from .darts import DARTS_OP_NAMES, PREFIX, darts_specs
-from .layers import BNReLU, DepthwiseConv, pool2d
+from .layers import BNReLU, DepthwiseConv, Pool2D
 from .mbconv import MBConv, mbconv_cost
 
 __all__ = ["OpSpec", "OPS", "SepConv", "PoolBNReLU", "sep_conv_cost", "pool_bn_relu_cost",
@@ -118,16 +118,13 @@ class PoolBNReLU(HybridBlock):
                  affine: bool = True, bn_eps: float = 2e-5, bn_momentum: float = 0.9,
                  backend: str = REFERENCE, **kwargs):
         super().__init__(**kwargs)
-        if pool_type not in ("max", "avg"):
-            raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
-        self.pool_type, self.channels, self.kernel, self.stride = pool_type, channels, kernel, stride
         self.backend = check_backend(backend)
         with self.name_scope():
+            self.pool = Pool2D(pool_type, channels, kernel, stride, self.backend)
             self.bn = BNReLU(channels, affine, bn_eps, bn_momentum, self.backend)
 
     def hybrid_forward(self, F, x):
-        return self.bn(pool2d(F, x, self.pool_type, self.channels, self.kernel, self.stride,
-                              self.backend))
+        return self.bn(self.pool(x))
 
 
 def pool_bn_relu_cost(channels: int, kernel: int, height: int, width: int, stride: int = 1,
