@@ -79,6 +79,8 @@ def test_darts_space_decoys_and_a_seed_read_back(tmp_path):
     name ``model.darts.normal_ops`` accepts in this process); a DARTS-space seed is read per cell
     kind, a slot per edge and op, its support flips from ``log.jsonl``."""
     from dso_nas.config import load_config
+    from dso_nas.ops import darts_op
+    from dso_nas.spaces import get_space
     from dso_nas.spaces.archfile import save_architecture
     from dso_nas.spaces.darts.arch import Cell, DartsArchitecture
 
@@ -90,6 +92,10 @@ def test_darts_space_decoys_and_a_seed_read_back(tmp_path):
                              "model.darts.normal_ops=[sep_conv_3x3,max_pool_3x3,decoy_sep_conv_3x3,decoy_max_pool_3x3]",
                              "search.budget=none", "retrain.aux_weight=0"])
     assert "decoy_max_pool_3x3" in cfg.model.darts.normal_ops
+    net = get_space("darts").build_supernet(cfg, backend="reference", head=None)  # the ops by darts_op
+    assert darts_op("decoy_sep_conv_3x3") is OPS.get("darts_decoy_sep_conv_3x3")
+    net.initialize(mx.init.Xavier())
+    assert net(mx.nd.ones((2, 1, 28, 28))).shape == (2, 10)
     normal = Cell(((("sep_conv_3x3", 0), ("decoy_max_pool_3x3", 1)), (("max_pool_3x3", 0), ("sep_conv_3x3", 2))), (2, 3))
     reduce = Cell(((("decoy_sep_conv_3x3", 0), ("decoy_max_pool_3x3", 1)), (("max_pool_3x3", 1), ("max_pool_3x3", 2))),
                   (2, 3))
