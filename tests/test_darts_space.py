@@ -145,6 +145,32 @@ def test_the_dense_space_refuses_darts_ops_and_another_space_s_file():
                                 "reduce": {"nodes": [[["skip_connect", 0]]], "concat": [2]}})
 
 
+@pytest.mark.parametrize("unread", [0, 1])
+def test_a_cell_input_no_entry_reads_gets_no_preprocessing_and_every_parameter_trains(unread):
+    """A derived or random cell may read only one of its two inputs (the compare's random seed-1
+    cell did): the unread input gets no preprocessing, so no parameter is left without a gradient
+    (Gluon's Trainer refuses one) and the analytic cost counts what is built."""
+    read = 1 - unread
+    normal = Cell(((("dil_conv_3x3", read), ("max_pool_3x3", read)), (("sep_conv_3x3", 2), ("skip_connect", read))),
+                  (2, 3))
+    reduce = Cell(((("sep_conv_3x3", 0), ("max_pool_3x3", 1)), (("skip_connect", 2), ("avg_pool_3x3", 0))), (2, 3))
+    arch = DartsArchitecture(normal, reduce, 3, {})
+    net = DartsNet(arch, channels=4, layers=3, num_classes=10)
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    names = list(net.collect_params())
+    assert not [n for n in names if f"cell0_pre{unread}_" in n] and [n for n in names if f"cell0_pre{read}_" in n]
+    ref = DartsNet(arch, channels=4, layers=3, num_classes=10)
+    ref.initialize()
+    measured, analytic = graph_cost(ref, (1, 3, 32, 32)), darts_cost(arch, 4, 3, 3, (32, 32), 10)["total"]
+    assert (measured.params, measured.flops) == (analytic.params, analytic.flops)
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1})
+    with autograd.record():
+        loss = net(mx.nd.random.uniform(shape=(2, 3, 32, 32))).sum()
+    loss.backward()
+    trainer.step(2)  # raises for a parameter whose gradient was never written
+
+
 def test_random_baseline_has_the_size_it_is_asked():
     cfg = load_config(None, TINY + ["model.darts.steps=4"])
     like = load_architecture(os.path.join(REF, "darts_v2.yaml"))

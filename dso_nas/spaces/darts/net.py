@@ -36,6 +36,11 @@ def net_plans(arch: DartsArchitecture, channels: int, layers: int, stem_multipli
     return cell_plans(channels, layers, stem_multiplier, multipliers)
 
 
+def cell_reads(cell: Cell) -> set:
+    """The nodes some entry of ``cell`` reads (``0`` and ``1``: the cell's inputs)."""
+    return {i for _, _, i in cell.entries()}
+
+
 class DerivedCell(HybridBlock):
     """One cell of the evaluation network: the file's entries, summed per node, concatenated."""
 
@@ -48,9 +53,12 @@ class DerivedCell(HybridBlock):
         c = plan.channels
         self._entries: List[Tuple[int, int, bool, HybridBlock]] = []
         with self.name_scope():
-            self.pre0 = (FactorizedReduce(plan.c_prev_prev, c, prefix="pre0_", **bn) if plan.reduction_prev
-                         else ReLUConvBN(plan.c_prev_prev, c, 1, prefix="pre0_", **bn))
-            self.pre1 = ReLUConvBN(plan.c_prev, c, 1, prefix="pre1_", **bn)
+            # an input no entry reads gets no preprocessing: it would hold parameters that never train
+            reads = cell_reads(cell)
+            self.pre0 = None if 0 not in reads else (
+                FactorizedReduce(plan.c_prev_prev, c, prefix="pre0_", **bn) if plan.reduction_prev
+                else ReLUConvBN(plan.c_prev_prev, c, 1, prefix="pre0_", **bn))
+            self.pre1 = ReLUConvBN(plan.c_prev, c, 1, prefix="pre1_", **bn) if 1 in reads else None
             for n, (j, op, i) in enumerate(cell.entries()):
                 stride = 2 if plan.reduction and i < 2 else 1
                 block = darts_op(op).build(c, stride, affine, bn_eps, bn_momentum, backend=self.backend,
@@ -59,7 +67,11 @@ class DerivedCell(HybridBlock):
                 self._entries.append((j, i, op == SKIP and stride == 1, block))
 
     def hybrid_forward(self, F, s0, s1):
-        states: Dict[int, Any] = {0: self.pre0(s0), 1: self.pre1(s1)}
+        states: Dict[int, Any] = {}
+        if self.pre0 is not None:
+            states[0] = self.pre0(s0)
+        if self.pre1 is not None:
+            states[1] = self.pre1(s1)
         for j in range(2, self.cell.steps + 2):
             terms = [out if identity else _drop(F, out, self.drop_path)
                      for node, i, identity, block in self._entries if node == j
@@ -74,8 +86,12 @@ def derived_cell_cost(cell: Cell, plan: CellPlan, hw0: Tuple[int, int], hw1: Tup
                       affine: bool = True) -> Cost:
     """Analytic cost of :class:`DerivedCell` on inputs of ``hw0`` and ``hw1``."""
     c = plan.channels
-    total = (preprocess_cost(plan.c_prev_prev, c, hw0[0], hw0[1], plan.reduction_prev, affine)
-             + preprocess_cost(plan.c_prev, c, hw1[0], hw1[1], False, affine))
+    reads = cell_reads(cell)
+    total = Cost.zero()
+    if 0 in reads:
+        total = total + preprocess_cost(plan.c_prev_prev, c, hw0[0], hw0[1], plan.reduction_prev, affine)
+    if 1 in reads:
+        total = total + preprocess_cost(plan.c_prev, c, hw1[0], hw1[1], False, affine)
     out_h, out_w = cell_output_hw(hw1, plan.reduction)
     for node in cell.nodes:
         for op, i in node:
