@@ -262,3 +262,39 @@ def test_search_resumes_exactly_and_refuses_another_method(method, tmp_path):
     from dso_nas.run.report import report
     text, data = report(straight)  # NASP's Table 2 beside a DARTS-space run
     assert "NASP Table 2: NASP (12 ops)" in text and "DSO-NAS-share" not in text and data["search_method"] == method
+
+
+@pytest.mark.parametrize("meta, expected", [("{run: r, method: nasp, derive: darts}", "nasp"),
+                                            ("{baseline: random, seed: 1}", "random (baseline)"),
+                                            (None, "darts")])
+def test_report_names_the_method_of_the_architecture_not_of_the_retraining_config(tmp_path, meta, expected):
+    """A retraining folder's config keeps the default ``search.method``; the report asks the
+    architecture file's ``meta`` what made the cells (no file or no meta: the config's method)."""
+    from dso_nas.config import load_config
+    from dso_nas.run.report import arch_origin
+
+    cfg = load_config(None, TINY + ["search.method=darts"])
+    path = None
+    if meta is not None:
+        path = tmp_path / "architecture.yaml"
+        path.write_text(f"version: 1\nspace: darts\nmeta: {meta}\n")
+    assert arch_origin(str(path) if path else None, cfg) == expected
+
+
+def test_report_of_a_darts_space_retraining_names_its_method_and_the_compare_reference(tmp_path):
+    """A retraining folder (no search logged) of NASP cells on Fashion-MNIST: the method from the
+    architecture, NASP's Table 2 and the compare's random cells as the reference, no search cost."""
+    import json
+
+    from dso_nas.config import load_config
+    from dso_nas.run.report import COMPARE_REFERENCE, report
+
+    (tmp_path / "config.yaml").write_text(load_config(None, TINY).dump())
+    (tmp_path / "architecture.yaml").write_text("version: 1\nspace: darts\nmeta: {method: nasp}\n")
+    (tmp_path / "result.json").write_text(json.dumps({
+        "test_error": 0.154, "test_acc": 0.846, "eval_split": "test", "params": 79570, "flops": 2948820,
+        "width_mult": 0.875, "dataset": "fashion_mnist", "paper_row": "DSO-NAS-share"}))
+    text, data = report(str(tmp_path))
+    assert data["search_method"] == "nasp" and "searched here by: nasp" in text
+    assert COMPARE_REFERENCE["fashion_mnist"]["name"] in text and "ResNet-20 (study" not in text
+    assert "search cost here" not in text and "15.40" in text

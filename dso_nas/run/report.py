@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
+
+import yaml
 
 from ..config import load_config
 from ..errors import UserError
@@ -68,6 +70,14 @@ STUDY_REFERENCE: Dict[str, Dict[str, Any]] = {
                       "error": 10.87, "std": 0.26, "params": 47010, "source": "docs/study.md"},
 }
 
+# The same for the DARTS cell space: the random cells of this repository's compare
+# (docs/compare.md, `make compare`: 6 retraining epochs on the first 10,000 training images,
+# every cell at an 80k-parameter budget), the arm every search method there is measured against.
+COMPARE_REFERENCE: Dict[str, Dict[str, Any]] = {
+    "fashion_mnist": {"name": "random cells (compare, 10k img)", "model": "DARTS space, 8 random entries a cell",
+                      "error": 15.88, "std": 0.35, "params": 74666, "source": "docs/compare.md"},
+}
+
 
 def paper_row(arch: Any, dataset: str = "", task: str = "classification") -> str:
     """The paper row an architecture is compared with: its baseline kind, else DSO-NAS-<scope>
@@ -116,6 +126,25 @@ def _darts_space_lines(method: str) -> list:
         lines.append(f"{'NASP Table 2: ' + name:32s}{figure:>14s}{params / 1e6:>9.2f}M  {ops} ops, {days} GPU-days")
     lines.append(f"searched here by: {method}")
     return lines
+
+
+def arch_origin(arch_path: Optional[str], cfg: Any) -> str:
+    """What made the architecture: the search method its file names (``meta.method``), a
+    baseline (``meta.baseline``), else the run's own ``search.method``.
+
+    A retraining folder's config keeps the default method, so its architecture file is asked first.
+    """
+    meta = {}
+    if arch_path:
+        try:
+            meta = (yaml.safe_load(read_text(arch_path, "architecture file")) or {}).get("meta") or {}
+        except (yaml.YAMLError, AttributeError):
+            meta = {}
+    if isinstance(meta, dict) and meta.get("method"):
+        return str(meta["method"])
+    if isinstance(meta, dict) and meta.get("baseline"):
+        return f"{meta['baseline']} (baseline)"
+    return cfg.search.method
 
 
 def _segmentation_lines(row: str, result: Dict[str, Any]) -> list:
@@ -169,11 +198,14 @@ def _report(run_dir: str, result: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
              f"{'':32s}{'test error %':>14s}{'params':>10s}",
              *([f"{'paper ' + row + ' (CIFAR-10)':32s}{f'{err:.2f} ± {std:.2f}':>14s}{params / 1e6:>9.2f}M"]
                if row in PAPER_TABLE1 and not imagenet else [])]
+    arch_path = next((p for p in (os.path.join(run_dir, ARCH_FILE), os.path.join(run_dir, "retrain", ARCH_FILE))
+                      if os.path.exists(p)), None)
     if cfg is not None and cfg.model.space == "darts":
         data["nasp_table2"] = NASP_TABLE2
-        data["search_method"] = cfg.search.method
-        lines[2:] = _darts_space_lines(cfg.search.method)
-    reference = STUDY_REFERENCE.get(result.get("dataset", ""))
+        data["search_method"] = arch_origin(arch_path, cfg)
+        lines[2:] = _darts_space_lines(data["search_method"])
+    darts_space = cfg is not None and cfg.model.space == "darts"
+    reference = (COMPARE_REFERENCE if darts_space else STUDY_REFERENCE).get(result.get("dataset", ""))
     if reference:
         data["study_reference"] = reference
         figure = f"{reference['error']:.2f} ± {reference['std']:.2f}"
@@ -195,15 +227,15 @@ def _report(run_dir: str, result: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
                          + " | FLOPs " + ", ".join(f"{f / 1e6:.2f}M" for f in result["block_flops"]))
     if result and imagenet:
         lines.append(f"width multiplier {result['width_mult']:.3f}; top-1 accuracy {100 * result['test_acc']:.2f}%")
-    arch_path = next((p for p in (os.path.join(run_dir, ARCH_FILE), os.path.join(run_dir, "retrain", ARCH_FILE))
-                      if os.path.exists(p)), None)
     if cfg is not None and cfg.model.space == "mobile" and arch_path:  # Table 3, timed now
         from .table3 import table3  # noqa: PLC0415 - defers the slow MXNet import (only Table 3 times nets)
 
         extra, figures = table3(cfg, arch_path, result)
         lines[1:] = extra
         data.update(figures)
-    lines.append(f"search cost here: {seconds['pretrain'] / 3600:.3f} h pre-train + {seconds['search'] / 3600:.3f} h search")
+    if seconds["pretrain"] + seconds["search"] > 0:  # a retraining folder logs no search
+        lines.append(f"search cost here: {seconds['pretrain'] / 3600:.3f} h pre-train + "
+                     f"{seconds['search'] / 3600:.3f} h search")
     for key in ("drawings", "plots"):
         if data[key]:
             lines.append(f"{key}: " + ", ".join(os.path.join(run_dir, p) for p in data[key]))
