@@ -298,3 +298,17 @@ def test_report_of_a_darts_space_retraining_names_its_method_and_the_compare_ref
     assert data["search_method"] == "nasp" and "searched here by: nasp" in text
     assert COMPARE_REFERENCE["fashion_mnist"]["name"] in text and "ResNet-20 (study" not in text
     assert "search cost here" not in text and "15.40" in text
+
+
+def test_report_of_a_damaged_architecture_file_is_one_line(tmp_path):
+    """The report reads the architecture's ``meta`` with the package's YAML reader: a damaged
+    file is an ``ArchitectureError`` of one line naming it, not a silent fallback."""
+    from dso_nas.config import load_config
+    from dso_nas.errors import ArchitectureError
+    from dso_nas.run.report import arch_origin
+
+    path = tmp_path / "architecture.yaml"
+    path.write_text("meta: [\n")
+    with pytest.raises(ArchitectureError) as e:
+        arch_origin(str(path), load_config(None, TINY))
+    assert str(path) in str(e.value) and "\n" not in str(e.value)

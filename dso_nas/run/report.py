@@ -8,11 +8,9 @@ import json
 import os
 from typing import Any, Dict, Optional, Tuple
 
-import yaml
-
 from ..config import load_config
-from ..errors import UserError
-from ..paths import read_text
+from ..errors import ArchitectureError, UserError
+from ..paths import read_text, read_yaml
 from ..runlog import CONFIG_NAME, phase_seconds
 from .folder import ARCH_FILE, RESULT_FILE
 
@@ -134,15 +132,12 @@ def arch_origin(arch_path: Optional[str], cfg: Any) -> str:
 
     A retraining folder's config keeps the default method, so its architecture file is asked first.
     """
-    meta = {}
-    if arch_path:
-        try:
-            meta = (yaml.safe_load(read_text(arch_path, "architecture file")) or {}).get("meta") or {}
-        except (yaml.YAMLError, AttributeError):
-            meta = {}
-    if isinstance(meta, dict) and meta.get("method"):
+    data = read_yaml(arch_path, "architecture file", ArchitectureError) if arch_path else None
+    meta = data.get("meta") if isinstance(data, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    if meta.get("method"):
         return str(meta["method"])
-    if isinstance(meta, dict) and meta.get("baseline"):
+    if meta.get("baseline"):
         return f"{meta['baseline']} (baseline)"
     return cfg.search.method
 
@@ -200,11 +195,11 @@ def _report(run_dir: str, result: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
                if row in PAPER_TABLE1 and not imagenet else [])]
     arch_path = next((p for p in (os.path.join(run_dir, ARCH_FILE), os.path.join(run_dir, "retrain", ARCH_FILE))
                       if os.path.exists(p)), None)
-    if cfg is not None and cfg.model.space == "darts":
+    darts_space = cfg is not None and cfg.model.space == "darts"
+    if darts_space:
         data["nasp_table2"] = NASP_TABLE2
         data["search_method"] = arch_origin(arch_path, cfg)
         lines[2:] = _darts_space_lines(data["search_method"])
-    darts_space = cfg is not None and cfg.model.space == "darts"
     reference = (COMPARE_REFERENCE if darts_space else STUDY_REFERENCE).get(result.get("dataset", ""))
     if reference:
         data["study_reference"] = reference
